@@ -1,0 +1,203 @@
+// Cryptographic primitives of WireGuard (protocol.md §1). Pure: no I/O, no clock.
+// The data-path AEAD sits behind `AeadBackend` so platform/ can plug in a native
+// implementation; the noble one here is the always-available fallback.
+import { blake2s } from "@noble/hashes/blake2.js";
+import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
+import { x25519 } from "@noble/curves/ed25519.js";
+import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+
+export const KEY_LEN = 32;
+
+export function hash(...parts: Uint8Array[]): Uint8Array {
+  const h = blake2s.create({});
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/** Keyed BLAKE2s with a 16-byte digest length (not a truncated 32-byte hash). */
+export function mac(key: Uint8Array, data: Uint8Array): Uint8Array {
+  return blake2s(data, { key, dkLen: 16 });
+}
+
+export function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
+  return nobleHmac(blake2s, key, data);
+}
+
+const ONE = Uint8Array.of(1);
+function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Array[] {
+  const t0 = hmac(key, input);
+  const out: Uint8Array[] = [];
+  let prev = hmac(t0, ONE);
+  out.push(prev);
+  for (let i = 2; i <= n; i++) {
+    const buf = new Uint8Array(prev.length + 1);
+    buf.set(prev);
+    buf[prev.length] = i;
+    prev = hmac(t0, buf);
+    out.push(prev);
+  }
+  t0.fill(0);
+  return out;
+}
+export const kdf1 = (key: Uint8Array, input: Uint8Array) => kdf(1, key, input)[0]!;
+export const kdf2 = (key: Uint8Array, input: Uint8Array) => kdf(2, key, input) as [Uint8Array, Uint8Array];
+export const kdf3 = (key: Uint8Array, input: Uint8Array) =>
+  kdf(3, key, input) as [Uint8Array, Uint8Array, Uint8Array];
+
+export function clampPrivateKey(k: Uint8Array): Uint8Array {
+  const c = Uint8Array.from(k);
+  c[0]! &= 248;
+  c[31]! &= 127;
+  c[31]! |= 64;
+  return c;
+}
+
+export function generatePrivateKey(random: (n: number) => Uint8Array = randomBytes): Uint8Array {
+  return clampPrivateKey(random(32));
+}
+
+export function publicKey(priv: Uint8Array): Uint8Array {
+  return x25519.scalarMult(priv, x25519.GuBytes ?? BASEPOINT);
+}
+const BASEPOINT = (() => {
+  const b = new Uint8Array(32);
+  b[0] = 9;
+  return b;
+})();
+
+export function isZero(b: Uint8Array): boolean {
+  let acc = 0;
+  for (let i = 0; i < b.length; i++) acc |= b[i]!;
+  return acc === 0;
+}
+
+/** X25519; returns null when the shared secret is all zero (the message must be dropped). */
+export function dh(priv: Uint8Array, pub: Uint8Array): Uint8Array | null {
+  let out: Uint8Array;
+  try {
+    out = x25519.scalarMult(priv, pub);
+  } catch {
+    return null;
+  }
+  return isZero(out) ? null : out;
+}
+
+/** Constant-time equality. */
+export function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc |= a[i]! ^ b[i]!;
+  return acc === 0;
+}
+
+export function randomBytes(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  crypto.getRandomValues(b);
+  return b;
+}
+
+/** TAI64N label for a wall-clock time, nanoseconds rounded down to 2^24 like kernel and go. */
+export function tai64n(wallMs: number, out: Uint8Array = new Uint8Array(12)): Uint8Array {
+  const secs = Math.floor(wallMs / 1000);
+  let nanos = Math.floor((wallMs - secs * 1000) * 1e6);
+  nanos -= nanos % 16777216;
+  const v = new DataView(out.buffer, out.byteOffset, 12);
+  v.setBigUint64(0, 0x400000000000000an + BigInt(secs));
+  v.setUint32(8, nanos);
+  return out;
+}
+
+// ---------------------------------------------------------------- AEAD
+
+function nonce12(counter: bigint, out = new Uint8Array(12)): Uint8Array {
+  new DataView(out.buffer, out.byteOffset, 12).setBigUint64(4, counter, true);
+  return out;
+}
+
+/** One-shot ChaCha20-Poly1305 for handshake fields (small, not on the data path). */
+export function aeadSeal(key: Uint8Array, counter: bigint, plain: Uint8Array, ad: Uint8Array): Uint8Array {
+  return getAead().seal(key, counter, plain, ad);
+}
+export function aeadOpen(key: Uint8Array, counter: bigint, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null {
+  return getAead().open(key, counter, sealed, ad);
+}
+
+export function xaeadSeal(key: Uint8Array, nonce24: Uint8Array, plain: Uint8Array, ad: Uint8Array): Uint8Array {
+  return xchacha20poly1305(key, nonce24, ad).encrypt(plain);
+}
+export function xaeadOpen(key: Uint8Array, nonce24: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null {
+  try {
+    return xchacha20poly1305(key, nonce24, ad).decrypt(sealed);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A transport key prepared once per keypair direction. In-place variants write into caller
+ * buffers so the data path does not allocate per packet.
+ */
+export interface AeadKey {
+  /** Encrypts src[srcOff, srcOff+len) to dst[dstOff, dstOff+len+16). Returns bytes written. */
+  sealInto(counter: bigint, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
+  /** Opens src[srcOff, srcOff+len) (ciphertext+tag) into dst; returns plaintext length or -1. */
+  openInto(counter: bigint, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
+  /** Forget the key material. */
+  destroy(): void;
+}
+
+export interface AeadBackend {
+  readonly name: string;
+  prepare(key: Uint8Array): AeadKey;
+  seal(key: Uint8Array, counter: bigint, plain: Uint8Array, ad: Uint8Array): Uint8Array;
+  open(key: Uint8Array, counter: bigint, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export const nobleAead: AeadBackend = {
+  name: "noble",
+  prepare(key: Uint8Array): AeadKey {
+    const k = Uint8Array.from(key);
+    const nonce = new Uint8Array(12);
+    return {
+      sealInto(counter, src, srcOff, len, dst, dstOff) {
+        nonce12(counter, nonce);
+        const out = dst.subarray(dstOff, dstOff + len + 16);
+        chacha20poly1305(k, nonce, EMPTY).encrypt(src.subarray(srcOff, srcOff + len), out);
+        return len + 16;
+      },
+      openInto(counter, src, srcOff, len, dst, dstOff) {
+        if (len < 16) return -1;
+        nonce12(counter, nonce);
+        try {
+          chacha20poly1305(k, nonce, EMPTY).decrypt(src.subarray(srcOff, srcOff + len), dst.subarray(dstOff, dstOff + len - 16));
+        } catch {
+          return -1;
+        }
+        return len - 16;
+      },
+      destroy() {
+        k.fill(0);
+      },
+    };
+  },
+  seal(key, counter, plain, ad) {
+    return chacha20poly1305(key, nonce12(counter), ad).encrypt(plain);
+  },
+  open(key, counter, sealed, ad) {
+    try {
+      return chacha20poly1305(key, nonce12(counter), ad).decrypt(sealed);
+    } catch {
+      return null;
+    }
+  },
+};
+
+let backend: AeadBackend = nobleAead;
+export function setAead(b: AeadBackend): void {
+  backend = b;
+}
+export function getAead(): AeadBackend {
+  return backend;
+}
