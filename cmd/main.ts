@@ -1,0 +1,53 @@
+#!/usr/bin/env bun
+// Single entry point of the executable. It dispatches on the name it was called by
+// (`wg`, `wg-quick`) and otherwise on its first argument, so symlinks are optional.
+import { basename } from "node:path";
+
+const TOOLS = ["wg", "wg-quick", "daemon"] as const;
+type Tool = (typeof TOOLS)[number];
+
+/** The name the user typed to run us: the symlink name for the compiled file, else the script. */
+export function invokedAs(): string {
+  const a1 = process.argv[1] ?? "";
+  // Compiled executables report a virtual path ("/$bunfs/root/...") in argv[1]; argv0 keeps the
+  // name used on the command line (a symlink name like "wg" survives there).
+  if (a1.startsWith("/$bunfs/") || a1 === "") return process.argv0 || "wg";
+  return a1;
+}
+
+async function run(tool: Tool, argv0: string, args: string[]): Promise<number> {
+  switch (tool) {
+    case "wg":
+      return (await import("./wg.ts")).wgMain(argv0, args);
+    case "wg-quick":
+      return (await import("./wg-quick.ts")).wgQuickMain(argv0, args);
+    case "daemon":
+      return (await import("./daemon.ts")).daemonMain(args);
+  }
+}
+
+export async function main(): Promise<number> {
+  const argv0 = invokedAs();
+  const name = basename(argv0);
+  const args = process.argv.slice(2);
+  if (name === "wg" || name === "wg-quick") return run(name, argv0, args);
+  const first = args[0];
+  if (first && (TOOLS as readonly string[]).includes(first)) return run(first as Tool, first, args.slice(1));
+  process.stderr.write(
+    `Usage: ${name} <wg|wg-quick|daemon> [arguments...]\n` +
+      `  wg ...        configure and show WireGuard interfaces (wg(8))\n` +
+      `  wg-quick ...  bring interfaces up and down (wg-quick(8))\n` +
+      `  daemon ...    run the userspace tunnel for an interface: daemon [-f|--foreground] INTERFACE\n`,
+  );
+  return 1;
+}
+
+if (import.meta.main) {
+  main().then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
