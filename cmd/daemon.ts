@@ -1,0 +1,185 @@
+// The tunnel daemon, wireguard-go style: `daemon [-f|--foreground] INTERFACE-NAME`.
+// Without -f the launcher re-runs this same command line in the background and returns only once
+// the child reports that the TUN link and the UAPI socket exist (wg-quick's next command is
+// `wg setconf`, which needs both). LOG_LEVEL=debug|verbose|error|silent picks what is printed.
+
+import { openSync } from "node:fs";
+import { spawn } from "node:child_process";
+import type { Clock, Engine } from "../core/device-api.ts";
+import { setAead } from "../core/crypto.ts";
+import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
+import { libc } from "../platform/linux/libc.ts";
+import { DEFAULT_MTU, Tun } from "../platform/linux/tun.ts";
+import { listenUapi, socketInode, socketPath, type UapiListener } from "../platform/linux/uapi-listener.ts";
+
+const VERSION = "0.1.0";
+const READY_ENV = "WG_DAEMON_NOTIFY_PID";
+
+function usage(prog: string): void {
+  process.stderr.write(`Usage: ${prog} [-f/--foreground] INTERFACE-NAME\n`);
+}
+
+function parseLevel(s: string | undefined): LogLevel {
+  switch (s) {
+    case "verbose":
+    case "debug":
+      return "debug";
+    case "error":
+      return "error";
+    case "silent":
+      return "silent";
+    default:
+      return "error";
+  }
+}
+
+function stamp(): string {
+  const d = new Date();
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function makeLogger(iface: string, level: LogLevel) {
+  const verbose = level === "debug" || level === "verbose";
+  const errors = level !== "silent";
+  return (lvl: "error" | "verbose" | "debug", msg: string) => {
+    if (lvl === "error" ? !errors : !verbose) return;
+    const tag = lvl === "error" ? "ERROR" : "DEBUG";
+    process.stdout.write(`${tag}: (${iface}) ${stamp()} ${msg}\n`);
+  };
+}
+
+/** argv = the words after the subcommand. Returns the exit status. */
+export async function daemonMain(argv: string[]): Promise<number> {
+  const prog = "wg daemon";
+  let foreground = process.env.WG_PROCESS_FOREGROUND === "1";
+  let iface: string | undefined;
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
+    process.stdout.write(`wgts daemon v${VERSION}\n\nUserspace WireGuard daemon for Linux (TypeScript on Bun).\n`);
+    return 0;
+  }
+  for (const a of argv) {
+    if (a === "-f" || a === "--foreground") foreground = true;
+    else if (iface === undefined && !a.startsWith("-")) iface = a;
+    else {
+      usage(prog);
+      return 1;
+    }
+  }
+  if (iface === undefined || iface.length === 0 || iface.length >= 16 || iface.includes("/")) {
+    usage(prog);
+    return 1;
+  }
+  const level = parseLevel(process.env.LOG_LEVEL);
+  if (!foreground) return launchBackground();
+  return runForeground(iface, level);
+}
+
+/** Re-runs our own command line detached; waits for the child's "ready" signal or its exit. */
+async function launchBackground(): Promise<number> {
+  const a1 = process.argv[1] ?? "";
+  // Under `bun script.ts` argv[1] is the script; a compiled executable has a virtual path there.
+  const cmd = a1 === "" || a1.startsWith("/$bunfs/") ? process.argv.slice(2) : process.argv.slice(1);
+  const logging = process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== "silent";
+  return new Promise<number>((resolve) => {
+    let done = false;
+    const finish = (code: number) => {
+      if (done) return;
+      done = true;
+      process.off("SIGUSR1", onReady);
+      resolve(code);
+    };
+    const onReady = () => finish(0);
+    process.on("SIGUSR1", onReady);
+    const child = spawn(process.execPath, cmd, {
+      detached: true,
+      stdio: ["ignore", logging ? "inherit" : "ignore", "inherit"],
+      env: { ...process.env, WG_PROCESS_FOREGROUND: "1", [READY_ENV]: String(process.pid) },
+    });
+    child.on("exit", (code) => finish(code ?? 1));
+    child.on("error", () => finish(1));
+    child.unref();
+  });
+}
+
+async function runForeground(iface: string, level: LogLevel): Promise<number> {
+  const log = makeLogger(iface, level);
+  log("verbose", `Starting wgts daemon version ${VERSION}`);
+  let tun: Tun;
+  try {
+    tun = Tun.open(iface);
+  } catch (e) {
+    log("error", `Failed to create TUN device: ${(e as Error).message}`);
+    return 1;
+  }
+  try {
+    tun.setMtu(DEFAULT_MTU);
+  } catch (e) {
+    log("error", `Failed to set MTU: ${(e as Error).message}`);
+  }
+
+  try {
+    const { loadOpenSslAead } = await import("../platform/linux/aead-openssl.ts");
+    const native = loadOpenSslAead();
+    if (native) setAead(native);
+    log("verbose", `AEAD backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
+  } catch (e) {
+    log("verbose", `AEAD backend: noble (${(e as Error).message})`);
+  }
+
+  let uapi: UapiListener | null = null;
+  let engine: Engine | null = null;
+  const io = new LinuxIO(tun, { log });
+  try {
+    const { createDevice } = await import("../core/device.ts");
+    const clock: Clock = { mono: () => performance.now(), wall: () => Date.now() };
+    engine = createDevice(io, clock, { mtu: DEFAULT_MTU }) as Engine;
+    io.attach(engine);
+    log("verbose", "Device started");
+    uapi = listenUapi(socketPath(iface), (req) => io.uapi(req), (m) => log("error", m));
+    log("verbose", "UAPI listener started");
+  } catch (e) {
+    log("error", `Failed to start: ${(e as Error).message}`);
+    uapi?.close();
+    engine?.close();
+    tun.close();
+    return 1;
+  }
+
+  const path = uapi.path;
+  const ino = socketInode(path);
+  const stop = (reason: string) => io.stop(reason);
+  const onSig = () => stop("signal");
+  process.on("SIGINT", onSig);
+  process.on("SIGTERM", onSig);
+  // wireguard-go exits when its socket file is removed or replaced.
+  const watch = setInterval(() => {
+    if (socketInode(path) !== ino) stop("UAPI socket removed");
+  }, 1000);
+
+  const notify = Number(process.env[READY_ENV] ?? 0);
+  delete process.env[READY_ENV];
+  if (notify > 0) {
+    if (process.env.LOG_LEVEL === undefined || process.env.LOG_LEVEL === "silent") {
+      // Detached and quiet like wireguard-go: nothing of ours reaches the launcher's terminal.
+      const devnull = openSync("/dev/null", "r+");
+      libc.dup2(devnull, 1);
+      libc.dup2(devnull, 2);
+    }
+    try {
+      process.kill(notify, "SIGUSR1");
+    } catch {}
+  }
+
+  const reason = await io.start();
+  log("verbose", `Shutting down (${reason})`);
+  clearInterval(watch);
+  process.off("SIGINT", onSig);
+  process.off("SIGTERM", onSig);
+  uapi.close();
+  engine.close();
+  io.udp.close();
+  tun.close();
+  log("verbose", "Device closed");
+  return 0;
+}

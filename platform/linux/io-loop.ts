@@ -1,0 +1,304 @@
+// Drives the engine from the OS: TUN reads, UDP batches, link state, timers.
+//
+// Bun FFI calls are synchronous, so a blocking read() would freeze the event loop (UAPI, timers).
+// Instead every fd is non-blocking and a tiny Worker does nothing but a blocking poll() on them;
+// when something is readable it flips a shared flag and the main thread, woken through
+// Atomics.waitAsync, drains everything it can in batches (recvmmsg, a run of TUN reads), flushes
+// one sendmmsg, then re-arms the poller. A wakeup costs ~30 us, so work is batched per wakeup.
+// Measured (2 cores): this worker+waitAsync round trip ~31k/s with no work; polling with a zero
+// timeout from setImmediate burns a core when idle, and node:fs reads cost a threadpool hop per
+// packet, so neither was kept.
+
+import type { DeviceIO, Endpoint, Engine } from "../../core/device-api.ts";
+import { E, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
+import type { Tun } from "./tun.ts";
+import { BATCH, Udp } from "./udp.ts";
+
+export type LogLevel = "silent" | "error" | "verbose" | "debug";
+export type Logger = (level: "error" | "verbose" | "debug", msg: string) => void;
+
+// Shared flag layout (Int32 indices).
+const S_STATE = 0; // 0 = poller armed/polling, 1 = something readable, main thread working
+const S_STOP = 1;
+const S_NFDS = 2;
+const S_FDS = 3; // up to 8 fds
+const MAX_FDS = 8;
+
+const POLLER_SOURCE = `
+import { dlopen, FFIType } from "bun:ffi";
+const lib = dlopen("libc.so.6", {
+  poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+});
+self.onmessage = (ev) => {
+  const st = new Int32Array(ev.data);
+  const pfd = new Int32Array(${MAX_FDS * 2});
+  while (Atomics.load(st, ${S_STOP}) === 0) {
+    const n = Atomics.load(st, ${S_NFDS});
+    for (let i = 0; i < n; i++) { pfd[2 * i] = Atomics.load(st, ${S_FDS} + i); pfd[2 * i + 1] = 1; }
+    const r = lib.symbols.poll(pfd, n, 1000);
+    if (r <= 0) continue;
+    Atomics.store(st, ${S_STATE}, 1);
+    Atomics.notify(st, ${S_STATE});
+    while (Atomics.load(st, ${S_STATE}) === 1 && Atomics.load(st, ${S_STOP}) === 0) Atomics.wait(st, ${S_STATE}, 1, 1000);
+  }
+  self.postMessage("stopped");
+};
+`;
+
+export interface LoopOptions {
+  log: Logger;
+  /** Called once when the loop stops because the interface vanished or stop() was called. */
+  onExit?: (reason: string) => void;
+}
+
+/**
+ * The DeviceIO the engine talks to, and the loop that feeds it. Create, hand to createDevice,
+ * then attach(engine) and start().
+ */
+export class LinuxIO implements DeviceIO {
+  readonly udp = new Udp();
+  engine: Engine | null = null;
+  private readonly sab = new SharedArrayBuffer(64);
+  private readonly st = new Int32Array(this.sab);
+  private worker: Worker | null = null;
+  private running = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = Infinity;
+  private readonly tunBuf = new Uint8Array(65536);
+  private readonly evBuf = new Uint8Array(8);
+  private readonly nlBuf = new Uint8Array(8192);
+  private kickFd = -1;
+  private nlFd = -1;
+  private linkUp = false;
+  private mtu = 0;
+  private exitReason = "";
+  private readonly onUdp = (buf: Uint8Array, off: number, len: number, src: Endpoint) => {
+    this.engine!.receiveUdp(buf, off, len, src);
+  };
+  /** Statistics for tests/benchmarks. */
+  wakeups = 0;
+  tunRx = 0;
+  tunTx = 0;
+
+  constructor(
+    readonly tun: Tun,
+    private readonly opts: LoopOptions,
+  ) {}
+
+  // ---- DeviceIO -------------------------------------------------------------------------------
+
+  sendUdp(buf: Uint8Array, off: number, len: number, ep: Endpoint): void {
+    this.udp.send(buf, off, len, ep);
+  }
+
+  writeTun(buf: Uint8Array, off: number, len: number): void {
+    if (this.tun.write(buf, off, len) > 0) this.tunTx++;
+  }
+
+  bind(port: number, fwmark: number): number {
+    try {
+      const p = this.udp.bind(port, fwmark);
+      this.opts.log("verbose", `UDP bind has been updated (port ${p}${fwmark ? `, fwmark ${fwmark}` : ""})`);
+      return p;
+    } finally {
+      this.publishFds();
+    }
+  }
+
+  clearSrc(ep: Endpoint): void {
+    this.udp.clearSrc(ep);
+  }
+
+  log(level: "error" | "verbose" | "debug", msg: string): void {
+    this.opts.log(level, msg);
+  }
+
+  // ---- loop -----------------------------------------------------------------------------------
+
+  attach(engine: Engine): void {
+    this.engine = engine;
+  }
+
+  /** Starts polling; resolves when the loop has stopped. */
+  async start(): Promise<string> {
+    const engine = this.engine;
+    if (!engine) throw new Error("LinuxIO.start before attach");
+    this.kickFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (this.kickFd < 0) throw new SysError("eventfd", errno());
+    this.nlFd = openLinkMonitor();
+    this.running = true;
+    this.mtu = this.tun.mtu();
+    if (this.mtu > 0) engine.setMtu(this.mtu);
+    this.checkLink();
+    this.publishFds();
+    const url = URL.createObjectURL(new Blob([POLLER_SOURCE], { type: "application/javascript" }));
+    const worker = new Worker(url);
+    this.worker = worker;
+    worker.unref?.();
+    worker.postMessage(this.sab);
+    this.schedule();
+    const st = this.st;
+    while (this.running) {
+      const w = Atomics.waitAsync(st, S_STATE, 0);
+      if (w.async) await w.value;
+      if (!this.running) break;
+      if (Atomics.load(st, S_STATE) !== 1) continue;
+      this.wakeups++;
+      this.drain();
+      Atomics.store(st, S_STATE, 0);
+      Atomics.notify(st, S_STATE);
+    }
+    return this.exitReason;
+  }
+
+  /** Stops the loop and the poller (idempotent). Does not close the TUN or the engine. */
+  stop(reason = "stopped"): void {
+    if (!this.running) return;
+    this.running = false;
+    this.exitReason = reason;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    Atomics.store(this.st, S_STOP, 1);
+    Atomics.store(this.st, S_STATE, 1);
+    Atomics.notify(this.st, S_STATE);
+    this.kick();
+    this.worker?.terminate();
+    this.worker = null;
+    if (this.nlFd >= 0) libc.close(this.nlFd);
+    if (this.kickFd >= 0) libc.close(this.kickFd);
+    this.nlFd = this.kickFd = -1;
+    this.opts.onExit?.(reason);
+  }
+
+  /** Runs one UAPI request through the engine, then flushes what it queued and re-arms timers. */
+  uapi(request: string): string {
+    const res = this.engine!.uapi(request);
+    this.udp.flush();
+    this.schedule();
+    return res;
+  }
+
+  private publishFds(): void {
+    const fds = [this.tun.fd, this.kickFd, this.nlFd, this.udp.fd].filter((fd) => fd >= 0).slice(0, MAX_FDS);
+    for (let i = 0; i < fds.length; i++) Atomics.store(this.st, S_FDS + i, fds[i]!);
+    Atomics.store(this.st, S_NFDS, fds.length);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.kickFd < 0) return;
+    this.evBuf[0] = 1;
+    libc.write(this.kickFd, this.evBuf, 8);
+  }
+
+  /** Everything readable, in bounded rounds so UAPI and timers still get the event loop. */
+  private drain(): void {
+    const engine = this.engine!;
+    const udp = this.udp;
+    const tun = this.tun;
+    const buf = this.tunBuf;
+    if (this.kickFd >= 0) libc.read(this.kickFd, this.evBuf, 8);
+    if (this.nlFd >= 0) this.drainNetlink();
+    if (!this.running) return;
+    for (let round = 0; round < 8; round++) {
+      let progress = 0;
+      for (let k = 0; k < 4; k++) {
+        const n = udp.receive(this.onUdp);
+        if (n <= 0) break;
+        progress += n;
+        if (n < BATCH) break;
+      }
+      for (let k = 0; k < BATCH; k++) {
+        const n = tun.read(buf, 0, buf.length);
+        if (n === 0) break;
+        if (n < 0) {
+          if (n === -E.EBADFD || n === -E.EIO || n === -E.EBADF) {
+            udp.flush();
+            this.stop("interface removed");
+            return;
+          }
+          break;
+        }
+        this.tunRx++;
+        progress++;
+        engine.sendTunPacket(buf, 0, n);
+      }
+      udp.flush();
+      if (progress === 0) break;
+    }
+    if (engine.nextDeadline() <= performance.now()) {
+      engine.tick();
+      udp.flush();
+    }
+    this.schedule();
+  }
+
+  private drainNetlink(): void {
+    let any = false;
+    while (Number(libc.recv(this.nlFd, this.nlBuf, this.nlBuf.length, 0x40)) > 0) any = true;
+    if (any) this.checkLink();
+  }
+
+  /** Mirrors the link's IFF_UP into engine.up()/down() and its MTU into setMtu; exits when gone. */
+  checkLink(): void {
+    const engine = this.engine!;
+    const flags = this.tun.flags();
+    if (flags < 0) {
+      if (flags === -E.ENODEV) this.stop("interface removed");
+      return;
+    }
+    const up = (flags & IFF_UP) !== 0;
+    const mtu = this.tun.mtu();
+    if (mtu > 0 && mtu !== this.mtu) {
+      this.mtu = mtu;
+      this.opts.log("verbose", `MTU updated: ${mtu}`);
+      engine.setMtu(mtu);
+    }
+    if (up !== this.linkUp) {
+      this.linkUp = up;
+      this.opts.log("verbose", up ? "Interface state was Down, requested Up, now Up" : "Interface state was Up, requested Down, now Down");
+      if (up) engine.up();
+      else engine.down();
+      this.udp.flush();
+      this.publishFds();
+    }
+    this.schedule();
+  }
+
+  /** Keeps one setTimeout aimed at engine.nextDeadline(). */
+  schedule(): void {
+    if (!this.running || !this.engine) return;
+    const at = this.engine.nextDeadline();
+    if (at === this.timerAt && this.timer !== null) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = at;
+    if (!Number.isFinite(at)) return;
+    const delay = Math.max(0, Math.min(at - performance.now(), 2 ** 31 - 1));
+    this.timer = setTimeout(this.fire, Math.ceil(delay));
+  }
+
+  private readonly fire = () => {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (!this.running || !this.engine) return;
+    this.engine.tick();
+    this.udp.flush();
+    this.schedule();
+  };
+}
+
+/** A NETLINK_ROUTE socket subscribed to link changes (up/down, MTU, deletion). */
+function openLinkMonitor(): number {
+  const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return -1;
+  const sa = new Uint8Array(12);
+  const dv = new DataView(sa.buffer);
+  dv.setUint16(0, AF_NETLINK, true);
+  dv.setUint32(8, RTMGRP_LINK, true);
+  if (libc.bind(fd, sa, 12) < 0) {
+    libc.close(fd);
+    return -1;
+  }
+  return fd;
+}
