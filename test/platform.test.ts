@@ -1,0 +1,258 @@
+// Real-packet tests of the Linux plumbing (TUN, batched UDP, poller loop, UAPI socket) without
+// the protocol engine. Each scenario runs a small child script inside a private namespace, since
+// a TUN device belongs to the namespace of the process that creates it.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Lab, type Netns } from "./netns.ts";
+import { formatIPv6, parseIPv4, parseIPv6 } from "../platform/linux/udp.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const BUN = process.execPath;
+let lab: Lab;
+let dir: string;
+
+beforeAll(() => {
+  lab = new Lab("plat");
+  dir = mkdtempSync(join(tmpdir(), "wgt-plat-"));
+});
+afterAll(async () => {
+  await lab.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes a child script (imports resolved against the checkout) and returns its path. */
+function script(name: string, body: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, body.replaceAll("@ROOT@", ROOT));
+  return p;
+}
+
+function runIn(ns: Netns, path: string, args: string[] = []): any {
+  const r = ns.run([BUN, path, ...args]);
+  if (r.code !== 0) throw new Error(`child ${path} exit ${r.code}\n${r.stderr}\n${r.stdout}`);
+  const last = r.stdout.trim().split("\n").pop()!;
+  return JSON.parse(last);
+}
+
+describe("address text", () => {
+  test("IPv6 parse/format round trip (RFC 5952)", () => {
+    const b = new Uint8Array(16);
+    for (const [i, o] of [
+      ["fd00::1", "fd00::1"],
+      ["::", "::"],
+      ["::1", "::1"],
+      ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+      ["2001:DB8::0:1", "2001:db8::1"],
+      ["1:0:0:2:0:0:0:3", "1:0:0:2::3"],
+      ["fe80::1%lo", "fe80::1"],
+      ["1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"],
+      ["1:0:3:4:5:6:7:8", "1:0:3:4:5:6:7:8"],
+    ] as const) {
+      expect(parseIPv6(i, b, 0)).toBe(true);
+      expect(formatIPv6(b, 0)).toBe(o);
+    }
+    expect(parseIPv6("::ffff:1.2.3.4", b, 0)).toBe(true);
+    expect([...b.subarray(10)]).toEqual([255, 255, 1, 2, 3, 4]);
+    for (const bad of ["1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "g::", "1.2.3.4"]) expect(parseIPv6(bad, b, 0)).toBe(false);
+    expect(parseIPv4("10.0.0.256", b, 0)).toBe(false);
+    expect(parseIPv4("10.0.0.1", b, 0)).toBe(true);
+  });
+});
+
+describe("TUN", () => {
+  test("echo request routed into the TUN arrives through the poller loop; a written packet reaches a socket; link state and deletion are seen", () => {
+    const ns = lab.ns("tun");
+    const p = script(
+      "tun.ts",
+      `
+import { Tun } from "@ROOT@/platform/linux/tun.ts";
+import { LinuxIO } from "@ROOT@/platform/linux/io-loop.ts";
+import { Udp } from "@ROOT@/platform/linux/udp.ts";
+const tun = Tun.open("wgtun0");
+tun.setMtu(1420);
+const seen = { echo: 0, ups: 0, downs: 0, mtu: 0, written: 0, name: tun.name, mtuRead: tun.mtu() };
+const sock = new Udp();
+const io = new LinuxIO(tun, { log: () => {} });
+// An IPv4/UDP packet 10.9.0.2:5555 -> 10.9.0.1:<port>, UDP checksum 0 (allowed for IPv4).
+function udpPacket(port: number): Uint8Array {
+  const payload = new TextEncoder().encode("hello-tun");
+  const b = new Uint8Array(28 + payload.length);
+  const v = new DataView(b.buffer);
+  b[0] = 0x45; v.setUint16(2, b.length); b[8] = 64; b[9] = 17;
+  b.set([10, 9, 0, 2], 12); b.set([10, 9, 0, 1], 16);
+  let s = 0; for (let i = 0; i < 20; i += 2) s += v.getUint16(i); while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  v.setUint16(10, ~s & 0xffff);
+  v.setUint16(20, 5555); v.setUint16(22, port); v.setUint16(24, 8 + payload.length);
+  b.set(payload, 28);
+  return b;
+}
+io.attach({
+  receiveUdp() {},
+  sendTunPacket(b: Uint8Array, o: number, l: number) {
+    // IPv4 ICMP echo request to 10.9.0.2
+    if (b[o] >> 4 === 4 && b[o + 9] === 1 && b[o + 20] === 8 && b[o + 19] === 2) seen.echo++;
+  },
+  tick() {}, nextDeadline() { return Infinity; }, uapi() { return "errno=0\\n\\n"; },
+  up() { seen.ups++; }, down() { seen.downs++; }, setMtu(m: number) { seen.mtu = m; }, close() {},
+} as any);
+const sh = (c: string) => Bun.spawnSync(["sh", "-c", c]);
+setTimeout(() => {
+  sh("ip link set wgtun0 up && ip addr add 10.9.0.1/24 dev wgtun0");
+  Bun.spawn(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.9.0.2"]);
+}, 100);
+setTimeout(() => {
+  const port = sock.bind(0, 0);
+  io.writeTun(udpPacket(port), 0, 37);
+  sock.readable(1000);
+  sock.receive((b, o, l, src) => { if (new TextDecoder().decode(b.subarray(o, o + l)) === "hello-tun" && src.ip === "10.9.0.2" && src.port === 5555) seen.written++; });
+  sh("ip link set wgtun0 mtu 1380");
+}, 900);
+setTimeout(() => sh("ip link set wgtun0 down"), 1100);
+setTimeout(() => sh("ip link del wgtun0"), 1300);
+const guard = setTimeout(() => { console.log(JSON.stringify({ ...seen, reason: "timeout" })); process.exit(1); }, 8000);
+const reason = await io.start();
+clearTimeout(guard);
+console.log(JSON.stringify({ ...seen, reason, wakeups: io.wakeups }));
+process.exit(0);
+`,
+    );
+    const r = runIn(ns, p);
+    expect(r.name).toBe("wgtun0");
+    expect(r.mtuRead).toBe(1420);
+    expect(r.echo).toBeGreaterThanOrEqual(3);
+    expect(r.written).toBe(1);
+    expect(r.ups).toBe(1);
+    expect(r.downs).toBe(1);
+    expect(r.mtu).toBe(1380);
+    expect(r.reason).toBe("interface removed");
+  }, 20000);
+});
+
+describe("UDP", () => {
+  test("between two namespaces: SO_MARK, recvmmsg batches, dual-stack sources, sticky reply source, EADDRINUSE", async () => {
+    const a = lab.ns("ua");
+    const b = lab.ns("ub");
+    lab.veth(a, b, { a: ["10.7.0.1/24", "fd07::1/64"], b: ["10.7.0.2/24", "10.7.0.3/24", "fd07::2/64"] });
+    const server = script(
+      "udp-server.ts",
+      `
+import { Udp } from "@ROOT@/platform/linux/udp.ts";
+const u = new Udp();
+const port = u.bind(0, 0);
+console.log(JSON.stringify({ port }));
+let got = 0, maxBatch = 0; const sources = new Set<string>();
+const end = Date.now() + 8000;
+while (got < 2001 && Date.now() < end) {
+  if (!u.readable(200)) continue;
+  await Bun.sleep(20); // let a burst queue up so one recvmmsg returns many
+  const n = u.receive((buf, off, len, src) => {
+    got++;
+    sources.add(src.family + " " + src.ip);
+    // Reply to the probe: it must leave from the address it was sent to.
+    if (buf[off] === 0x50) { u.send(buf, off, len, src); u.flush(); }
+  });
+  if (n > maxBatch) maxBatch = n;
+}
+let inUse = 0;
+try { new Udp().bind(port, 0); } catch (e: any) { inUse = e.errno; }
+console.log(JSON.stringify({ got, maxBatch, sources: [...sources].sort(), inUse }));
+`,
+    );
+    const client = script(
+      "udp-client.ts",
+      `
+import { Udp } from "@ROOT@/platform/linux/udp.ts";
+import { getInt, SOL_SOCKET, SO_MARK } from "@ROOT@/platform/linux/libc.ts";
+const port = Number(process.argv[2]);
+const u = new Udp();
+u.bind(0, 0x2a5);
+const mark = getInt(u.fd, SOL_SOCKET, SO_MARK);
+const msg = new Uint8Array(1200);
+for (let i = 0; i < 1000; i++) u.send(msg, 0, 1200, { family: 4, ip: "10.7.0.2", port });
+for (let i = 0; i < 1000; i++) u.send(msg, 0, 1200, { family: 6, ip: "fd07::2", port });
+u.flush();
+await Bun.sleep(100);
+msg[0] = 0x50;
+u.send(msg, 0, 8, { family: 4, ip: "10.7.0.3", port }); u.flush();
+let replyFrom = "";
+if (u.readable(2000)) u.receive((b, o, l, src) => { replyFrom = src.ip + ":" + src.port; });
+console.log(JSON.stringify({ mark, replyFrom, tx: u.txPackets, dropped: u.txDropped }));
+`,
+    );
+    const srv = b.spawn([BUN, server]);
+    let port = 0;
+    for (let i = 0; i < 100 && port === 0; i++) {
+      await Bun.sleep(50);
+      const m = srv.output().match(/\{"port":(\d+)\}/);
+      if (m) port = Number(m[1]);
+    }
+    expect(port).toBeGreaterThan(0);
+    const c = runIn(a, client, [String(port)]);
+    await srv.exited;
+    const s = JSON.parse(srv.output().trim().split("\n").pop()!);
+    expect(c.mark).toBe(0x2a5);
+    expect(c.dropped).toBe(0);
+    expect(c.replyFrom).toBe(`10.7.0.3:${port}`);
+    expect(s.got).toBe(2001);
+    expect(s.maxBatch).toBeGreaterThan(1);
+    expect(s.sources).toEqual(["4 10.7.0.1", "6 fd07::1"]);
+    expect(s.inUse).toBe(98);
+  }, 20000);
+});
+
+describe("UAPI listener", () => {
+  test("socket mode 0700, several requests per connection, split writes, abrupt client", async () => {
+    const sockDir = join(dir, "run");
+    const { listenUapi, socketPath } = await import("../platform/linux/uapi-listener.ts");
+    const { statSync } = await import("node:fs");
+    const path = socketPath("wgt-uapi0", sockDir);
+    const seen: string[] = [];
+    const l = listenUapi(path, (req) => {
+      seen.push(req);
+      return req.startsWith("get=1") ? "private_key=00\nerrno=0\n\n" : "errno=0\n\n";
+    });
+    try {
+      expect(statSync(path).mode & 0o777).toBe(0o700);
+      expect(statSync(sockDir).mode & 0o777).toBe(0o755);
+      expect(statSync(path).isSocket()).toBe(true);
+      // A second listener on a live socket must refuse (EADDRINUSE).
+      let err = 0;
+      try {
+        listenUapi(path, () => "");
+      } catch (e: any) {
+        err = e.errno;
+      }
+      expect(err).toBe(98);
+      let got = "";
+      const done = Promise.withResolvers<void>();
+      const s = await Bun.connect({
+        unix: path,
+        socket: {
+          data(_s, d) {
+            got += d.toString();
+            if (got.split("errno=0\n\n").length === 3) done.resolve();
+          },
+        },
+      });
+      s.write("get=1\n");
+      await Bun.sleep(20);
+      s.write("\nset=1\nlisten_port=1\n\n");
+      await done.promise;
+      s.end();
+      expect(seen).toEqual(["get=1\n\n", "set=1\nlisten_port=1\n\n"]);
+      expect(got).toBe("private_key=00\nerrno=0\n\nerrno=0\n\n");
+      // Empty probe connection and a client vanishing mid-request.
+      (await Bun.connect({ unix: path, socket: { data() {} } })).end();
+      const s2 = await Bun.connect({ unix: path, socket: { data() {} } });
+      s2.write("set=1\nlisten_po");
+      s2.terminate();
+      await Bun.sleep(50);
+      expect(seen.length).toBe(2);
+    } finally {
+      l.close();
+    }
+    expect(() => statSync(path)).toThrow();
+  });
+});
