@@ -30,14 +30,15 @@ class Node<P> {
     key: Uint32Array,
   ) {
     const m = maskWords(cidr);
-    this.m0 = m[0]!;
-    this.m1 = m[1]!;
-    this.m2 = m[2]!;
-    this.m3 = m[3]!;
-    this.k0 = (key[0]! & this.m0) >>> 0;
-    this.k1 = (key[1]! & this.m1) >>> 0;
-    this.k2 = (key[2]! & this.m2) >>> 0;
-    this.k3 = (key[3]! & this.m3) >>> 0;
+    // Signed int32 so the engine keeps them as small integers on the lookup path.
+    this.m0 = m[0]! | 0;
+    this.m1 = m[1]! | 0;
+    this.m2 = m[2]! | 0;
+    this.m3 = m[3]! | 0;
+    this.k0 = key[0]! & this.m0;
+    this.k1 = key[1]! & this.m1;
+    this.k2 = key[2]! & this.m2;
+    this.k3 = key[3]! & this.m3;
   }
   word(i: number): number {
     return i === 0 ? this.k0 : i === 1 ? this.k1 : i === 2 ? this.k2 : this.k3;
@@ -163,7 +164,7 @@ export class AllowedIPs<P> {
   lookup(family: Family, buf: Uint8Array, off: number): P | undefined {
     let found: P | undefined = undefined;
     if (family === 4) {
-      const a = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
+      const a = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
       let n = this.root4;
       while (n !== null) {
         if (((a ^ n.k0) & n.m0) !== 0) break;
@@ -173,10 +174,10 @@ export class AllowedIPs<P> {
       }
       return found;
     }
-    const a0 = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-    const a1 = ((buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!) >>> 0;
-    const a2 = ((buf[off + 8]! << 24) | (buf[off + 9]! << 16) | (buf[off + 10]! << 8) | buf[off + 11]!) >>> 0;
-    const a3 = ((buf[off + 12]! << 24) | (buf[off + 13]! << 16) | (buf[off + 14]! << 8) | buf[off + 15]!) >>> 0;
+    const a0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+    const a1 = (buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!;
+    const a2 = (buf[off + 8]! << 24) | (buf[off + 9]! << 16) | (buf[off + 10]! << 8) | buf[off + 11]!;
+    const a3 = (buf[off + 12]! << 24) | (buf[off + 13]! << 16) | (buf[off + 14]! << 8) | buf[off + 15]!;
     let n = this.root6;
     while (n !== null) {
       if (((a0 ^ n.k0) & n.m0) !== 0 || ((a1 ^ n.k1) & n.m1) !== 0 || ((a2 ^ n.k2) & n.m2) !== 0 || ((a3 ^ n.k3) & n.m3) !== 0)

@@ -34,7 +34,7 @@ function split(counter: bigint): boolean {
 }
 
 export class ReplayWindow {
-  private readonly ring = new Uint32Array(WORDS);
+  private readonly ring = new Int32Array(WORDS);
   private lastHi = 0;
   private lastLo = 0;
 
