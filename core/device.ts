@@ -1,0 +1,678 @@
+// The protocol engine (core/device-api.ts Engine): receive pipeline (protocol.md §5), rotation
+// (§7), timers (§8), roaming (§11). Everything is driven by calls and injected time; output goes
+// through DeviceIO. The data path reuses preallocated buffers and does no per-packet allocation
+// beyond the BigInt nonce the AeadKey interface takes.
+import { clampPrivateKey, equal, generatePrivateKey, isZero, publicKey as derivePublic, randomBytes, tai64n } from "./crypto.ts";
+import type { DeviceEvent, DeviceIO, DeviceOptions, Clock, Endpoint, Engine } from "./device-api.ts";
+import { AllowedIPs, formatPrefix } from "./allowedips.ts";
+import { RateLimiter } from "./ratelimiter.ts";
+import { CookieChecker } from "./cookie.ts";
+import {
+  consumeInitiation,
+  consumeResponse,
+  createInitiation,
+  createResponse,
+  deriveSession,
+  readU32,
+  type SessionKeys,
+  type StaticIdentity,
+  COOKIE_REPLY_LEN,
+  DATA_MIN_LEN,
+  INITIATION_LEN,
+  MSG_COOKIE_REPLY,
+  MSG_DATA,
+  MSG_INITIATION,
+  MSG_RESPONSE,
+  RESPONSE_LEN,
+} from "./noise.ts";
+import { Keypair, SEND_COUNTER_LIMIT, decryptTransport, encryptTransport, paddedLength } from "./keypair.ts";
+import { Peer, copyEndpoint, formatEndpoint, peerName, sameEndpoint, toHex } from "./peer.ts";
+import {
+  KEEPALIVE_TIMEOUT_MS,
+  MAX_TIMER_HANDSHAKES,
+  REJECT_AFTER_TIME_MS,
+  REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_TIME_MS,
+  REKEY_ON_RECEIVE_AGE_MS,
+  REKEY_TIMEOUT_JITTER_MAX_MS,
+  REKEY_TIMEOUT_MS,
+  TimerKind,
+} from "./timers.ts";
+import { handleUapi } from "./uapi-server.ts";
+
+export const DEFAULT_MTU = 1420;
+/** Handshake messages per second that count as "under load" (go: queue of 1024 / 8). */
+export const UNDER_LOAD_THRESHOLD = 128;
+export const UNDER_LOAD_AFTER_MS = 1000;
+const MAX_PACKET = 65535;
+const EMPTY = new Uint8Array(0);
+
+export interface PeerStatus {
+  publicKey: string; // hex
+  endpoint: string | null;
+  lastHandshakeWallMs: number;
+  txBytes: number;
+  rxBytes: number;
+  persistentKeepalive: number;
+  allowedIps: string[];
+}
+
+export function createDevice(io: DeviceIO, clock: Clock, opts: DeviceOptions = {}): Device {
+  return new Device(io, clock, opts);
+}
+
+export class Device implements Engine {
+  readonly random: (n: number) => Uint8Array;
+  mtu: number;
+  privateKey: Uint8Array | null = null;
+  publicKey: Uint8Array | null = null;
+  identity: StaticIdentity | null = null;
+  listenPort = 0;
+  fwmark = 0;
+  isUp = false;
+  closed = false;
+  readonly peers = new Map<string, Peer>();
+  readonly allowedIps = new AllowedIPs<Peer>();
+  readonly keypairsByIndex = new Map<number, Keypair<Peer>>();
+  readonly handshakesByIndex = new Map<number, Peer>();
+  readonly cookieChecker: CookieChecker;
+  readonly rateLimiter = new RateLimiter();
+  private lastGcMono = -Infinity;
+  // Load detection: handshake messages seen in the current one-second window.
+  private loadWindowStart = -Infinity;
+  private loadCount = 0;
+  private underLoadUntil = -Infinity;
+  // Preallocated output buffers (valid only during the io call they are passed to).
+  private readonly sendBuf = new Uint8Array(MAX_PACKET + 64);
+  private readonly recvBuf = new Uint8Array(MAX_PACKET + 64);
+  private readonly hsBuf = new Uint8Array(INITIATION_LEN);
+
+  constructor(
+    readonly io: DeviceIO,
+    readonly clock: Clock,
+    opts: DeviceOptions,
+  ) {
+    this.random = opts.random ?? randomBytes;
+    this.mtu = opts.mtu ?? DEFAULT_MTU;
+    this.cookieChecker = new CookieChecker(this.random);
+  }
+
+  // ------------------------------------------------------------------ Engine
+
+  receiveUdp(buf: Uint8Array, off: number, len: number, src: Endpoint): void {
+    if (!this.isUp || len < 4) return;
+    // Bytes 0-3 as one LE u32: non-zero reserved bytes make an unknown type.
+    const type = readU32(buf, off);
+    if (type === MSG_DATA) {
+      if (len >= DATA_MIN_LEN) this.receiveData(buf, off, len, src);
+    } else if ((type === MSG_INITIATION && len === INITIATION_LEN) || (type === MSG_RESPONSE && len === RESPONSE_LEN)) {
+      this.receiveHandshake(type, buf, off, len, src);
+    } else if (type === MSG_COOKIE_REPLY && len === COOKIE_REPLY_LEN) {
+      this.receiveCookieReply(buf, off);
+    }
+  }
+
+  sendTunPacket(buf: Uint8Array, off: number, len: number): void {
+    if (!this.isUp || len < 1 || len > MAX_PACKET) return;
+    const version = buf[off]! >> 4;
+    let peer: Peer | undefined;
+    if (version === 4) {
+      if (len < 20) return;
+      peer = this.allowedIps.lookup(4, buf, off + 16);
+    } else if (version === 6) {
+      if (len < 40) return;
+      peer = this.allowedIps.lookup(6, buf, off + 24);
+    } else return;
+    if (peer === undefined) return;
+    const now = this.clock.mono();
+    if (peer.staged.length === 0) {
+      const kp = this.usableKeypair(peer, now);
+      if (kp !== null) {
+        this.sendData(peer, kp, buf, off, len, now);
+        return;
+      }
+    }
+    peer.stage(buf.slice(off, off + len));
+    this.flushStaged(peer);
+  }
+
+  tick(): void {
+    if (!this.isUp) return;
+    const now = this.clock.mono();
+    for (const peer of this.peers.values()) {
+      if (peer.timers.next() > now) continue;
+      for (;;) {
+        const kind = peer.timers.takeDue(now);
+        if (kind === -1 || peer.removed) break;
+        this.fireTimer(peer, kind, now);
+      }
+    }
+    if (now - this.lastGcMono >= 1000) {
+      this.lastGcMono = now;
+      this.rateLimiter.gc(now);
+    }
+  }
+
+  nextDeadline(): number {
+    if (!this.isUp) return Infinity;
+    let t = Infinity;
+    for (const peer of this.peers.values()) {
+      const n = peer.timers.next();
+      if (n < t) t = n;
+    }
+    if (this.rateLimiter.size() > 0) t = Math.min(t, this.lastGcMono + 1000);
+    return t;
+  }
+
+  uapi(request: string): string {
+    return handleUapi(this, request);
+  }
+
+  /** Bring the device up: bind the port, start timers. Throws the io.bind error (device stays down). */
+  up(): void {
+    if (this.isUp || this.closed) return;
+    try {
+      this.listenPort = this.io.bind(this.listenPort, this.fwmark);
+    } catch (e) {
+      this.log("error", `Unable to update bind: ${(e as Error).message}`);
+      throw e;
+    }
+    this.isUp = true;
+    this.log("verbose", "Interface state was Down, requested Up, now Up");
+    for (const peer of this.peers.values()) {
+      if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+    }
+  }
+
+  down(): void {
+    if (!this.isUp) return;
+    this.isUp = false;
+    for (const peer of this.peers.values()) this.stopPeer(peer);
+    this.log("verbose", "Interface state was Up, requested Down, now Down");
+  }
+
+  setMtu(mtu: number): void {
+    this.mtu = mtu;
+  }
+
+  close(): void {
+    this.down();
+    for (const peer of [...this.peers.values()]) this.removePeer(peer);
+    this.privateKey?.fill(0);
+    this.privateKey = null;
+    this.identity = null;
+    this.cookieChecker.clear();
+    this.cookieChecker.setLocalPublic(null);
+    this.closed = true;
+  }
+
+  // ------------------------------------------------------------------ extras for the daemon
+
+  /** Snapshot of every peer (insertion order) for status output and events. */
+  listPeers(): PeerStatus[] {
+    const out: PeerStatus[] = [];
+    for (const p of this.peers.values()) {
+      out.push({
+        publicKey: p.publicKeyHex,
+        endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+        lastHandshakeWallMs: p.lastHandshakeWallMs,
+        txBytes: p.txBytes,
+        rxBytes: p.rxBytes,
+        persistentKeepalive: p.persistentKeepalive,
+        allowedIps: this.allowedIps.entriesFor(p).map(formatPrefix),
+      });
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ configuration (UAPI)
+
+  setPrivateKey(key: Uint8Array | null): void {
+    const sk = key === null || isZero(key) ? null : clampPrivateKey(key);
+    if (sk === null ? this.privateKey === null : this.privateKey !== null && equal(sk, this.privateKey)) return;
+    const pub = sk ? derivePublic(sk) : null;
+    if (pub) {
+      for (const peer of [...this.peers.values()]) if (equal(peer.publicKey, pub)) this.removePeer(peer);
+    }
+    this.privateKey?.fill(0);
+    this.privateKey = sk;
+    this.publicKey = pub;
+    this.identity = sk && pub ? { privateKey: sk, publicKey: pub } : null;
+    this.cookieChecker.setLocalPublic(pub);
+    for (const peer of this.peers.values()) {
+      peer.handshake.setLocalPrivate(sk);
+      this.expireCurrentKeypairs(peer);
+    }
+  }
+
+  /** Throws (from io.bind) when the device is up and the port cannot be bound; port becomes 0. */
+  setListenPort(port: number): void {
+    this.listenPort = port;
+    if (!this.isUp) return;
+    try {
+      this.listenPort = this.io.bind(port, this.fwmark);
+    } catch (e) {
+      this.listenPort = 0;
+      throw e;
+    }
+    this.clearPeerSources();
+  }
+
+  setFwmark(mark: number): void {
+    if (mark === this.fwmark) return;
+    this.fwmark = mark;
+    if (!this.isUp) return;
+    this.listenPort = this.io.bind(this.listenPort, mark);
+    this.clearPeerSources();
+  }
+
+  lookupPeer(pub: Uint8Array): Peer | undefined {
+    return this.peers.get(toHex(pub));
+  }
+
+  createPeer(pub: Uint8Array): Peer {
+    const peer = new Peer(Uint8Array.from(pub));
+    peer.handshake.setLocalPrivate(this.privateKey);
+    this.peers.set(peer.publicKeyHex, peer);
+    this.log("verbose", `${peerName(peer.publicKey)} - UAPI: Created`);
+    this.emit({ type: "peer-added", publicKey: peer.publicKeyHex });
+    return peer;
+  }
+
+  removePeer(peer: Peer): void {
+    if (peer.removed) return;
+    this.stopPeer(peer);
+    peer.removed = true;
+    peer.handshake.setLocalPrivate(null);
+    peer.handshake.presharedKey.fill(0);
+    peer.cookie.clear();
+    this.allowedIps.removeByPeer(peer);
+    this.peers.delete(peer.publicKeyHex);
+    this.log("verbose", `${peerName(peer.publicKey)} - Removed`);
+    this.emit({ type: "peer-removed", publicKey: peer.publicKeyHex });
+  }
+
+  removeAllPeers(): void {
+    for (const peer of [...this.peers.values()]) this.removePeer(peer);
+  }
+
+  /** After a UAPI peer block (go handlePostConfig): keepalive if just enabled, flush staged. */
+  peerConfigured(peer: Peer, persistentKeepaliveTurnedOn: boolean): void {
+    if (!this.isUp || peer.removed) return;
+    if (persistentKeepaliveTurnedOn) this.sendKeepalive(peer);
+    this.flushStaged(peer);
+  }
+
+  // ------------------------------------------------------------------ receive
+
+  private receiveData(buf: Uint8Array, off: number, len: number, src: Endpoint): void {
+    const kp = this.keypairsByIndex.get(readU32(buf, off + 4));
+    if (kp === undefined || !kp.receiveValid) return;
+    const now = this.clock.mono();
+    if (now - kp.createdMono >= REJECT_AFTER_TIME_MS) return;
+    const lo = readU32(buf, off + 8);
+    const hi = readU32(buf, off + 12);
+    // Cheap pre-check so obvious replays cost no decryption; recorded only after auth.
+    if (!kp.replay.wouldAcceptU32(hi, lo)) return;
+    const counter = hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+    const n = decryptTransport(kp, counter, buf, off, len, this.recvBuf, 0);
+    if (n < 0) return;
+    if (!kp.replay.acceptU32(hi, lo)) return;
+
+    const peer = kp.peer;
+    peer.rxBytes += len;
+    this.setEndpoint(peer, src);
+    if (kp === peer.next) {
+      this.dropKeypair(peer.previous);
+      peer.previous = peer.current;
+      peer.current = kp;
+      peer.next = null;
+      this.handshakeComplete(peer);
+      this.emit({ type: "keys-rotated", publicKey: peer.publicKeyHex });
+      this.flushStaged(peer);
+    }
+    this.keepKeyFreshReceive(peer, now);
+    peer.timers.anyAuthenticatedPacketReceived();
+    if (this.isUp) peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    if (n === 0) return; // keepalive
+    if (this.isUp) peer.timers.dataReceived(now);
+
+    const p = this.recvBuf;
+    const version = p[0]! >> 4;
+    let innerLen: number;
+    let owner: Peer | undefined;
+    if (version === 4) {
+      if (n < 20) return;
+      innerLen = (p[2]! << 8) | p[3]!;
+      if (innerLen < 20 || innerLen > n) return;
+      owner = this.allowedIps.lookup(4, p, 12);
+    } else if (version === 6) {
+      if (n < 40) return;
+      innerLen = ((p[4]! << 8) | p[5]!) + 40;
+      if (innerLen > n) return;
+      owner = this.allowedIps.lookup(6, p, 8);
+    } else return;
+    if (owner !== peer) return;
+    this.io.writeTun(p, 0, innerLen);
+  }
+
+  private receiveHandshake(type: number, buf: Uint8Array, off: number, len: number, src: Endpoint): void {
+    const now = this.clock.mono();
+    if (now - this.loadWindowStart >= 1000) {
+      this.loadWindowStart = now;
+      this.loadCount = 0;
+    }
+    if (++this.loadCount >= UNDER_LOAD_THRESHOLD) this.underLoadUntil = now + UNDER_LOAD_AFTER_MS;
+    const identity = this.identity;
+    if (identity === null) return;
+    if (!this.cookieChecker.checkMac1(buf, off, len)) return;
+    if (now < this.underLoadUntil) {
+      if (!this.cookieChecker.checkMac2(buf, off, len, src, now)) {
+        if (this.cookieChecker.createReply(buf, off, len, src, now, this.hsBuf)) {
+          this.io.sendUdp(this.hsBuf, 0, COOKIE_REPLY_LEN, src);
+        }
+        return;
+      }
+      if (!this.rateLimiter.allow(src.ip, now)) return;
+    }
+    if (type === MSG_INITIATION) {
+      const peer = consumeInitiation(identity, buf, off, (pub) => this.peers.get(toHex(pub)), now);
+      if (peer === null) return;
+      this.releaseHandshakeIndex(peer);
+      peer.rxBytes += len;
+      this.setEndpoint(peer, src);
+      this.log("debug", `${peerName(peer.publicKey)} - Received handshake initiation`);
+      this.sendResponse(peer, now);
+      peer.timers.anyAuthenticatedPacketReceived();
+      peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    } else {
+      const peer = consumeResponse(identity, buf, off, (idx) => this.handshakesByIndex.get(idx));
+      if (peer === null) return;
+      this.releaseHandshakeIndex(peer);
+      peer.rxBytes += len;
+      this.setEndpoint(peer, src);
+      this.log("debug", `${peerName(peer.publicKey)} - Received handshake response`);
+      const keys = deriveSession(peer.handshake);
+      if (keys !== null) {
+        this.installKeypair(peer, keys, now);
+        peer.timers.sessionDerived(now);
+        this.handshakeComplete(peer);
+        this.sendKeepalive(peer);
+      }
+      peer.timers.anyAuthenticatedPacketReceived();
+      peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    }
+  }
+
+  private receiveCookieReply(buf: Uint8Array, off: number): void {
+    const idx = readU32(buf, off + 4);
+    const peer = this.handshakesByIndex.get(idx) ?? this.keypairsByIndex.get(idx)?.peer;
+    if (peer === undefined) return;
+    if (peer.cookie.consumeReply(buf, off, this.clock.mono())) {
+      this.log("debug", `${peerName(peer.publicKey)} - Received cookie reply`);
+    }
+  }
+
+  // ------------------------------------------------------------------ send
+
+  /** The current keypair if it may still send; marks it invalid when it may not. */
+  private usableKeypair(peer: Peer, now: number): Keypair<Peer> | null {
+    const kp = peer.current;
+    if (kp === null || !kp.sendValid) return null;
+    if (now - kp.createdMono >= REJECT_AFTER_TIME_MS || kp.sendCounter >= SEND_COUNTER_LIMIT) {
+      kp.sendValid = false;
+      return null;
+    }
+    return kp;
+  }
+
+  private sendData(peer: Peer, kp: Keypair<Peer>, buf: Uint8Array, off: number, len: number, now: number): void {
+    const ep = peer.endpoint;
+    if (ep === null) return;
+    peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    const padded = len === 0 ? 0 : paddedLength(len, this.mtu);
+    const counter = kp.sendCounter++;
+    const mlen = encryptTransport(kp, counter, buf, off, len, padded, this.sendBuf, 0);
+    this.io.sendUdp(this.sendBuf, 0, mlen, ep);
+    peer.txBytes += mlen;
+    const t = peer.timers;
+    t.anyAuthenticatedPacketSent();
+    if (len > 0 && t.newHandshake === Infinity) t.dataSent(now, this.jitter());
+    // keep-key-fresh (send side)
+    if (kp.sendCounter > REKEY_AFTER_MESSAGES || (kp.initiator && now - kp.createdMono >= REKEY_AFTER_TIME_MS)) {
+      this.initiateHandshake(peer, false);
+    }
+  }
+
+  private flushStaged(peer: Peer): void {
+    if (peer.staged.length === 0 || !this.isUp) return;
+    const now = this.clock.mono();
+    while (peer.staged.length > 0) {
+      const kp = this.usableKeypair(peer, now);
+      if (kp === null) {
+        this.initiateHandshake(peer, false);
+        return;
+      }
+      const pkt = peer.staged.shift()!;
+      this.sendData(peer, kp, pkt, 0, pkt.length, now);
+    }
+  }
+
+  private sendKeepalive(peer: Peer): void {
+    if (peer.staged.length === 0) peer.stage(EMPTY);
+    this.flushStaged(peer);
+  }
+
+  private initiateHandshake(peer: Peer, isRetry: boolean): void {
+    if (!isRetry) peer.timers.handshakeAttempts = 0;
+    const now = this.clock.mono();
+    if (now - peer.lastSentHandshakeMono < REKEY_TIMEOUT_MS || !this.isUp) return;
+    peer.lastSentHandshakeMono = now;
+    const identity = this.identity;
+    if (identity === null) return;
+    const index = this.newIndex();
+    const eph = generatePrivateKey(this.random);
+    const ts = tai64n(this.clock.wall());
+    this.releaseHandshakeIndex(peer);
+    const ok = createInitiation(identity, peer.handshake, eph, index, ts, this.hsBuf);
+    eph.fill(0);
+    if (!ok) return;
+    this.handshakesByIndex.set(index, peer);
+    peer.handshakeIndex = index;
+    peer.cookie.addMacs(this.hsBuf, 0, INITIATION_LEN, now);
+    this.log("debug", `${peerName(peer.publicKey)} - Sending handshake initiation`);
+    peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    this.sendHandshakeBytes(peer, INITIATION_LEN);
+    peer.timers.anyAuthenticatedPacketSent();
+    peer.timers.handshakeInitiated(now, this.jitter());
+  }
+
+  private sendResponse(peer: Peer, now: number): void {
+    peer.lastSentHandshakeMono = now;
+    peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    const index = this.newIndex();
+    const eph = generatePrivateKey(this.random);
+    const ok = createResponse(peer.handshake, eph, index, this.hsBuf);
+    eph.fill(0);
+    if (!ok) return;
+    peer.cookie.addMacs(this.hsBuf, 0, RESPONSE_LEN, now);
+    const keys = deriveSession(peer.handshake);
+    if (keys === null) return;
+    this.installKeypair(peer, keys, now);
+    peer.timers.sessionDerived(now);
+    this.log("debug", `${peerName(peer.publicKey)} - Sending handshake response`);
+    this.sendHandshakeBytes(peer, RESPONSE_LEN);
+    peer.timers.anyAuthenticatedPacketSent();
+  }
+
+  private sendHandshakeBytes(peer: Peer, len: number): void {
+    const ep = peer.endpoint;
+    if (ep === null) return;
+    this.io.sendUdp(this.hsBuf, 0, len, ep);
+    peer.txBytes += len;
+  }
+
+  // ------------------------------------------------------------------ timers
+
+  private fireTimer(peer: Peer, kind: TimerKind, now: number): void {
+    const t = peer.timers;
+    switch (kind) {
+      case TimerKind.RetransmitHandshake:
+        if (t.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
+          this.log("debug", `${peerName(peer.publicKey)} - Handshake did not complete after ${MAX_TIMER_HANDSHAKES + 2} attempts, giving up`);
+          t.gaveUp(now);
+          peer.staged = [];
+          this.emit({ type: "handshake-failed", publicKey: peer.publicKeyHex });
+        } else {
+          t.handshakeAttempts++;
+          this.log("debug", `${peerName(peer.publicKey)} - Handshake did not complete after ${REKEY_TIMEOUT_MS / 1000} seconds, retrying (try ${t.handshakeAttempts + 1})`);
+          if (peer.endpoint) this.io.clearSrc?.(peer.endpoint);
+          this.initiateHandshake(peer, true);
+        }
+        break;
+      case TimerKind.SendKeepalive:
+        this.sendKeepalive(peer);
+        if (t.needAnotherKeepalive) {
+          t.needAnotherKeepalive = false;
+          t.sendKeepalive = now + KEEPALIVE_TIMEOUT_MS;
+        }
+        break;
+      case TimerKind.NewHandshake:
+        this.log("debug", `${peerName(peer.publicKey)} - Retrying handshake because we stopped hearing back after ${(KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS) / 1000} seconds`);
+        if (peer.endpoint) this.io.clearSrc?.(peer.endpoint);
+        this.initiateHandshake(peer, false);
+        break;
+      case TimerKind.ZeroKeyMaterial:
+        this.log("debug", `${peerName(peer.publicKey)} - Removing all keys, since we haven't received a new one in ${(REJECT_AFTER_TIME_MS * 3) / 1000} seconds`);
+        this.releaseHandshakeIndex(peer);
+        peer.handshake.clear();
+        this.dropAllKeypairs(peer);
+        break;
+      case TimerKind.PersistentKeepalive:
+        if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+        break;
+    }
+  }
+
+  private keepKeyFreshReceive(peer: Peer, now: number): void {
+    const t = peer.timers;
+    if (t.sentLastMinuteHandshake) return;
+    const kp = peer.current;
+    if (kp !== null && kp.sendValid && kp.initiator && now - kp.createdMono >= REKEY_ON_RECEIVE_AGE_MS) {
+      t.sentLastMinuteHandshake = true;
+      this.initiateHandshake(peer, false);
+    }
+  }
+
+  private handshakeComplete(peer: Peer): void {
+    peer.timers.handshakeComplete();
+    peer.lastHandshakeWallMs = this.clock.wall();
+    this.log("debug", `${peerName(peer.publicKey)} - Handshake complete`);
+    this.emit({
+      type: "handshake",
+      publicKey: peer.publicKeyHex,
+      endpoint: peer.endpoint ? formatEndpoint(peer.endpoint) : null,
+    });
+  }
+
+  // ------------------------------------------------------------------ keypairs and indices
+
+  private installKeypair(peer: Peer, keys: SessionKeys, now: number): void {
+    const kp = new Keypair<Peer>(peer, keys.send, keys.receive, keys.initiator, keys.localIndex, keys.remoteIndex, now);
+    this.keypairsByIndex.set(kp.localIndex, kp);
+    if (kp.initiator) {
+      if (peer.next !== null) {
+        this.dropKeypair(peer.previous);
+        peer.previous = peer.next;
+        peer.next = null;
+        this.dropKeypair(peer.current);
+      } else {
+        this.dropKeypair(peer.previous);
+        peer.previous = peer.current;
+      }
+      peer.current = kp;
+      this.emit({ type: "keys-rotated", publicKey: peer.publicKeyHex });
+    } else {
+      this.dropKeypair(peer.next);
+      peer.next = kp;
+      this.dropKeypair(peer.previous);
+      peer.previous = null;
+    }
+  }
+
+  private dropKeypair(kp: Keypair<Peer> | null): void {
+    if (kp === null) return;
+    if (this.keypairsByIndex.get(kp.localIndex) === kp) this.keypairsByIndex.delete(kp.localIndex);
+    kp.destroy();
+  }
+
+  private dropAllKeypairs(peer: Peer): void {
+    this.dropKeypair(peer.current);
+    this.dropKeypair(peer.previous);
+    this.dropKeypair(peer.next);
+    peer.current = peer.previous = peer.next = null;
+  }
+
+  private releaseHandshakeIndex(peer: Peer): void {
+    if (peer.handshakeIndex !== -1) {
+      if (this.handshakesByIndex.get(peer.handshakeIndex) === peer) this.handshakesByIndex.delete(peer.handshakeIndex);
+      peer.handshakeIndex = -1;
+    }
+  }
+
+  /** Random local index unique among live handshakes and keypairs. */
+  private newIndex(): number {
+    for (;;) {
+      const r = this.random(4);
+      const idx = readU32(r, 0);
+      if (!this.keypairsByIndex.has(idx) && !this.handshakesByIndex.has(idx)) return idx;
+    }
+  }
+
+  private jitter(): number {
+    return readU32(this.random(4), 0) % REKEY_TIMEOUT_JITTER_MAX_MS;
+  }
+
+  private expireCurrentKeypairs(peer: Peer): void {
+    this.releaseHandshakeIndex(peer);
+    peer.handshake.clear();
+    peer.lastSentHandshakeMono = -Infinity;
+    if (peer.current) peer.current.sendValid = false;
+    if (peer.next) peer.next.sendValid = false;
+  }
+
+  /** go Peer.Stop + ZeroAndFlushAll: timers off, keys and handshake gone, queue dropped. */
+  private stopPeer(peer: Peer): void {
+    peer.timers.stop();
+    peer.timers.handshakeAttempts = 0;
+    peer.timers.sentLastMinuteHandshake = false;
+    this.releaseHandshakeIndex(peer);
+    peer.handshake.clear();
+    this.dropAllKeypairs(peer);
+    peer.staged = [];
+    peer.lastSentHandshakeMono = -Infinity;
+  }
+
+  private clearPeerSources(): void {
+    if (!this.io.clearSrc) return;
+    for (const p of this.peers.values()) if (p.endpoint) this.io.clearSrc(p.endpoint);
+  }
+
+  private setEndpoint(peer: Peer, src: Endpoint): void {
+    const cur = peer.endpoint;
+    if (cur !== null && sameEndpoint(cur, src)) return;
+    peer.endpoint = copyEndpoint(src);
+    const text = formatEndpoint(src);
+    this.log("verbose", `${peerName(peer.publicKey)} - Endpoint changed to ${text}`);
+    this.emit({ type: "endpoint", publicKey: peer.publicKeyHex, endpoint: text });
+  }
+
+  private emit(ev: DeviceEvent): void {
+    this.io.event?.(ev);
+  }
+
+  log(level: "error" | "verbose" | "debug", msg: string): void {
+    this.io.log?.(level, msg);
+  }
+}
+

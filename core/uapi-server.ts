@@ -1,0 +1,280 @@
+// Server side of the cross-platform UAPI (protocol.md §14, wg-tools.md §9), behaving like
+// wireguard-go 0.0.20220316 (plus the newer `allowed_ip=-prefix` removal): same output order,
+// same negative errno values, values applied as they are read.
+import type { Device } from "./device.ts";
+import type { Peer } from "./peer.ts";
+import { fromHex32, parseEndpoint, peerName, toHex, formatEndpoint } from "./peer.ts";
+import { formatPrefix, parsePrefix } from "./allowedips.ts";
+import { equal } from "./crypto.ts";
+
+export const EIO = 5;
+export const EINVAL = 22;
+export const EPROTO = 71;
+export const EADDRINUSE = 98;
+
+class UapiError extends Error {
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The peer being configured; `dummy` swallows lines for ignored/removed peers like go. */
+interface SetPeer {
+  peer: Peer | null;
+  dummy: boolean;
+  created: boolean;
+  pkaOn: boolean;
+}
+
+/**
+ * Handle the bytes of one UAPI connection. Returns the whole response; operations are served in
+ * order. An unknown operation or a truncated request ends the answer there (go closes the
+ * connection); "" therefore means "close without answering".
+ */
+export function handleUapi(dev: Device, request: string): string {
+  const lines = new LineReader(request);
+  let out = "";
+  for (;;) {
+    const op = lines.readLine();
+    if (op === null) return out;
+    let errno = 0;
+    if (op === "set=1") {
+      try {
+        setOperation(dev, lines);
+      } catch (e) {
+        errno = e instanceof UapiError ? e.errno : EIO;
+        dev.log("error", `UAPI: ${(e as Error).message}`);
+      }
+      out += `errno=${errno === 0 ? 0 : -errno}\n\n`;
+      // go's line scanner has read ahead past a failed set; nothing after it is served.
+      if (errno !== 0) return out;
+    } else if (op === "get=1") {
+      const c = lines.readChar();
+      if (c === null) return out;
+      if (c !== "\n") {
+        dev.log("error", `UAPI: trailing character in UAPI get: ${JSON.stringify(c)}`);
+        out += `errno=${-EINVAL}\n\n`;
+      } else {
+        out += getOperation(dev) + "errno=0\n\n";
+      }
+    } else {
+      dev.log("error", `UAPI: invalid UAPI operation: ${op}`);
+      return out;
+    }
+  }
+}
+
+class LineReader {
+  private pos = 0;
+  constructor(private readonly text: string) {}
+  /** A complete line without its "\n", or null when no newline is left (EOF). */
+  readLine(): string | null {
+    const nl = this.text.indexOf("\n", this.pos);
+    if (nl === -1) return null;
+    const line = this.text.slice(this.pos, nl);
+    this.pos = nl + 1;
+    return line;
+  }
+  /** Like bufio.Scanner lines: the last line may lack "\n"; a trailing "\r" is dropped. */
+  scanLine(): string | null {
+    if (this.pos >= this.text.length) return null;
+    let line = this.readLine();
+    if (line === null) {
+      line = this.text.slice(this.pos);
+      this.pos = this.text.length;
+    }
+    return line.endsWith("\r") ? line.slice(0, -1) : line;
+  }
+  readChar(): string | null {
+    if (this.pos >= this.text.length) return null;
+    return this.text[this.pos++]!;
+  }
+}
+
+export function getOperation(dev: Device): string {
+  let s = "";
+  if (dev.privateKey !== null) s += `private_key=${toHex(dev.privateKey)}\n`;
+  if (dev.listenPort !== 0) s += `listen_port=${dev.listenPort}\n`;
+  if (dev.fwmark !== 0) s += `fwmark=${dev.fwmark}\n`;
+  for (const p of dev.peers.values()) {
+    s += `public_key=${p.publicKeyHex}\n`;
+    s += `preshared_key=${toHex(p.handshake.presharedKey)}\n`;
+    s += "protocol_version=1\n";
+    if (p.endpoint !== null) s += `endpoint=${formatEndpoint(p.endpoint)}\n`;
+    const ms = p.lastHandshakeWallMs;
+    const sec = Math.floor(ms / 1000);
+    const nsec = Math.min(999_999_999, Math.max(0, Math.round((ms - sec * 1000) * 1e6)));
+    s += `last_handshake_time_sec=${sec}\n`;
+    s += `last_handshake_time_nsec=${nsec}\n`;
+    s += `tx_bytes=${p.txBytes}\n`;
+    s += `rx_bytes=${p.rxBytes}\n`;
+    s += `persistent_keepalive_interval=${p.persistentKeepalive}\n`;
+    for (const e of dev.allowedIps.entriesFor(p)) s += `allowed_ip=${formatPrefix(e)}\n`;
+  }
+  return s;
+}
+
+function parseUint(value: string, max: number, what: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new UapiError(EINVAL, `failed to parse ${what}: ${value}`);
+  const n = Number(value);
+  if (n > max) throw new UapiError(EINVAL, `failed to parse ${what}: ${value} out of range`);
+  return n;
+}
+
+function setOperation(dev: Device, lines: LineReader): void {
+  const cur: SetPeer = { peer: null, dummy: false, created: false, pkaOn: false };
+  let deviceConfig = true;
+  for (;;) {
+    const line = lines.scanLine();
+    if (line === null || line === "") {
+      postConfig(dev, cur);
+      return;
+    }
+    const eq = line.indexOf("=");
+    if (eq === -1) throw new UapiError(EPROTO, `failed to parse line ${JSON.stringify(line)}`);
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    if (key === "public_key") {
+      deviceConfig = false;
+      postConfig(dev, cur);
+      publicKeyLine(dev, cur, value);
+      continue;
+    }
+    if (deviceConfig) deviceLine(dev, key, value);
+    else peerLine(dev, cur, key, value);
+  }
+}
+
+function deviceLine(dev: Device, key: string, value: string): void {
+  switch (key) {
+    case "private_key": {
+      const sk = fromHex32(value);
+      if (sk === null) throw new UapiError(EINVAL, "failed to set private_key: invalid hex");
+      dev.log("verbose", "UAPI: Updating private key");
+      dev.setPrivateKey(sk);
+      sk.fill(0);
+      return;
+    }
+    case "listen_port": {
+      const port = parseUint(value, 65535, "listen_port");
+      dev.log("verbose", "UAPI: Updating listen port");
+      try {
+        dev.setListenPort(port);
+      } catch (e) {
+        throw new UapiError(EADDRINUSE, `failed to set listen_port: ${(e as Error).message}`);
+      }
+      return;
+    }
+    case "fwmark": {
+      const mark = parseUint(value, 0xffffffff, "fwmark");
+      dev.log("verbose", "UAPI: Updating fwmark");
+      try {
+        dev.setFwmark(mark);
+      } catch (e) {
+        throw new UapiError(EADDRINUSE, `failed to update fwmark: ${(e as Error).message}`);
+      }
+      return;
+    }
+    case "replace_peers":
+      if (value !== "true") throw new UapiError(EINVAL, `failed to set replace_peers, invalid value: ${value}`);
+      dev.log("verbose", "UAPI: Removing all peers");
+      dev.removeAllPeers();
+      return;
+    default:
+      throw new UapiError(EINVAL, `invalid UAPI device key: ${key}`);
+  }
+}
+
+function publicKeyLine(dev: Device, cur: SetPeer, value: string): void {
+  const pub = fromHex32(value);
+  if (pub === null) throw new UapiError(EINVAL, "failed to get peer by public key: invalid hex");
+  cur.pkaOn = false;
+  cur.created = false;
+  cur.dummy = dev.publicKey !== null && equal(dev.publicKey, pub);
+  if (cur.dummy) {
+    cur.peer = null;
+    return;
+  }
+  const existing = dev.lookupPeer(pub);
+  cur.created = existing === undefined;
+  cur.peer = existing ?? dev.createPeer(pub);
+}
+
+function peerLine(dev: Device, cur: SetPeer, key: string, value: string): void {
+  const peer = cur.dummy ? null : cur.peer;
+  const name = peer ? peerName(peer.publicKey) : "peer(dummy)";
+  switch (key) {
+    case "update_only":
+      if (value !== "true") throw new UapiError(EINVAL, `failed to set update only, invalid value: ${value}`);
+      if (cur.created && peer) {
+        dev.removePeer(peer);
+        cur.peer = null;
+        cur.dummy = true;
+      }
+      return;
+    case "remove":
+      if (value !== "true") throw new UapiError(EINVAL, `failed to set remove, invalid value: ${value}`);
+      if (peer) {
+        dev.log("verbose", `${name} - UAPI: Removing`);
+        dev.removePeer(peer);
+      }
+      cur.peer = null;
+      cur.dummy = true;
+      return;
+    case "preshared_key": {
+      dev.log("verbose", `${name} - UAPI: Updating preshared key`);
+      const psk = fromHex32(value);
+      if (psk === null) throw new UapiError(EINVAL, "failed to set preshared key: invalid hex");
+      if (peer) peer.handshake.presharedKey.set(psk);
+      psk.fill(0);
+      return;
+    }
+    case "endpoint": {
+      dev.log("verbose", `${name} - UAPI: Updating endpoint`);
+      const ep = parseEndpoint(value);
+      if (ep === null) throw new UapiError(EINVAL, `failed to set endpoint ${value}`);
+      if (peer) peer.endpoint = ep;
+      return;
+    }
+    case "persistent_keepalive_interval": {
+      dev.log("verbose", `${name} - UAPI: Updating persistent keepalive interval`);
+      const secs = parseUint(value, 65535, "persistent keepalive interval");
+      if (peer) {
+        const old = peer.persistentKeepalive;
+        peer.persistentKeepalive = secs;
+        cur.pkaOn = old === 0 && secs !== 0;
+      }
+      return;
+    }
+    case "replace_allowed_ips":
+      dev.log("verbose", `${name} - UAPI: Removing all allowedips`);
+      if (value !== "true") throw new UapiError(EINVAL, `failed to replace allowedips, invalid value: ${value}`);
+      if (peer) dev.allowedIps.removeByPeer(peer);
+      return;
+    case "allowed_ip": {
+      const remove = value.startsWith("-");
+      const text = remove ? value.slice(1) : value;
+      dev.log("verbose", `${name} - UAPI: ${remove ? "Removing" : "Adding"} allowedip`);
+      // netip.ParsePrefix: the "/bits" part is mandatory and the address carries no zone.
+      const prefix = text.includes("/") && !text.includes("%") ? parsePrefix(text) : null;
+      if (prefix === null) throw new UapiError(EINVAL, `failed to set allowed ip: ${text}`);
+      if (!peer) return;
+      if (remove) dev.allowedIps.remove(prefix.family, prefix.addr, prefix.cidr, peer);
+      else dev.allowedIps.insert(prefix.family, prefix.addr, prefix.cidr, peer);
+      return;
+    }
+    case "protocol_version":
+      if (value !== "1") throw new UapiError(EINVAL, `invalid protocol version: ${value}`);
+      return;
+    default:
+      throw new UapiError(EINVAL, `invalid UAPI peer key: ${key}`);
+  }
+}
+
+function postConfig(dev: Device, cur: SetPeer): void {
+  if (cur.peer === null || cur.dummy) return;
+  dev.peerConfigured(cur.peer, cur.pkaOn);
+}
