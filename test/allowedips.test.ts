@@ -268,6 +268,46 @@ class NaiveTable {
   }
 }
 
+
+/** Walks the private trie: parent links, masked keys, child placement, no useless peerless nodes. */
+function checkTrie(t: AllowedIPs<string>, peers: string[]): void {
+  const anyT = t as any;
+  let owned = 0;
+  for (const [root, bits] of [
+    [anyT.root4, 32],
+    [anyT.root6, 128],
+  ] as const) {
+    if (root === null) continue;
+    expect(root.parent).toBeNull();
+    const stack: any[] = [root];
+    while (stack.length > 0) {
+      const n = stack.pop();
+      expect(n.cidr).toBeLessThanOrEqual(bits);
+      const words = [n.k0, n.k1, n.k2, n.k3];
+      const masks = [n.m0, n.m1, n.m2, n.m3];
+      for (let i = 0; i < 4; i++) expect(words[i] & ~masks[i]).toBe(0);
+      if (n.peer === undefined) {
+        if (n.c0 === null || n.c1 === null) throw new Error(`peerless node /${n.cidr} with < 2 children`);
+      } else owned++;
+      for (const [bit, c] of [
+        [0, n.c0],
+        [1, n.c1],
+      ] as const) {
+        if (c === null) continue;
+        expect(c.parent).toBe(n);
+        expect(c.cidr).toBeGreaterThan(n.cidr);
+        const cw = [c.k0, c.k1, c.k2, c.k3];
+        for (let i = 0; i < 4; i++) expect(cw[i] & masks[i]).toBe(words[i]);
+        expect((cw[n.cidr >>> 5] >>> (31 - (n.cidr & 31))) & 1).toBe(bit);
+        stack.push(c);
+      }
+    }
+  }
+  let listed = 0;
+  for (const p of peers) listed += t.entriesFor(p).length;
+  expect(owned).toBe(listed);
+}
+
 describe("allowedips randomized", () => {
   test("thousands of prefixes agree with a linear longest-prefix reference", () => {
     const rnd = rng(0x2545f491);
@@ -322,6 +362,7 @@ describe("allowedips randomized", () => {
         live.push({ f, addr, cidr, peer });
       }
       checkLookups(2000);
+      checkTrie(t, peers);
       // Single removals, some by the wrong peer.
       for (let i = 0; i < 300; i++) {
         const e = live[Math.floor(rnd() * live.length)]!;
@@ -329,10 +370,12 @@ describe("allowedips randomized", () => {
         expect(t.remove(e.f, e.addr, e.cidr, peer)).toBe(ref.remove(e.f, e.addr, e.cidr, peer));
       }
       checkLookups(1000);
+      checkTrie(t, peers);
       const victim = peers[Math.floor(rnd() * peers.length)]!;
       t.removeByPeer(victim);
       ref.removeByPeer(victim);
       checkLookups(1000);
+      checkTrie(t, peers);
       for (const p of peers) {
         const entries = t.entriesFor(p);
         expect(entries.length).toBe(ref.count(p));
