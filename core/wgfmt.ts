@@ -1,0 +1,462 @@
+// Pure text helpers shared by `wg` and its UAPI codec: key encodings, inet_pton/inet_ntop as glibc
+// does them, C-printf-exact units and durations, and the show/showconf renderers.
+//
+// Strings here are "byte strings": one JS char per byte (latin1), because wg prints raw bytes
+// (interface names are truncated to 15 bytes, not characters). cmd/ converts at the edges.
+import type { AllowedIp, WgDevice, WgPeer } from "./uapi.ts";
+
+// ---------------------------------------------------------------------------------------------
+// errno texts (glibc 2.36, C locale)
+
+const ERRNO_TEXT: readonly string[] = [
+  "Success", "Operation not permitted", "No such file or directory", "No such process",
+  "Interrupted system call", "Input/output error", "No such device or address", "Argument list too long",
+  "Exec format error", "Bad file descriptor", "No child processes", "Resource temporarily unavailable",
+  "Cannot allocate memory", "Permission denied", "Bad address", "Block device required",
+  "Device or resource busy", "File exists", "Invalid cross-device link", "No such device", "Not a directory",
+  "Is a directory", "Invalid argument", "Too many open files in system", "Too many open files",
+  "Inappropriate ioctl for device", "Text file busy", "File too large", "No space left on device",
+  "Illegal seek", "Read-only file system", "Too many links", "Broken pipe", "Numerical argument out of domain",
+  "Numerical result out of range", "Resource deadlock avoided", "File name too long", "No locks available",
+  "Function not implemented", "Directory not empty", "Too many levels of symbolic links", "Unknown error 41",
+  "No message of desired type", "Identifier removed", "Channel number out of range", "Level 2 not synchronized",
+  "Level 3 halted", "Level 3 reset", "Link number out of range", "Protocol driver not attached",
+  "No CSI structure available", "Level 2 halted", "Invalid exchange", "Invalid request descriptor",
+  "Exchange full", "No anode", "Invalid request code", "Invalid slot", "Unknown error 58",
+  "Bad font file format", "Device not a stream", "No data available", "Timer expired",
+  "Out of streams resources", "Machine is not on the network", "Package not installed", "Object is remote",
+  "Link has been severed", "Advertise error", "Srmount error", "Communication error on send", "Protocol error",
+  "Multihop attempted", "RFS specific error", "Bad message", "Value too large for defined data type",
+  "Name not unique on network", "File descriptor in bad state", "Remote address changed",
+  "Can not access a needed shared library", "Accessing a corrupted shared library",
+  ".lib section in a.out corrupted", "Attempting to link in too many shared libraries",
+  "Cannot exec a shared library directly", "Invalid or incomplete multibyte or wide character",
+  "Interrupted system call should be restarted", "Streams pipe error", "Too many users",
+  "Socket operation on non-socket", "Destination address required", "Message too long",
+  "Protocol wrong type for socket", "Protocol not available", "Protocol not supported",
+  "Socket type not supported", "Operation not supported", "Protocol family not supported",
+  "Address family not supported by protocol", "Address already in use", "Cannot assign requested address",
+  "Network is down", "Network is unreachable", "Network dropped connection on reset",
+  "Software caused connection abort", "Connection reset by peer", "No buffer space available",
+  "Transport endpoint is already connected", "Transport endpoint is not connected",
+  "Cannot send after transport endpoint shutdown", "Too many references: cannot splice",
+  "Connection timed out", "Connection refused", "Host is down", "No route to host",
+  "Operation already in progress", "Operation now in progress", "Stale file handle",
+  "Structure needs cleaning", "Not a XENIX named type file", "No XENIX semaphores available",
+  "Is a named type file", "Remote I/O error", "Disk quota exceeded", "No medium found", "Wrong medium type",
+  "Operation canceled", "Required key not available", "Key has expired", "Key has been revoked",
+  "Key was rejected by service", "Owner died", "State not recoverable",
+  "Operation not possible due to RF-kill", "Memory page has hardware error",
+];
+
+export const EPERM = 1, ENOENT = 2, EIO = 5, EACCES = 13, ENODEV = 19, EISDIR = 21, EINVAL = 22;
+export const EPROTO = 71, EPROTONOSUPPORT = 93, EOPNOTSUPP = 95, ECONNREFUSED = 111;
+
+export function strerror(n: number): string {
+  return n >= 0 && n < ERRNO_TEXT.length ? ERRNO_TEXT[n]! : `Unknown error ${n}`;
+}
+
+const ERRNO_BY_CODE: Record<string, number> = {
+  EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, ENXIO: 6, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
+  EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EMFILE: 24,
+  ENOSPC: 28, ESPIPE: 29, EROFS: 30, EPIPE: 32, ENAMETOOLONG: 36, ELOOP: 40, EPROTO: 71,
+  ENOTSOCK: 88, EPROTONOSUPPORT: 93, EOPNOTSUPP: 95, ENOTSUP: 95, EADDRINUSE: 98, ECONNRESET: 104,
+  ENOTCONN: 107, ETIMEDOUT: 110, ECONNREFUSED: 111,
+};
+
+/** errno number for a Node/Bun error code string ("ENOENT"); EIO when unknown. */
+export function errnoFromCode(code: string | undefined): number {
+  return (code && ERRNO_BY_CODE[code]) || EIO;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64_VALUE = (() => {
+  const t = new Int16Array(256).fill(-1);
+  for (let i = 0; i < 64; i++) t[B64.charCodeAt(i)] = i;
+  return t;
+})();
+
+export function keyToBase64(key: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < 30; i += 3) {
+    const v = (key[i]! << 16) | (key[i + 1]! << 8) | key[i + 2]!;
+    s += B64[v >> 18]! + B64[(v >> 12) & 63]! + B64[(v >> 6) & 63]! + B64[v & 63]!;
+  }
+  const v = (key[30]! << 16) | (key[31]! << 8);
+  return s + B64[v >> 18]! + B64[(v >> 12) & 63]! + B64[(v >> 6) & 63]! + "=";
+}
+
+/** Only the canonical 44-character encoding of 32 bytes is accepted, like wg's key_from_base64. */
+export function keyFromBase64(s: string): Uint8Array | null {
+  if (s.length !== 44 || s.charCodeAt(43) !== 0x3d) return null;
+  const out = new Uint8Array(32);
+  let acc = 0, bits = 0, o = 0;
+  for (let i = 0; i < 43; i++) {
+    const c = s.charCodeAt(i);
+    const v = c < 256 ? B64_VALUE[c]! : -1;
+    if (v < 0) return null;
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  if (acc & ((1 << bits) - 1)) return null;
+  return out;
+}
+
+export function keyToHex(key: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < 32; i++) s += key[i]!.toString(16).padStart(2, "0");
+  return s;
+}
+
+export function keyFromHex(s: string): Uint8Array | null {
+  if (s.length !== 64 || !/^[0-9a-fA-F]{64}$/.test(s)) return null;
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) out[i] = parseInt(s.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+export function isZeroKey(k: Uint8Array): boolean {
+  for (let i = 0; i < k.length; i++) if (k[i]) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses (glibc inet_pton/inet_ntop semantics)
+
+export function inetPton4(s: string): Uint8Array | null {
+  const out = new Uint8Array(4);
+  let octets = 0, sawDigit = false, cur = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) {
+      if (sawDigit && cur === 0) return null;
+      cur = cur * 10 + (c - 0x30);
+      if (cur > 255) return null;
+      if (!sawDigit) {
+        if (++octets > 4) return null;
+        sawDigit = true;
+      }
+    } else if (c === 0x2e && sawDigit) {
+      if (octets === 4) return null;
+      out[octets - 1] = cur;
+      cur = 0;
+      sawDigit = false;
+    } else return null;
+  }
+  if (octets < 4 || !sawDigit) return null;
+  out[3] = cur;
+  return out;
+}
+
+export function inetPton6(s: string): Uint8Array | null {
+  const out = new Uint8Array(16);
+  let tp = 0, colonp = -1, i = 0, sawXdigit = false, val = 0, digits = 0, curtok = 0;
+  if (s.startsWith(":")) {
+    if (!s.startsWith("::")) return null;
+    i = 1;
+  }
+  curtok = i;
+  for (; i < s.length; i++) {
+    const ch = s[i]!;
+    const d = /[0-9a-fA-F]/.test(ch) ? parseInt(ch, 16) : -1;
+    if (d >= 0) {
+      if (digits >= 4) return null;
+      val = (val << 4) | d;
+      digits++;
+      sawXdigit = true;
+      continue;
+    }
+    if (ch === ":") {
+      curtok = i + 1;
+      if (!sawXdigit) {
+        if (colonp >= 0) return null;
+        colonp = tp;
+        continue;
+      }
+      if (i + 1 >= s.length) return null;
+      if (tp + 2 > 16) return null;
+      out[tp++] = (val >> 8) & 0xff;
+      out[tp++] = val & 0xff;
+      sawXdigit = false;
+      digits = 0;
+      val = 0;
+      continue;
+    }
+    if (ch === "." && tp + 4 <= 16) {
+      const v4 = inetPton4(s.slice(curtok));
+      if (!v4) return null;
+      out.set(v4, tp);
+      tp += 4;
+      sawXdigit = false;
+      break;
+    }
+    return null;
+  }
+  if (sawXdigit) {
+    if (tp + 2 > 16) return null;
+    out[tp++] = (val >> 8) & 0xff;
+    out[tp++] = val & 0xff;
+  }
+  if (colonp >= 0) {
+    if (tp === 16) return null;
+    const n = tp - colonp;
+    for (let k = 1; k <= n; k++) {
+      out[16 - k] = out[colonp + n - k]!;
+      out[colonp + n - k] = 0;
+    }
+    tp = 16;
+  }
+  if (tp !== 16) return null;
+  return out;
+}
+
+export function inetNtop4(a: Uint8Array): string {
+  return `${a[0]}.${a[1]}.${a[2]}.${a[3]}`;
+}
+
+export function inetNtop6(a: Uint8Array): string {
+  const w: number[] = [];
+  for (let i = 0; i < 8; i++) w.push((a[i * 2]! << 8) | a[i * 2 + 1]!);
+  let bestBase = -1, bestLen = 0, curBase = -1, curLen = 0;
+  for (let i = 0; i < 8; i++) {
+    if (w[i] === 0) {
+      if (curBase === -1) (curBase = i), (curLen = 1);
+      else curLen++;
+    } else if (curBase !== -1) {
+      if (bestBase === -1 || curLen > bestLen) (bestBase = curBase), (bestLen = curLen);
+      curBase = -1;
+    }
+  }
+  if (curBase !== -1 && (bestBase === -1 || curLen > bestLen)) (bestBase = curBase), (bestLen = curLen);
+  if (bestBase !== -1 && bestLen < 2) bestBase = -1;
+  let s = "";
+  for (let i = 0; i < 8; i++) {
+    if (bestBase !== -1 && i >= bestBase && i < bestBase + bestLen) {
+      if (i === bestBase) s += ":";
+      continue;
+    }
+    if (i !== 0) s += ":";
+    if (i === 6 && bestBase === 0 && (bestLen === 6 || (bestLen === 5 && w[5] === 0xffff))) {
+      s += inetNtop4(a.subarray(12, 16));
+      break;
+    }
+    s += w[i]!.toString(16);
+  }
+  if (bestBase !== -1 && bestBase + bestLen === 8) s += ":";
+  return s;
+}
+
+export function formatAllowedIp(ip: AllowedIp): string {
+  return (ip.family === 4 ? inetNtop4(ip.addr) : inetNtop6(ip.addr)) + "/" + ip.cidr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Units and durations
+
+const RESET = "\x1b[0m", BOLD = "\x1b[1m", GREEN = "\x1b[32m", YELLOW = "\x1b[33m", CYAN = "\x1b[36m";
+const RED = "\x1b[31m";
+
+/** C printf("%.2f") of the double n / 2^shift (n an integral double): round half to even. */
+function fixed2(n: number, shift: number): string {
+  const num = BigInt(n) * 100n;
+  const q = num >> BigInt(shift);
+  const r = num - (q << BigInt(shift));
+  const twice = r * 2n, whole = 1n << BigInt(shift);
+  const rounded = twice > whole || (twice === whole && (q & 1n) === 1n) ? q + 1n : q;
+  const s = rounded.toString().padStart(3, "0");
+  return s.slice(0, -2) + "." + s.slice(-2);
+}
+
+export function formatBytes(b: bigint): string {
+  const d = Number(b);
+  if (b < 1024n) return `${b} ${CYAN}B${RESET}`;
+  if (b < 1n << 20n) return `${fixed2(d, 10)} ${CYAN}KiB${RESET}`;
+  if (b < 1n << 30n) return `${fixed2(d, 20)} ${CYAN}MiB${RESET}`;
+  if (b < 1n << 40n) return `${fixed2(d, 30)} ${CYAN}GiB${RESET}`;
+  return `${fixed2(d, 40)} ${CYAN}TiB${RESET}`;
+}
+
+export function prettyTime(left: bigint): string {
+  const Y = 365n * 24n * 3600n, D = 24n * 3600n;
+  const parts: [bigint, string][] = [
+    [left / Y, "year"],
+    [(left % Y) / D, "day"],
+    [(left % D) / 3600n, "hour"],
+    [(left % 3600n) / 60n, "minute"],
+    [left % 60n, "second"],
+  ];
+  let s = "";
+  for (const [n, unit] of parts) {
+    if (!n) continue;
+    s += `${s ? ", " : ""}${n} ${CYAN}${unit}${n === 1n ? "" : "s"}${RESET}`;
+  }
+  return s;
+}
+
+export function ago(sec: bigint, now: bigint): string {
+  if (now === sec) return "Now";
+  if (now < sec) return `(${RED}System clock wound backward; connection problems may ensue.${RESET})`;
+  return prettyTime(now - sec) + " ago";
+}
+
+/** wg's terminal filter: drop every ESC [ ... <letter> sequence (as terminal.c does it). */
+export function stripAnsi(s: string): string {
+  const len = s.length;
+  if (len < 2) return s;
+  const drop = new Uint8Array(len);
+  for (let i = 0; i < len - 2; i++) {
+    if (drop[i] || s.charCodeAt(i) !== 0x1b || s.charCodeAt(i + 1) !== 0x5b) continue;
+    drop[i] = drop[i + 1] = 1;
+    let j = i + 2;
+    for (; j < len; j++) {
+      const c = s.charCodeAt(j);
+      if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) break;
+      drop[j] = 1;
+    }
+    if (j < len) drop[j] = 1;
+  }
+  let out = "";
+  for (let i = 0; i < len; i++) if (!drop[i]) out += s[i];
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// show / showconf renderers
+
+function hasHandshake(p: WgPeer): boolean {
+  return p.lastHandshakeSec !== 0n || p.lastHandshakeNsec !== 0n;
+}
+
+/** wg's pretty order: newest handshake first, never-handshaken last, ties keep daemon order. */
+export function sortPeersForShow(peers: readonly WgPeer[]): WgPeer[] {
+  return [...peers].sort((a, b) => {
+    const ha = hasHandshake(a), hb = hasHandshake(b);
+    if (!ha && hb) return 1;
+    if (!hb && ha) return -1;
+    let diff = a.lastHandshakeSec - b.lastHandshakeSec;
+    if (!diff) diff = a.lastHandshakeNsec - b.lastHandshakeNsec;
+    return diff < 0n ? 1 : diff > 0n ? -1 : 0;
+  });
+}
+
+export interface PrettyOptions {
+  /** time(NULL) of the caller. */
+  now: bigint;
+  color: boolean;
+  /** WG_HIDE_KEYS=never shows private and preshared keys. */
+  showKeys: boolean;
+}
+
+/** The C code prints in many terminal_printf calls, each filtered separately; so do we. */
+export function prettyDevice(dev: WgDevice, o: PrettyOptions): string {
+  const chunks: string[] = [];
+  const p = (s: string) => chunks.push(o.color ? s : stripAnsi(s));
+  const masked = (k: Uint8Array) => (o.showKeys ? keyToBase64(k) : "(hidden)");
+  p(RESET);
+  p(`${GREEN}${BOLD}interface${RESET}: ${GREEN}${dev.name}${RESET}\n`);
+  if (dev.publicKey) p(`  ${BOLD}public key${RESET}: ${keyToBase64(dev.publicKey)}\n`);
+  if (dev.privateKey) p(`  ${BOLD}private key${RESET}: ${masked(dev.privateKey)}\n`);
+  if (dev.listenPort) p(`  ${BOLD}listening port${RESET}: ${dev.listenPort}\n`);
+  if (dev.fwmark) p(`  ${BOLD}fwmark${RESET}: 0x${dev.fwmark.toString(16)}\n`);
+  const peers = sortPeersForShow(dev.peers);
+  if (peers.length) p("\n");
+  peers.forEach((peer, idx) => {
+    p(`${YELLOW}${BOLD}peer${RESET}: ${YELLOW}${keyToBase64(peer.publicKey)}${RESET}\n`);
+    if (peer.presharedKey) p(`  ${BOLD}preshared key${RESET}: ${masked(peer.presharedKey)}\n`);
+    if (peer.endpoint !== null) p(`  ${BOLD}endpoint${RESET}: ${peer.endpoint}\n`);
+    p(`  ${BOLD}allowed ips${RESET}: `);
+    if (peer.allowedIps.length) {
+      peer.allowedIps.forEach((ip, i) => {
+        const addr = ip.family === 4 ? inetNtop4(ip.addr) : inetNtop6(ip.addr);
+        p(`${addr}${CYAN}/${RESET}${ip.cidr}${i + 1 < peer.allowedIps.length ? ", " : "\n"}`);
+      });
+    } else p("(none)\n");
+    if (peer.lastHandshakeSec) p(`  ${BOLD}latest handshake${RESET}: ${ago(peer.lastHandshakeSec, o.now)}\n`);
+    if (peer.rxBytes || peer.txBytes) {
+      p(`  ${BOLD}transfer${RESET}: `);
+      p(`${formatBytes(peer.rxBytes)} received, `);
+      p(`${formatBytes(peer.txBytes)} sent\n`);
+    }
+    if (peer.persistentKeepalive)
+      p(`  ${BOLD}persistent keepalive${RESET}: every ${prettyTime(BigInt(peer.persistentKeepalive))}\n`);
+    if (idx + 1 < peers.length) p("\n");
+  });
+  return chunks.join("");
+}
+
+const maybeKey = (k: Uint8Array | null) => (k ? keyToBase64(k) : "(none)");
+const fwmarkText = (m: number) => (m ? `0x${m.toString(16)}` : "off");
+
+export function dumpDevice(dev: WgDevice, withInterface: boolean): string {
+  const pre = withInterface ? `${dev.name}\t` : "";
+  let s = `${pre}${maybeKey(dev.privateKey)}\t${maybeKey(dev.publicKey)}\t${dev.listenPort}\t${fwmarkText(dev.fwmark)}\n`;
+  for (const p of dev.peers) {
+    s += `${pre}${keyToBase64(p.publicKey)}\t${maybeKey(p.presharedKey)}\t${p.endpoint ?? "(none)"}\t`;
+    s += (p.allowedIps.length ? p.allowedIps.map(formatAllowedIp).join(",") : "(none)") + "\t";
+    s += `${p.lastHandshakeSec}\t${p.rxBytes}\t${p.txBytes}\t${p.persistentKeepalive || "off"}\n`;
+  }
+  return s;
+}
+
+export const SHOW_FIELDS = [
+  "public-key", "private-key", "listen-port", "fwmark", "peers", "preshared-keys", "endpoints",
+  "allowed-ips", "latest-handshakes", "transfer", "persistent-keepalive", "dump",
+] as const;
+
+/** One `wg show IF FIELD` answer; null for an unknown field. */
+export function fieldOfDevice(dev: WgDevice, field: string, withInterface: boolean): string | null {
+  const pre = withInterface ? `${dev.name}\t` : "";
+  const perPeer = (f: (p: WgPeer) => string) => dev.peers.map((p) => `${pre}${keyToBase64(p.publicKey)}\t${f(p)}\n`).join("");
+  switch (field) {
+    case "public-key":
+      return `${pre}${maybeKey(dev.publicKey)}\n`;
+    case "private-key":
+      return `${pre}${maybeKey(dev.privateKey)}\n`;
+    case "listen-port":
+      return `${pre}${dev.listenPort}\n`;
+    case "fwmark":
+      return `${pre}${fwmarkText(dev.fwmark)}\n`;
+    case "endpoints":
+      // v1.0.20210914 prints the prefix once per interface, not per line (spec 4.4).
+      return pre + dev.peers.map((p) => `${keyToBase64(p.publicKey)}\t${p.endpoint ?? "(none)"}\n`).join("");
+    case "allowed-ips":
+      return perPeer((p) => (p.allowedIps.length ? p.allowedIps.map(formatAllowedIp).join(" ") : "(none)"));
+    case "latest-handshakes":
+      return perPeer((p) => `${p.lastHandshakeSec}`);
+    case "transfer":
+      return perPeer((p) => `${p.rxBytes}\t${p.txBytes}`);
+    case "persistent-keepalive":
+      return perPeer((p) => (p.persistentKeepalive ? `${p.persistentKeepalive}` : "off"));
+    case "preshared-keys":
+      return perPeer((p) => maybeKey(p.presharedKey));
+    case "peers":
+      return dev.peers.map((p) => `${pre}${keyToBase64(p.publicKey)}\n`).join("");
+    case "dump":
+      return dumpDevice(dev, withInterface);
+  }
+  return null;
+}
+
+export function showconfDevice(dev: WgDevice): string {
+  let s = "[Interface]\n";
+  if (dev.listenPort) s += `ListenPort = ${dev.listenPort}\n`;
+  if (dev.fwmark) s += `FwMark = 0x${dev.fwmark.toString(16)}\n`;
+  if (dev.privateKey) s += `PrivateKey = ${keyToBase64(dev.privateKey)}\n`;
+  s += "\n";
+  dev.peers.forEach((p, i) => {
+    s += `[Peer]\nPublicKey = ${keyToBase64(p.publicKey)}\n`;
+    if (p.presharedKey) s += `PresharedKey = ${keyToBase64(p.presharedKey)}\n`;
+    if (p.allowedIps.length) s += `AllowedIPs = ${p.allowedIps.map(formatAllowedIp).join(", ")}\n`;
+    if (p.endpoint !== null) s += `Endpoint = ${p.endpoint}\n`;
+    if (p.persistentKeepalive) s += `PersistentKeepalive = ${p.persistentKeepalive}\n`;
+    if (i + 1 < dev.peers.length) s += "\n";
+  });
+  return s;
+}

@@ -1,0 +1,164 @@
+// Transport for `wg`: find WireGuard interfaces and talk UAPI to their daemons over
+// /var/run/wireguard/NAME.sock, with wireguard-tools' probing, stale-socket cleanup and the
+// kernel-path fallback errors (this build has no netlink path; without the kernel module the
+// reference fails with EPROTONOSUPPORT, which is what we report).
+import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { createConnection } from "node:net";
+import { GET_REQUEST, buildSetRequest, parseGetResponse, parseSetResponse, responseComplete, type DeviceConfig, type GetResult, type EndpointFormatter } from "../core/uapi.ts";
+import { ECONNREFUSED, EINVAL, ENODEV, EOPNOTSUPP, EPROTONOSUPPORT, errnoFromCode } from "../core/wgfmt.ts";
+import { formatDaemonEndpoint } from "./resolve.ts";
+
+export const SOCK_DIR = "/var/run/wireguard";
+
+/** Interface names are byte strings (one char per byte). */
+const bytes = (s: string) => Buffer.from(s, "latin1");
+
+export function socketPath(name: string): string {
+  return `${SOCK_DIR}/${name}.sock`;
+}
+
+function isSocketFile(path: string): boolean {
+  try {
+    return statSync(bytes(path)).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+type Conn = { ok: true; sock: ReturnType<typeof createConnection> } | { ok: false; errno: number };
+
+function connect(path: string): Promise<Conn> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ path: bytes(path).toString("latin1") });
+    const onError = (e: NodeJS.ErrnoException) => resolve({ ok: false, errno: errnoFromCode(e.code) });
+    sock.once("error", onError);
+    sock.once("connect", () => {
+      sock.off("error", onError);
+      resolve({ ok: true, sock });
+    });
+  });
+}
+
+/**
+ * wg's userspace_has_wireguard_interface: a socket file we can connect to (or are refused
+ * permission to). A refused connection means the daemon is gone: the stale file is deleted.
+ */
+export async function hasInterface(name: string): Promise<boolean> {
+  if (name.includes("/")) return false;
+  const path = socketPath(name);
+  if (!isSocketFile(path)) return false;
+  const c = await connect(path);
+  if (!c.ok) {
+    if (c.errno === ECONNREFUSED) {
+      try {
+        unlinkSync(bytes(path));
+      } catch {}
+      return false;
+    }
+    return true;
+  }
+  c.sock.destroy();
+  return true;
+}
+
+/** The error the kernel (netlink) path would give for a name with no UAPI socket. */
+export function kernelPathErrno(name: string): number {
+  if (!existsSync("/sys/module/wireguard")) return EPROTONOSUPPORT;
+  if (!name.length || name.includes("/") || !existsSync(bytes(`/sys/class/net/${name}`))) return ENODEV;
+  return EOPNOTSUPP;
+}
+
+/** Kernel WireGuard links, in ifindex order (the reference dumps them over rtnetlink). */
+function kernelInterfaces(): string[] {
+  if (!existsSync("/sys/module/wireguard")) return [];
+  const out: { index: number; name: string }[] = [];
+  try {
+    for (const ent of readdirSync(bytes("/sys/class/net"), { encoding: "buffer" })) {
+      const name = ent.toString("latin1");
+      try {
+        const text = readFileSync(bytes(`/sys/class/net/${name}/uevent`), "latin1");
+        if (!/^DEVTYPE=wireguard$/m.test(text)) continue;
+        const index = Number(/^IFINDEX=(\d+)$/m.exec(text)?.[1] ?? 0);
+        out.push({ index, name });
+      } catch {}
+    }
+  } catch {}
+  return out.sort((a, b) => a.index - b.index).map((x) => x.name);
+}
+
+/** wg's ipc_list_devices: kernel links, then sockets in raw directory order. */
+export async function listInterfaces(): Promise<{ ok: true; names: string[] } | { ok: false; errno: number }> {
+  const names = kernelInterfaces();
+  let entries: Buffer[];
+  try {
+    // Bun's readdir returns getdents order unsorted, which is what readdir(3) gives wg.
+    entries = readdirSync(bytes(SOCK_DIR), { encoding: "buffer" });
+  } catch (e) {
+    const errno = errnoFromCode((e as NodeJS.ErrnoException).code);
+    return errno === 2 ? { ok: true, names } : { ok: false, errno };
+  }
+  for (const ent of entries) {
+    const file = ent.toString("latin1");
+    if (file.length <= 5 || !file.endsWith(".sock")) continue;
+    const name = file.slice(0, -5);
+    // readdir stops a name at NUL; strlen-based iteration of the list would end early on empty names.
+    if (await hasInterface(name)) names.push(name);
+  }
+  return { ok: true, names };
+}
+
+/** One UAPI exchange: connect, write, read until the terminating empty line (or EOF). */
+export async function uapiExchange(name: string, request: string): Promise<{ ok: true; text: string } | { ok: false; errno: number }> {
+  if (name.includes("/")) return { ok: false, errno: EINVAL };
+  const path = socketPath(name);
+  try {
+    if (!statSync(bytes(path)).isSocket()) return { ok: false, errno: 9 /* EBADF */ };
+  } catch (e) {
+    return { ok: false, errno: errnoFromCode((e as NodeJS.ErrnoException).code) };
+  }
+  const c = await connect(path);
+  if (!c.ok) {
+    if (c.errno === ECONNREFUSED) {
+      try {
+        unlinkSync(bytes(path));
+      } catch {}
+    }
+    return c;
+  }
+  const sock = c.sock;
+  return new Promise((resolve) => {
+    let text = "";
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      sock.destroy();
+      resolve({ ok: true, text });
+    };
+    sock.on("data", (d: Buffer) => {
+      text += d.toString("latin1");
+      if (responseComplete(text)) finish();
+    });
+    sock.on("end", finish);
+    sock.on("close", finish);
+    // A reset or broken pipe still ends the answer: what arrived is judged by the parser.
+    sock.on("error", finish);
+    sock.write(Buffer.from(request, "latin1"));
+  });
+}
+
+/** wg's ipc_get_device. `name` locates the socket; the displayed name is cut to 15 bytes. */
+export async function getDevice(name: string, formatEndpoint: EndpointFormatter = formatDaemonEndpoint): Promise<GetResult> {
+  if (!(await hasInterface(name))) return { ok: false, errno: kernelPathErrno(name) };
+  const r = await uapiExchange(name, GET_REQUEST);
+  if (!r.ok) return r;
+  return parseGetResponse(r.text, name.slice(0, 15), formatEndpoint);
+}
+
+/** wg's ipc_set_device: 0 on success, else the errno wg reports. */
+export async function setDevice(name: string, config: DeviceConfig): Promise<number> {
+  if (!(await hasInterface(name))) return kernelPathErrno(name);
+  const r = await uapiExchange(name, buildSetRequest(config));
+  if (!r.ok) return r.errno;
+  return parseSetResponse(r.text);
+}

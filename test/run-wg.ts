@@ -1,0 +1,3 @@
+// Runs our `wg` directly (for tests and manual comparison): bun test/run-wg.ts ARGS...
+import { wgMain } from "../cmd/wg.ts";
+process.exit(await wgMain(process.env.WG_ARGV0 ?? "wg", process.argv.slice(2)));
