@@ -1,0 +1,53 @@
+// The daemons the harness can compare. Each runs in the foreground inside a namespace and serves
+// the cross-platform UAPI socket /var/run/wireguard/IFACE.sock that /usr/bin/wg talks to.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..", "..");
+
+export interface Implementation {
+  name: string;
+  /** argv that runs the daemon for `iface` in the foreground. */
+  command(iface: string): string[];
+  /** null when runnable here, else why not. */
+  unavailable(): string | null;
+  /** Seconds to wait for the UAPI socket (interpreted start-up is slower). */
+  startTimeoutMs: number;
+}
+
+function which(bin: string): string | null {
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+    const p = join(dir, bin);
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+export const IMPLEMENTATIONS: Record<string, Implementation> = {
+  "wireguard-go": {
+    name: "wireguard-go",
+    command: (iface) => [which("wireguard-go") ?? "wireguard-go", "-f", iface],
+    unavailable: () => (which("wireguard-go") ? null : "wireguard-go not installed"),
+    startTimeoutMs: 5000,
+  },
+  // Our daemon from source, run by the same bun that runs the harness.
+  ours: {
+    name: "ours",
+    command: (iface) => [process.execPath, join(ROOT, "cmd", "main.ts"), "daemon", "-f", iface],
+    unavailable: () => (existsSync(join(ROOT, "cmd", "daemon.ts")) ? null : "cmd/daemon.ts not present yet"),
+    startTimeoutMs: 10000,
+  },
+  // The compiled single executable (`bun run build`).
+  "ours-bin": {
+    name: "ours-bin",
+    command: (iface) => [join(ROOT, "dist", "wg"), "daemon", "-f", iface],
+    unavailable: () => (existsSync(join(ROOT, "dist", "wg")) ? null : "dist/wg absent (run `bun run build`)"),
+    startTimeoutMs: 5000,
+  },
+};
+
+export function getImplementation(name: string): Implementation {
+  const impl = IMPLEMENTATIONS[name];
+  if (!impl) throw new Error(`unknown implementation "${name}" (known: ${Object.keys(IMPLEMENTATIONS).join(", ")})`);
+  return impl;
+}

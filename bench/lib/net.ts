@@ -1,0 +1,55 @@
+// Traffic through a tunnel pair: iperf3 TCP throughput with the daemons' CPU use, and ping RTT.
+import { TUNNEL_B, type Pair } from "./pair.ts";
+import { cpuSeconds, nsRun, nsSpawn, stop, type Daemon } from "./proc.ts";
+
+export interface ThroughputResult {
+  mbps: number;
+  /** CPU of both daemons together, in cores (1.0 = one core busy). */
+  daemonCores: number;
+  /** Daemon core-seconds spent per Gbit moved. */
+  cpuSecPerGbit: number;
+  retransmits: number;
+}
+
+const IPERF_PORT = 5201;
+
+/** An iperf3 server in B's namespace for the life of the pair. */
+export async function startIperfServer(pair: Pair): Promise<Daemon> {
+  const server = nsSpawn(pair.b.ns, ["iperf3", "-s", "-B", TUNNEL_B, "-p", String(IPERF_PORT)]);
+  await Bun.sleep(300);
+  return server;
+}
+export const stopIperfServer = stop;
+
+/** TCP from A to B for `seconds` (+1 s of slow start that iperf3 omits from its totals). */
+export function iperf(pair: Pair, streams: number, seconds: number): ThroughputResult {
+  const pids = [pair.a.daemon.pid, pair.b.daemon.pid];
+  const cpu0 = pids.map(cpuSeconds);
+  const t0 = performance.now();
+  const r = nsRun(pair.a.ns, ["iperf3", "-c", TUNNEL_B, "-p", String(IPERF_PORT), "-t", String(seconds), "-O", "1",
+    "-P", String(streams), "-J"], { allowFail: true, timeoutMs: (seconds + 20) * 1000 });
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = pids.map(cpuSeconds).reduce((s, c, i) => s + (c - cpu0[i]!), 0);
+  let j: { end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number } }; error?: string };
+  try {
+    j = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`iperf3 gave no JSON: ${r.stderr.trim()}`);
+  }
+  if (j.error || !j.end?.sum_received?.bits_per_second) throw new Error(`iperf3: ${j.error ?? "no result"}`);
+  const mbps = j.end.sum_received.bits_per_second / 1e6;
+  const daemonCores = cpu / wall;
+  return { mbps, daemonCores, cpuSecPerGbit: daemonCores / (mbps / 1000), retransmits: j.end.sum_sent?.retransmits ?? 0 };
+}
+
+/** Median round-trip time in ms of `count` pings through the tunnel. */
+export function pingMedianMs(pair: Pair, count: number): number {
+  const r = nsRun(pair.a.ns, ["ping", "-n", "-c", String(count), "-i", "0.02", "-W", "1", TUNNEL_B], {
+    allowFail: true,
+    timeoutMs: count * 1000 + 5000,
+  });
+  const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  if (rtts.length === 0) return NaN;
+  const m = rtts.length >> 1;
+  return rtts.length % 2 ? rtts[m]! : (rtts[m - 1]! + rtts[m]!) / 2;
+}
