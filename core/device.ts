@@ -86,6 +86,8 @@ export class Device implements Engine {
   private readonly sendBuf = new Uint8Array(MAX_PACKET + 64);
   private readonly recvBuf = new Uint8Array(MAX_PACKET + 64);
   private readonly hsBuf = new Uint8Array(INITIATION_LEN);
+  private jitterPool = new Uint8Array(0);
+  private jitterPos = 0;
 
   constructor(
     readonly io: DeviceIO,
@@ -629,8 +631,15 @@ export class Device implements Engine {
     }
   }
 
+  /** 0..333 ms; drawn from a pooled random block since data-sent re-arms it often. */
   private jitter(): number {
-    return readU32(this.random(4), 0) % REKEY_TIMEOUT_JITTER_MAX_MS;
+    if (this.jitterPos + 4 > this.jitterPool.length) {
+      this.jitterPool = this.random(256);
+      this.jitterPos = 0;
+    }
+    const v = readU32(this.jitterPool, this.jitterPos);
+    this.jitterPos += 4;
+    return v % REKEY_TIMEOUT_JITTER_MAX_MS;
   }
 
   private expireCurrentKeypairs(peer: Peer): void {
