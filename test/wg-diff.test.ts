@@ -1,0 +1,504 @@
+// Differential tests: the reference /usr/bin/wg (wireguard-tools v1.0.20210914) and ours, run on
+// identical state, must agree on stdout, stderr and exit status byte for byte. State comes from
+// fake UAPI daemons (scripted answers, recorded requests) and from wireguard-go in a private
+// network namespace.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { keyToBase64, keyToHex } from "../core/wgfmt.ts";
+import { publicKey } from "../core/crypto.ts";
+import { Lab, waitFor, type Netns } from "./netns.ts";
+import { FakeDaemon, both, getAnswer, ours, oursAs, real, realAs, run, testKey, type FakeState, type RunOpts } from "./wg-harness.ts";
+
+const TIMEOUT = 120_000;
+const dir = mkdtempSync(join(tmpdir(), "wgdiff-"));
+const file = (name: string, content: string | Uint8Array, mode = 0o600) => {
+  const p = join(dir, name);
+  writeFileSync(p, typeof content === "string" ? Buffer.from(content, "latin1") : content);
+  chmodSync(p, mode);
+  return p;
+};
+
+async function expectSame(args: string[], o: RunOpts = {}, attempts = 2) {
+  const r = await both(args, o, attempts);
+  expect({ args, ...r.ours }).toEqual({ args, ...r.real });
+  return r.real;
+}
+
+const K = (n: number) => keyToBase64(testKey(n));
+const PRIV = testKey(1);
+const PUBS = [2, 3, 4, 5, 6, 7, 8].map((n) => publicKey(testKey(n)));
+
+const fakes: FakeDaemon[] = [];
+async function fake(state: FakeState | (() => FakeState), name?: string) {
+  const f = await FakeDaemon.serving(state, name).start();
+  fakes.push(f);
+  return f;
+}
+async function scripted(answer: (req: string) => string) {
+  const f = await new FakeDaemon(answer).start();
+  fakes.push(f);
+  return f;
+}
+
+afterAll(async () => {
+  for (const f of fakes) await f.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("dispatch and usage", () => {
+  const cases: string[][] = [
+    ["-v"], ["--version"], ["version"], ["--version", "x"], ["-h"], ["--help"], ["help"], ["help", "x"],
+    [""], ["Show"], ["--show"], ["bogus", "a", "b"], ["show", "-h"], ["show", "--help"], ["show", "help"],
+    ["show", "a", "b", "c"], ["show", "interfaces", "x"], ["showconf"], ["showconf", "a", "b"], ["set"], ["set", "x"],
+    ["setconf"], ["setconf", "x"], ["addconf", "x", "y", "z"], ["syncconf"], ["genkey", "x"], ["genkey", "--help"],
+    ["genpsk", "-h"], ["pubkey", "x"],
+  ];
+  for (const args of cases) test(`wg ${args.join(" ")}`, () => expectSame(args), TIMEOUT);
+
+  test("argv[0] is printed verbatim", async () => {
+    for (const argv0 of ["/usr/bin/wg", "./wg", "wireguard", "w g"]) {
+      for (const args of [["--help"], ["nope"], ["set"], ["show", "a", "b", "c"], ["pubkey"], ["genkey", "x"], ["setconf"]]) {
+        const r = await realAs(argv0, args, { stdin: "" });
+        const m = await oursAs(argv0, args, { stdin: "" });
+        expect({ argv0, args, ...m }).toEqual({ argv0, args, ...r });
+      }
+    }
+  }, TIMEOUT);
+});
+
+describe("pubkey/genkey/genpsk", () => {
+  const inputs: [string, string][] = [
+    ["rfc a", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n"],
+    ["rfc b", "XasIfmJKikt54X+Lg4AO5m87sSkmGLb9HC+LJ/+I4Os="],
+    ["zero", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"],
+    ["ff", "//////////////////////////////////////////8=\n"],
+    ["7f", "/////////////////////////////////////////38=\n"],
+    ["empty", ""],
+    ["short", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo\n"],
+    ["trailing", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=x\n"],
+    ["blanks", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo= \t\r\n\v\f\0\0 \n"],
+    ["leading space", " dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n"],
+    ["bad key + garbage", "!!!!CnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=zz"],
+    ["bad key", "!!!!CnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n"],
+    ["non-canonical", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCp=\n"],
+    ["no pad", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCoA\n"],
+    ["url-safe", "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LC-=\n"],
+    ["nul in key", "dwdtCnMYpX08FsFyUbJm\0d9ML4frwJkqsXf7pR25LCo=\n"],
+    ["hex", "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a\n"],
+  ];
+  for (const [name, input] of inputs) test(`pubkey: ${name}`, () => expectSame(["pubkey"], { stdin: input }), TIMEOUT);
+
+  test("pubkey from /dev/null", async () => {
+    const r = await run(["sh", "-c", "wg pubkey </dev/null"]);
+    const m = await run(["sh", "-c", `${process.execPath} ${import.meta.dir}/../cmd/main.ts wg pubkey </dev/null`]);
+    expect(m).toEqual(r);
+  }, TIMEOUT);
+
+  test("genkey/genpsk format, clamping and world-accessible warning", async () => {
+    for (const cmd of ["genkey", "genpsk"]) {
+      const seen: Uint8Array[] = [];
+      for (let i = 0; i < 4; i++) {
+        const m = await ours([cmd]);
+        expect(m.code).toBe(0);
+        expect(m.stderr).toBe("");
+        expect(m.stdout).toMatch(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n$/);
+        seen.push(Buffer.from(m.stdout.trim(), "base64"));
+      }
+      if (cmd === "genkey") for (const k of seen) expect([k[0]! & 7, k[31]! & 0xc0]).toEqual([0, 0x40]);
+      expect(new Set(seen.map((k) => Buffer.from(k).toString("hex"))).size).toBe(4);
+      for (const umask of ["022", "077", "027", "026"]) {
+        const sh = (bin: string) => `umask ${umask}; f=${dir}/k-${umask}-$$; rm -f $f; ${bin} ${cmd} > $f; rc=$?; wc -c < $f; rm -f $f; exit $rc`;
+        const r = await run(["sh", "-c", sh("wg")]);
+        const m = await run(["sh", "-c", sh(`${process.execPath} ${import.meta.dir}/../cmd/main.ts wg`)]);
+        expect({ umask, ...m }).toEqual({ umask, ...r });
+      }
+    }
+  }, TIMEOUT);
+});
+
+describe("value parsers via wg set (no daemon: parse, then 'Protocol not supported')", () => {
+  const ifname = `wt${process.pid % 100000}none`;
+  const key = K(9);
+  const cases: string[][] = [
+    ["listen-port", "51820"], ["listen-port", "+5"], ["listen-port", " 12"], ["listen-port", "00012"],
+    ["listen-port", "65536"], ["listen-port", "99999"], ["listen-port", "4294967295"], ["listen-port", "-1"],
+    ["listen-port", "abc"], ["listen-port", "12 "], ["listen-port", "1e3"], ["listen-port", "0x10"],
+    ["listen-port", "domain"], ["listen-port", "http"], ["listen-port", ""],
+    ["fwmark", "0"], ["fwmark", "off"], ["fwmark", "OFF"], ["fwmark", "0x10"], ["fwmark", "0X10"], ["fwmark", "010"],
+    ["fwmark", "0x"], ["fwmark", "-1"], ["fwmark", "abc"], ["fwmark", "12z"], ["fwmark", "4294967295"],
+    ["fwmark", "4294967296"], ["fwmark", "0xffffffff"], ["fwmark", "0x100000000"], ["fwmark", ""], ["fwmark", " 1"],
+    ["Listen-Port", "1"], ["listen-port"], ["bogus"], ["remove"], ["endpoint", "1.2.3.4:5"],
+    ["peer", key, "persistent-keepalive", "25"], ["peer", key, "persistent-keepalive", "OfF"],
+    ["peer", key, "persistent-keepalive", "65535"], ["peer", key, "persistent-keepalive", "65536"],
+    ["peer", key, "persistent-keepalive", "-1"], ["peer", key, "persistent-keepalive", "+5"],
+    ["peer", key, "persistent-keepalive", ""], ["peer", key, "persistent-keepalive", "abc"],
+    ["peer", key, "persistent-keepalive"], ["peer", key, "remove", "extra"], ["peer", key, "listen-port", "1"],
+    ["peer", "abc"], ["peer", key.slice(0, 43) + "B"], ["peer", key + " "], ["peer"],
+    ["peer", key, "endpoint", ""], ["peer", key, "endpoint", "[::1"], ["peer", key, "endpoint", "[::1]"],
+    ["peer", key, "endpoint", "[::1]:"], ["peer", key, "endpoint", "[::1]x5"], ["peer", key, "endpoint", "1.2.3.4"],
+    ["peer", key, "endpoint", "1.2.3.4:"], ["peer", key, "endpoint", "1.2.3.4:abc"], ["peer", key, "endpoint", "1.2.3.4:65536"],
+    ["peer", key, "endpoint", "2001:db8::4:4444"], ["peer", key, "endpoint", "[fe80::1%nonexist]:5"],
+    ["peer", key, "endpoint", "nonexistent.invalid:5"], ["peer", key, "endpoint", "127.1:5"],
+    ["peer", key, "allowed-ips", ""], ["peer", key, "allowed-ips", " 10.0.0.0/8 , fd00::/8 "],
+    ["peer", key, "allowed-ips", "10.0.0.1,"], ["peer", key, "allowed-ips", "10.0.0.1,,10.0.0.2"],
+    ["peer", key, "allowed-ips", "010.0.0.1"], ["peer", key, "allowed-ips", "10.4/16"], ["peer", key, "allowed-ips", "0x1.2.3.4"],
+    ["peer", key, "allowed-ips", "host.example"], ["peer", key, "allowed-ips", "10.0.0.0/33"], ["peer", key, "allowed-ips", "10.0.0.0/+8"],
+    ["peer", key, "allowed-ips", "10.0.0.0/x"], ["peer", key, "allowed-ips", "10.0.0.0/"], ["peer", key, "allowed-ips", "10.0.0.0/016"],
+    ["peer", key, "allowed-ips", "10.4.4.4/16"], ["peer", key, "allowed-ips", "FD00:0:0::1/64"], ["peer", key, "allowed-ips", "::/129"],
+    ["peer", key, "allowed-ips", "[::1]/128"], ["peer", key, "allowed-ips", "fe80::1%lo/64"], ["peer", key, "allowed-ips", "-10.0.0.0/8"],
+    ["peer", key, "allowed-ips", "1.2.3.4/32,1.2.3.5/24,::1.2.3.4/96"],
+    ["peer", key, "preshared-key", "/nonexistent/file"], ["private-key", "/nonexistent/file"],
+  ];
+  for (const words of cases) test(`set ${words.join(" ")}`, () => expectSame(["set", ifname, ...words]), TIMEOUT);
+
+  test("endpoint resolution retry variable", async () => {
+    for (const v of ["abc", "-1", "2147483648", "", " 3", "infinity"]) {
+      await expectSame(["set", ifname, "peer", key, "endpoint", "127.0.0.1:1"], { env: { WG_ENDPOINT_RESOLUTION_RETRIES: v } });
+      await expectSame(["set", ifname, "peer", key, "endpoint", ""], { env: { WG_ENDPOINT_RESOLUTION_RETRIES: v } });
+    }
+    // Not validated unless an endpoint is parsed.
+    await expectSame(["set", ifname, "listen-port", "1"], { env: { WG_ENDPOINT_RESOLUTION_RETRIES: "abc" } });
+  }, TIMEOUT);
+
+  test("key files", async () => {
+    const good = K(10);
+    const files: [string, string][] = [
+      ["good", good + "\n"], ["good-nonl", good], ["blank-tail", good + " \t\r\n\v\f"], ["empty", ""],
+      ["short", good.slice(0, 20)], ["trail", good + "x"], ["nul-trail", good + "\0"], ["lead-space", " " + good],
+      ["bad", "!" + good.slice(1)], ["nul-in", good.slice(0, 10) + "\0" + good.slice(11)],
+    ];
+    for (const [name, content] of files) {
+      const p = file(`key-${name}`, content);
+      await expectSame(["set", ifname, "private-key", p]);
+      await expectSame(["set", ifname, "peer", key, "preshared-key", p]);
+    }
+    await expectSame(["set", ifname, "private-key", "/dev/null"]);
+    await expectSame(["set", ifname, "private-key", dir]);
+    mkdirSync(join(dir, "noaccess"), { recursive: true });
+  }, TIMEOUT);
+});
+
+describe("config files (no daemon)", () => {
+  const ifname = `wt${process.pid % 100000}none`;
+  const k = K(11), k2 = K(12);
+  const files: [string, string][] = [
+    ["clean", `[Interface]\nPrivateKey = ${k}\nListenPort = 51820\nFwMark = 0x10\n\n[Peer]\nPublicKey = ${k2}\nAllowedIPs = 10.0.0.0/8\n`],
+    ["messy", `[interface]\nprivatekey=${k}\nLISTENPORT = 4 3 0 0 1 # comment\n\t[PEER]\n public key = ${k2}\nallowedips=10.7.0.0/16\nALLOWEDIPS=10.8.0.0/16,\tfd00:8::/64\n endpoint = 127.0.0.1 : 7\r\n`],
+    ["address", `[Interface]\nAddress = 10.0.0.1/24\n`],
+    ["empty-allowed", `[Peer]\nPublicKey = ${k2}\nAllowedIPs =\n`],
+    ["before-section", `PrivateKey = ${k}\n`],
+    ["wrong-section", `[Interface]\nPublicKey = ${k2}\n`],
+    ["bom", `\xef\xbb\xbf[Interface]\nPrivateKey = ${k}\n`],
+    ["peer-no-key", `[Interface]\nPrivateKey = ${k}\n[Peer]\nAllowedIPs = 10.0.0.0/8\n`],
+    ["peer-x", `[Peer]x\n`],
+    ["peers", `[Peers]\n`],
+    ["bad-key", `[Interface]\nPrivateKey = abc\n`],
+    ["bad-port", `[Interface]\nListenPort = abc\n`],
+    ["bad-fwmark", `[Interface]\nFwMark = 0X1\n`],
+    ["bad-keepalive", `[Peer]\nPublicKey = ${k2}\nPersistentKeepalive = 70000\n`],
+    ["bad-endpoint", `[Peer]\nPublicKey = ${k2}\nEndpoint = [::1\n`],
+    ["bad-ip", `[Peer]\nPublicKey = ${k2}\nAllowedIPs = 10.0.0.1/33\n`],
+    ["host-bits", `[Peer]\nPublicKey = ${k2}\nAllowedIPs = 10.4.4.4/16, FD00:0:0::1/64\n`],
+    ["hash-in-value", `[Peer]\nPublicKey = ${k2}#comment\n`],
+    ["nul-line", `[Interface]\nListenPort = 5\0garbage\n`],
+    ["empty", ``],
+    ["comments-only", `# nothing\n   \n\t# more\n`],
+    ["two-errors", `[Interface]\nFoo = 1\nBar = 2\n`],
+    ["no-final-newline", `[Interface]\nListenPort = 7`],
+    ["psk", `[Peer]\nPublicKey = ${k2}\nPresharedKey = ${k}\nPresharedKey = bad\n`],
+    ["wg-quick-in-peer", `[Peer]\nPublicKey = ${k2}\nDNS = 1.1.1.1\n`],
+  ];
+  for (const [name, content] of files) {
+    test(`config ${name}`, async () => {
+      const p = file(`conf-${name}.conf`, content);
+      for (const cmd of ["setconf", "addconf", "syncconf"]) await expectSame([cmd, ifname, p]);
+    }, TIMEOUT);
+  }
+  test("config file access", async () => {
+    for (const cmd of ["setconf", "addconf", "syncconf"]) {
+      await expectSame([cmd, ifname, "/nonexistent"]);
+      await expectSame([cmd, ifname, dir]);
+      await expectSame([cmd, ifname, "/dev/null"]);
+    }
+  }, TIMEOUT);
+});
+
+describe("show and showconf against fake daemons", () => {
+  let now0 = 0n;
+  const state = (): FakeState => ({
+    priv: PRIV,
+    port: 51820,
+    fwmark: 0xdeadbeef,
+    peers: [
+      { pub: PUBS[0]!, hsSec: (n) => n + 100n, rx: 1n << 64n, tx: 0n },
+      { pub: PUBS[1]!, hsSec: (n) => n - 5n, hsNsec: 900n, tx: 1536n, keepalive: 65535 },
+      { pub: PUBS[2]!, endpoint: "[2001:db8::1]:443", allowed: ["0.0.0.0/0", "::/0"], hsSec: (n) => n - 5n, hsNsec: 10n, rx: 1073741823n, tx: 1n << 40n, keepalive: 1 },
+      { pub: PUBS[3]!, psk: testKey(40), endpoint: "192.0.2.1:51820", allowed: ["10.0.0.2/32", "fd00::2/128"], hsSec: (n) => n - 63n, rx: 1048576n, tx: 1263n, keepalive: 3661 },
+      { pub: PUBS[4]!, hsSec: (n) => n - 86400n, rx: 5n << 30n, tx: 1n << 50n, keepalive: 60 },
+      { pub: PUBS[5]!, allowed: ["192.168.0.0/16", "::ffff:10.1.1.1/128", "::1.2.3.4/128", "fe80::/10"], hsSec: (n) => n - (365n * 86400n + 86400n + 3661n), rx: 1023n, tx: 1024n, endpoint: "[fe80::1%1]:5" },
+      { pub: PUBS[6]!, hsSec: (n) => n, endpoint: "[::ffff:192.0.2.7]:9", rx: 1152n, tx: 1151n },
+    ],
+  });
+  let f: FakeDaemon, empty: FakeDaemon, nokey: FakeDaemon;
+  beforeAll(async () => {
+    now0 = BigInt(Math.floor(Date.now() / 1000));
+    f = await fake(state);
+    empty = await fake({ peers: [] });
+    nokey = await fake({ port: 41001, fwmark: 0x1234, peers: [{ pub: PUBS[0]!, hsNsec: 5n }, { pub: PUBS[1]!, hsSec: 7n }] });
+  });
+  void now0;
+
+  const fields = ["public-key", "private-key", "listen-port", "fwmark", "peers", "preshared-keys", "endpoints", "allowed-ips", "latest-handshakes", "transfer", "persistent-keepalive", "dump", "Dump", "bogus"];
+  test("pretty, colour modes, hidden keys", async () => {
+    for (const d of [f, empty, nokey]) {
+      await expectSame(["show", d.name], {}, 3);
+      await expectSame(["show", d.name], { env: { WG_COLOR_MODE: "always" } }, 3);
+      await expectSame(["show", d.name], { env: { WG_COLOR_MODE: "Always" } }, 3);
+      await expectSame(["show", d.name], { env: { WG_COLOR_MODE: "never", WG_HIDE_KEYS: "never" } }, 3);
+      await expectSame(["show", d.name], { env: { WG_COLOR_MODE: "always", WG_HIDE_KEYS: "never" } }, 3);
+      await expectSame(["showconf", d.name]);
+      for (const field of fields) await expectSame(["show", d.name, field]);
+    }
+  }, TIMEOUT);
+
+  test("pretty on a TTY (script)", async () => {
+    const hasScript = (await run(["sh", "-c", "command -v script"])).code === 0;
+    if (!hasScript) return;
+    const sh = (bin: string) => ["script", "-qec", `${bin} show ${f.name}`, "/dev/null"];
+    for (let i = 0; i < 3; i++) {
+      const r = await run(sh("wg"));
+      const m = await run(sh(`${process.execPath} ${import.meta.dir}/../cmd/main.ts wg`));
+      if (r.stdout === m.stdout || i === 2) {
+        expect(m.stdout).toBe(r.stdout);
+        break;
+      }
+    }
+  }, TIMEOUT);
+
+  test("many peers, sort stability, big output", async () => {
+    const peers = [];
+    for (let i = 0; i < 300; i++)
+      peers.push({ pub: publicKey(testKey(1000 + i)), hsSec: BigInt(i % 3 === 0 ? 0 : 1700000000 + (i % 7)), hsNsec: BigInt(i % 5), rx: BigInt(i * 1000), allowed: [`10.${i >> 8}.${i & 255}.0/24`] });
+    const d = await fake({ priv: PRIV, port: 1, peers });
+    for (const args of [["show", d.name], ["show", d.name, "dump"], ["showconf", d.name], ["show", d.name, "allowed-ips"]])
+      await expectSame(args, {}, 3);
+  }, TIMEOUT);
+
+  test("error answers and malformed answers", async () => {
+    const answers = [
+      "errno=13\n\n", "errno=2\n\n", "errno=-22\n\n", "errno=x\n\n", "\n", "", "listen_port=5\n", "listen_port=5\nerrno=0\n",
+      "listen_port=5\r\nerrno=0\n\n", "listen_port=65536\nerrno=0\n\n", "listen_port=+5\nerrno=0\n\n", "fwmark=4294967296\nerrno=0\n\n",
+      "private_key=zz\nerrno=0\n\n", `private_key=${keyToHex(PRIV).toUpperCase()}\nerrno=0\n\n`, "garbage\nerrno=0\n\n",
+      "unknown_key=1\nprotocol_version=1\nerrno=0\n\nafter=1\n", "errno=0\nlisten_port=7\n\n", "errno=5\nerrno=0\n\n",
+      `public_key=${keyToHex(PUBS[0]!)}\nrx_bytes=99999999999999999999999\ntx_bytes=18446744073709551615\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\nlast_handshake_time_sec=9223372036854775808\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\nallowed_ip=10.0.0.0\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\nallowed_ip=10.0.0.0/33\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\nallowed_ip=10.0.0.0/256\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\nendpoint=1.2.3.4\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\npersistent_keepalive_interval=65536\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\npreshared_key=${"0".repeat(64)}\nprivate_key=${keyToHex(PRIV)}\nlisten_port=9\nerrno=0\n\n`,
+      `private_key=${"0".repeat(64)}\nerrno=0\n\n`,
+    ];
+    for (const a of answers) {
+      const d = await scripted(() => a);
+      await expectSame(["show", d.name]);
+      await expectSame(["showconf", d.name]);
+      await expectSame(["show", d.name, "dump"]);
+      await d.stop();
+    }
+  }, TIMEOUT);
+
+  test("show all / interfaces / wg (isolated socket directory)", async () => {
+    const iso = mkdtempSync(join(tmpdir(), "wgdiff-iso-"));
+    const o = { isolate: iso };
+    const local: FakeDaemon[] = [];
+    const add = async (d: FakeDaemon) => (local.push(await d.start()), d);
+    const allArgs = [[], ["show"], ["show", "all"], ["show", "interfaces"], ["show", "all", "dump"], ["show", "all", "endpoints"], ["show", "all", "peers"], ["show", "all", "allowed-ips"], ["show", "all", "bogus"], ["show", "all", "-h"], ["show", "interfaces", "x"]];
+    try {
+      for (const args of allArgs) await expectSame(args, o); // no interface at all
+      await add(FakeDaemon.serving({ peers: [] }, "cd1", iso));
+      await add(FakeDaemon.serving(state, "cd0", iso));
+      await add(FakeDaemon.serving({ port: 41001, fwmark: 0x1234, peers: [] }, "cd2", iso));
+      for (const args of allArgs) await expectSame(args, o, 3);
+      await expectSame(["show", "all"], { ...o, env: { WG_COLOR_MODE: "always" } }, 3);
+      await add(new FakeDaemon(() => "errno=13\n\n", "zerr", iso));
+      for (const args of allArgs) await expectSame(args, o, 3);
+      // Only failing interfaces: status 1; a failing last one leaves a trailing blank line.
+      for (const d of local.slice(0, 3)) await d.stop();
+      for (const args of allArgs) await expectSame(args, o, 3);
+      await add(FakeDaemon.serving({ peers: [] }, "x" + "y".repeat(20), iso));
+      for (const args of allArgs) await expectSame(args, o, 3);
+      writeFileSync(join(iso, "plain.sock"), "");
+      writeFileSync(join(iso, ".sock"), "");
+      writeFileSync(join(iso, "notasock"), "");
+      mkdirSync(join(iso, "dir.sock"));
+      for (const args of [["show", "interfaces"], ["show", "all"]]) await expectSame(args, o, 3);
+    } finally {
+      for (const d of local) await d.stop().catch(() => {});
+      rmSync(iso, { recursive: true, force: true });
+    }
+  }, TIMEOUT);
+
+  test("wg with no arguments on the shared directory", async () => {
+    await expectSame([], {}, 5);
+  }, TIMEOUT);
+
+  test("no such interface, names with /, stale sockets, non-sockets", async () => {
+    await expectSame(["show", "wt-nonexistent"]);
+    await expectSame(["show", "../wireguard/x"]);
+    await expectSame(["show", "nonexistent", "bogus"]);
+    await expectSame(["show", ""]);
+    await expectSame(["showconf", "wt-nonexistent"]);
+    await expectSame(["set", "wt-nonexistent", "listen-port", "5"]);
+    // A regular file named like a socket is ignored.
+    const plain = `/var/run/wireguard/wt${process.pid % 100000}plain.sock`;
+    writeFileSync(plain, "");
+    try {
+      await expectSame(["show", `wt${process.pid % 100000}plain`]);
+    } finally {
+      rmSync(plain, { force: true });
+    }
+    // A stale socket (no listener) is deleted by both tools.
+    for (const tool of [real, ours]) {
+      const name = `wt${process.pid % 100000}stale`;
+      const path = `/var/run/wireguard/${name}.sock`;
+      const py = await run(["python3", "-c", `import socket;s=socket.socket(socket.AF_UNIX);s.bind("${path}")`]);
+      expect(py.code).toBe(0);
+      const r = await tool(["show", name]);
+      expect(r).toEqual({ stdout: "", stderr: "Unable to access interface: Protocol not supported\n", code: 1 });
+      expect(existsSync(path)).toBe(false);
+    }
+  }, TIMEOUT);
+});
+
+describe("requests sent (recorded by a fake daemon)", () => {
+  async function sameRequests(words: (name: string) => string[], o: RunOpts = {}, answer = "errno=0\n\n", getState?: FakeState) {
+    const results = [];
+    for (const tool of [real, ours]) {
+      const d = await scripted((req) => (req.startsWith("get=1") ? getAnswer(getState ?? { peers: [] }, 0n) : answer));
+      const r = await tool(words(d.name), o);
+      results.push({ ...r, requests: d.requests });
+      await d.stop();
+    }
+    expect({ words: words("IF"), ...results[1] }).toEqual({ words: words("IF"), ...results[0] });
+  }
+  const key = K(20), key2 = K(21);
+
+  test("wg set, every option", async () => {
+    const priv = file("req-priv", K(22) + "\n"), psk = file("req-psk", K(23));
+    await sameRequests((n) => ["set", n, "listen-port", "51820"]);
+    await sameRequests((n) => ["set", n, "fwmark", "0x10", "listen-port", "1", "fwmark", "16", "private-key", priv]);
+    await sameRequests((n) => ["set", n, "private-key", "/dev/null", "fwmark", "off"]);
+    await sameRequests((n) => [
+      "set", n, "peer", key, "allowed-ips", "10.4.4.4/16, fd00::1/64", "endpoint", "[fe80::1%lo]:5", "persistent-keepalive", "0",
+      "preshared-key", psk, "allowed-ips", "::ffff:1.2.3.4", "peer", key2, "remove", "endpoint", "1.2.3.4:5",
+      "peer", K(24), "endpoint", "127.0.0.1:7", "allowed-ips", "",
+    ]);
+    await sameRequests((n) => ["set", n, "peer", key, "endpoint", "localhost:domain", "preshared-key", "/dev/null"]);
+    await sameRequests((n) => ["set", n, "peer", key, "peer", key, "allowed-ips", "1.2.3.4"]);
+    await sameRequests((n) => ["set", n + "0123456789abcdef", "listen-port", "7"]);
+  }, TIMEOUT);
+
+  test("set error answers", async () => {
+    for (const a of ["errno=-22\n\n", "errno=-98\n\n", "errno=-1\n\n", "errno=22\n\n", "errno=0\nerrno=-5\n\n", "x=1\n\n", "\n", "", "garbage\n\n", "errno=abc\n\n", "errno=-2147483648\n\n", "errno=2147483648\n\n", "errno=-71\n\n", "errno=71\n\n"])
+      await sameRequests((n) => ["set", n, "listen-port", "1"], {}, a);
+  }, TIMEOUT);
+
+  test("setconf / addconf / syncconf requests", async () => {
+    const full = file("req-full.conf", `[Interface]\nPrivateKey = ${K(30)}\nListenPort = 7\nFwMark = 9\n[Peer]\nPublicKey = ${K(31)}\nPresharedKey = ${K(32)}\nEndpoint = 127.0.0.1:1\nPersistentKeepalive = off\nAllowedIPs = 10.0.0.0/8\n[Peer]\nPublicKey = ${K(33)}\n[Peer]\nPublicKey = ${K(31)}\nAllowedIPs = 10.1.0.0/16\n`);
+    const noPeers = file("req-nopeers.conf", `[Interface]\nListenPort = 8\n`);
+    const emptyConf = file("req-empty.conf", ``);
+    const runtime: FakeState = { peers: [7, 31, 2, 33, 99, 0].map((n) => ({ pub: testKey(n) })) };
+    for (const cmd of ["setconf", "addconf", "syncconf"])
+      for (const p of [full, noPeers, emptyConf]) {
+        await sameRequests((n) => [cmd, n, p]);
+        await sameRequests((n) => [cmd, n, p], {}, "errno=0\n\n", runtime);
+      }
+    // syncconf when reading the device fails
+    for (const tool of [real, ours]) void tool;
+    await sameRequests((n) => ["syncconf", n, full], {}, "errno=-22\n\n", runtime);
+  }, TIMEOUT);
+});
+
+// ---------------------------------------------------------------------------------------------
+// wireguard-go: the same commands must leave a real daemon in the same state.
+
+describe("against wireguard-go", () => {
+  let lab: Lab;
+  let ns: Netns;
+  const name = `wt${process.pid % 100000}g`;
+  let ok = false;
+  beforeAll(async () => {
+    lab = new Lab("wgdiff");
+    ns = lab.ns("a");
+    const r = ns.run(["wireguard-go", name]);
+    ok = r.code === 0 && (await waitFor(() => existsSync(`/var/run/wireguard/${name}.sock`), 5000));
+  }, TIMEOUT);
+  afterAll(async () => {
+    ns?.run(["ip", "link", "del", name]);
+    await waitFor(() => !existsSync(`/var/run/wireguard/${name}.sock`), 3000);
+    rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
+    await lab?.cleanup();
+  });
+
+  /** The daemon's state as the reference prints it, peers sorted (wireguard-go's map order is random). */
+  async function snapshot(): Promise<string> {
+    const r = await real(["show", name, "dump"]);
+    const [head, ...peers] = r.stdout.split("\n").filter(Boolean);
+    return [r.code, r.stderr, head, ...peers.sort()].join("\n");
+  }
+  const reset = file("go-reset.conf", "[Interface]\nListenPort = 40000\n");
+
+  async function sameEffect(steps: string[][]) {
+    const snaps: string[] = [];
+    const outs: unknown[] = [];
+    for (const tool of [real, ours]) {
+      expect((await real(["setconf", name, reset])).code).toBe(0);
+      const o = [];
+      for (const s of steps) o.push(await tool(s));
+      outs.push(o);
+      snaps.push(await snapshot());
+    }
+    expect({ steps, snap: snaps[1], outs: outs[1] }).toEqual({ steps, snap: snaps[0], outs: outs[0] });
+  }
+
+  test("setconf/addconf/syncconf/set leave the same state", async () => {
+    expect(ok).toBe(true);
+    const k1 = K(50), k2 = K(51), k3 = K(52);
+    const full = file("go-full.conf", `[Interface]\nPrivateKey = ${K(53)}\nListenPort = 40001\nFwMark = 0x20\n\n[Peer]\nPublicKey = ${k1}\nPresharedKey = ${K(54)}\nEndpoint = 127.0.0.1:9\nAllowedIPs = 10.4.4.4/16, fd00::1/64\nPersistentKeepalive = 25\n\n[Peer]\nPublicKey = ${k2}\nAllowedIPs = 10.5.0.0/16\n`);
+    const add = file("go-add.conf", `[Peer]\nPublicKey = ${k3}\nAllowedIPs = 10.5.0.0/24\n[Peer]\nPublicKey = ${k1}\n`);
+    const sync = file("go-sync.conf", `[Interface]\nListenPort = 40002\n[Peer]\nPublicKey = ${k2}\nEndpoint = [::1]:7\n`);
+    const keyf = file("go-key", K(55) + "\n");
+    await sameEffect([["setconf", name, full]]);
+    await sameEffect([["setconf", name, full], ["addconf", name, add]]);
+    await sameEffect([["setconf", name, full], ["syncconf", name, sync]]);
+    await sameEffect([["setconf", name, full], ["set", name, "peer", k1, "remove", "peer", k2, "allowed-ips", "", "persistent-keepalive", "7", "endpoint", "127.0.0.1:65536"]]);
+    await sameEffect([["set", name, "listen-port", "40003", "fwmark", "0xff", "private-key", keyf, "peer", k3, "preshared-key", keyf, "allowed-ips", "0.0.0.0/0,::/0"]]);
+    await sameEffect([["set", name, "private-key", keyf, "peer", publicKeyB64(K(55))]]);
+    await sameEffect([["set", name, "peer", k1, "protocol", "1"]]);
+  }, TIMEOUT);
+
+  test("show/showconf/fields of a wireguard-go device", async () => {
+    expect(ok).toBe(true);
+    const one = file("go-one.conf", `[Interface]\nPrivateKey = ${K(60)}\nListenPort = 40010\nFwMark = 0x1234\n[Peer]\nPublicKey = ${K(61)}\nPresharedKey = ${K(62)}\nEndpoint = [::1]:51002\nAllowedIPs = 10.0.2.0/24, fd00:2::/64, 10.9.9.9/16\nPersistentKeepalive = 25\n`);
+    expect((await real(["setconf", name, one])).code).toBe(0);
+    for (const args of [["show", name], ["showconf", name], ...["public-key", "private-key", "listen-port", "fwmark", "peers", "preshared-keys", "endpoints", "allowed-ips", "latest-handshakes", "transfer", "persistent-keepalive", "dump"].map((f) => ["show", name, f])])
+      await expectSame(args, {}, 3);
+    await expectSame(["show", name], { env: { WG_COLOR_MODE: "always" } }, 3);
+    // Errors reported by the daemon on set.
+    await expectSame(["set", name, "peer", K(61), "endpoint", "[fe80::1%lo]:5"]);
+    const empty = file("go-empty.conf", "");
+    expect((await real(["setconf", name, empty])).code).toBe(0);
+    await expectSame(["show", name, "listen-port"].slice(0, 2).concat(["private-key"]));
+  }, TIMEOUT);
+});
+
+function publicKeyB64(priv: string): string {
+  return keyToBase64(publicKey(Buffer.from(priv, "base64")));
+}
+void symlinkSync;
