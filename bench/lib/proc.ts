@@ -17,7 +17,10 @@ export function run(cmd: string[], opts: { input?: string; allowFail?: boolean; 
     timeout: opts.timeoutMs ?? 60_000,
   });
   const r = { code: p.exitCode ?? -1, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
-  if (r.code !== 0 && !opts.allowFail) throw new Error(`${cmd.join(" ")} failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  if (r.code !== 0 && !opts.allowFail) {
+    const how = p.exitCode === null ? `killed by ${p.signalCode ?? "a signal"}` : `exit ${r.code}`;
+    throw new Error(`${cmd.join(" ")} failed (${how}): ${r.stderr.trim() || r.stdout.trim()}`);
+  }
   return r;
 }
 
