@@ -5,6 +5,11 @@ import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
+/** The compiled executable: dist/wg, unless the harness built a private copy (--build). */
+export function compiledWg(): string {
+  return process.env.WGB_COMPILED_WG ?? join(ROOT, "dist", "wg");
+}
+
 export interface Implementation {
   name: string;
   /** argv that runs the daemon for `iface` in the foreground. */
@@ -37,11 +42,11 @@ export const IMPLEMENTATIONS: Record<string, Implementation> = {
     unavailable: () => (existsSync(join(ROOT, "cmd", "daemon.ts")) ? null : "cmd/daemon.ts not present yet"),
     startTimeoutMs: 10000,
   },
-  // The compiled single executable (`bun run build`).
+  // The compiled single executable (`bun run build`, or the harness's --build copy).
   "ours-bin": {
     name: "ours-bin",
-    command: (iface) => [join(ROOT, "dist", "wg"), "daemon", "-f", iface],
-    unavailable: () => (existsSync(join(ROOT, "dist", "wg")) ? null : "dist/wg absent (run `bun run build`)"),
+    command: (iface) => [compiledWg(), "daemon", "-f", iface],
+    unavailable: () => (existsSync(compiledWg()) ? null : "dist/wg absent (run `bun run build` or pass --build)"),
     startTimeoutMs: 5000,
   },
 };
