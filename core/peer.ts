@@ -66,14 +66,15 @@ export function base64(b: Uint8Array): string {
   return btoa(String.fromCharCode(...b));
 }
 
-/** `a.b.c.d:port` or `[v6]:port` (go's AddrPort.String, zone kept). */
+/** `a.b.c.d:port` or `[v6]:port` (go's AddrPort.String). */
 export function formatEndpoint(ep: Endpoint): string {
   return ep.family === 6 ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
 /**
  * Parse a numeric endpoint as go's netip.ParseAddrPort does: `ip:port` or `[ip6(%zone)]:port`,
- * port decimal 0-65535. Addresses are canonicalised for printing.
+ * port decimal 0-65535. Addresses are canonicalised; the zone is accepted but dropped, as
+ * wireguard-go 0.0.20220316 does (it prints `[fe80::1]:5` after `endpoint=[fe80::1%lo]:5`).
  */
 export function parseEndpoint(text: string): Endpoint | null {
   let host: string;
@@ -103,7 +104,7 @@ export function parseEndpoint(text: string): Endpoint | null {
   const ip = parseIp(host);
   if (ip === null) return null;
   if (ip.family === 4 && (zone !== "" || text.startsWith("["))) return null;
-  return { family: ip.family, ip: formatIp(ip.family, ip.addr) + zone, port };
+  return { family: ip.family, ip: formatIp(ip.family, ip.addr), port };
 }
 
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
