@@ -1,0 +1,873 @@
+// NETLINK_ROUTE client over raw libc sockets (bun:ffi). It replaces the `ip` invocations of
+// wg-quick: links, addresses, routes and policy rules, plus the few lookups wg-quick makes
+// (`ip route get`, `ip rule show`, `ip route show table T`). Errors carry the kernel's errno and
+// its extended-ack message so callers can print what iproute2 would have printed.
+import { dlopen, read } from "bun:ffi";
+import { readFileSync, readdirSync } from "node:fs";
+
+const libc = dlopen("libc.so.6", {
+  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
+  bind: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+  sendto: { args: ["i32", "ptr", "u64", "i32", "ptr", "u32"], returns: "i64" },
+  recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
+  close: { args: ["i32"], returns: "i32" },
+  __errno_location: { args: [], returns: "ptr" },
+  strerror: { args: ["i32"], returns: "cstring" },
+  if_nametoindex: { args: ["ptr"], returns: "u32" },
+});
+
+function errno(): number {
+  const p = libc.symbols.__errno_location();
+  return p === null ? 0 : read.i32(p, 0);
+}
+
+/** The C library's text for an errno value ("File exists", ...). */
+export function strerror(code: number): string {
+  return String(libc.symbols.strerror(code));
+}
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
+const NETLINK_ROUTE = 0;
+const SOL_NETLINK = 270;
+const NETLINK_EXT_ACK = 11;
+const NETLINK_GET_STRICT_CHK = 12;
+
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_ACK = 0x4;
+const NLM_F_DUMP = 0x300;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+const NLM_F_ACK_TLVS = 0x200;
+const NLM_F_CAPPED = 0x100;
+const NLMSGERR_ATTR_MSG = 1;
+
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const RTM_GETLINK = 18;
+const RTM_NEWADDR = 20;
+const RTM_DELADDR = 21;
+const RTM_GETADDR = 22;
+const RTM_NEWROUTE = 24;
+const RTM_DELROUTE = 25;
+const RTM_GETROUTE = 26;
+const RTM_NEWRULE = 32;
+const RTM_DELRULE = 33;
+const RTM_GETRULE = 34;
+
+const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
+const IFLA_OPERSTATE = 16;
+const IFLA_LINKINFO = 18;
+const IFLA_INFO_KIND = 1;
+const IFF_UP = 0x1;
+
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_FLAGS = 8;
+
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
+const RTA_PREFSRC = 7;
+const RTA_METRICS = 8;
+const RTA_MULTIPATH = 9;
+const RTA_TABLE = 15;
+const RTAX_MTU = 2;
+const RTPROT_BOOT = 3;
+const RT_SCOPE_UNIVERSE = 0;
+const RT_SCOPE_LINK = 253;
+const RT_SCOPE_HOST = 254;
+const RTN_UNICAST = 1;
+const RT_TABLE_UNSPEC = 0;
+export const RT_TABLE_MAIN = 254;
+
+const FRA_DST = 1;
+const FRA_SRC = 2;
+const FRA_IIFNAME = 3;
+const FRA_PRIORITY = 6;
+const FRA_FWMARK = 10;
+const FRA_SUPPRESS_IFGROUP = 13;
+const FRA_SUPPRESS_PREFIXLEN = 14;
+const FRA_TABLE = 15;
+const FRA_FWMASK = 16;
+const FRA_OIFNAME = 17;
+const FIB_RULE_INVERT = 0x2;
+const FR_ACT_UNSPEC = 0;
+const FR_ACT_TO_TBL = 1;
+
+/** A failed rtnetlink request: the kernel's errno and, when it sent one, its extack message. */
+export class NetlinkError extends Error {
+  constructor(
+    readonly errno: number,
+    readonly extack: string | null,
+  ) {
+    super(extack ?? strerror(errno));
+  }
+  /** What iproute2 prints for this failure. */
+  ipText(): string {
+    return this.extack !== null ? `Error: ${this.extack}.` : `RTNETLINK answers: ${strerror(this.errno)}`;
+  }
+}
+
+// ---- message building ----
+
+class Msg {
+  buf = new Uint8Array(1024);
+  view = new DataView(this.buf.buffer);
+  len = 16;
+  constructor(type: number, flags: number) {
+    this.view.setUint16(4, type, true);
+    this.view.setUint16(6, flags, true);
+  }
+  private grow(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const b = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    b.set(this.buf);
+    this.buf = b;
+    this.view = new DataView(b.buffer);
+  }
+  bytes(data: Uint8Array): this {
+    const padded = (data.length + 3) & ~3;
+    this.grow(padded);
+    this.buf.fill(0, this.len, this.len + padded);
+    this.buf.set(data, this.len);
+    this.len += padded;
+    return this;
+  }
+  attr(type: number, data: Uint8Array): this {
+    this.grow(4 + ((data.length + 3) & ~3));
+    this.view.setUint16(this.len, 4 + data.length, true);
+    this.view.setUint16(this.len + 2, type, true);
+    this.len += 4;
+    return this.bytes(data);
+  }
+  u32(type: number, value: number): this {
+    const d = new Uint8Array(4);
+    new DataView(d.buffer).setUint32(0, value >>> 0, true);
+    return this.attr(type, d);
+  }
+  str(type: number, value: string): this {
+    const e = new TextEncoder().encode(value);
+    const d = new Uint8Array(e.length + 1);
+    d.set(e);
+    return this.attr(type, d);
+  }
+  /** Start a nested attribute; returns its offset for `end`. */
+  nest(type: number): number {
+    const off = this.len;
+    this.attr(type, new Uint8Array(0));
+    return off;
+  }
+  end(off: number): void {
+    this.view.setUint16(off, this.len - off, true);
+  }
+  finish(seq: number): Uint8Array {
+    this.view.setUint32(0, this.len, true);
+    this.view.setUint32(8, seq, true);
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+interface Reply {
+  type: number;
+  flags: number;
+  body: Uint8Array; // payload after the 16-byte nlmsghdr
+}
+
+/** Parsed attributes of one level: type (without nested/byteorder bits) → payload. Last wins. */
+function parseAttrs(b: Uint8Array, start: number): Map<number, Uint8Array> {
+  const out = new Map<number, Uint8Array>();
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let off = start;
+  while (off + 4 <= b.length) {
+    const len = v.getUint16(off, true);
+    const type = v.getUint16(off + 2, true) & 0x3fff;
+    if (len < 4 || off + len > b.length) break;
+    out.set(type, b.subarray(off + 4, off + len));
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+function u32of(d: Uint8Array | undefined): number | undefined {
+  if (d === undefined || d.length < 4) return undefined;
+  return new DataView(d.buffer, d.byteOffset, 4).getUint32(0, true);
+}
+
+function cstr(d: Uint8Array | undefined): string | undefined {
+  if (d === undefined) return undefined;
+  const z = d.indexOf(0);
+  return new TextDecoder().decode(z < 0 ? d : d.subarray(0, z));
+}
+
+// ---- the socket ----
+
+let sockFd = -1;
+let seqCounter = 1;
+const rxBuf = new Uint8Array(1 << 16);
+
+function socketFd(): number {
+  if (sockFd >= 0) return sockFd;
+  const fd = libc.symbols.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) throw new NetlinkError(errno(), null);
+  const one = new Int32Array([1]);
+  libc.symbols.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4);
+  libc.symbols.setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, one, 4);
+  const sa = new Uint8Array(12);
+  new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
+  if (libc.symbols.bind(fd, sa, 12) < 0) {
+    const e = errno();
+    libc.symbols.close(fd);
+    throw new NetlinkError(e, null);
+  }
+  sockFd = fd;
+  return fd;
+}
+
+/** Close the cached socket (tests; a CLI just exits). */
+export function closeRtnetlink(): void {
+  if (sockFd >= 0) libc.symbols.close(sockFd);
+  sockFd = -1;
+}
+
+const kernelAddr = (() => {
+  const sa = new Uint8Array(12);
+  new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
+  return sa;
+})();
+
+/** Send one request and collect replies until the ack (or DONE for dumps). */
+function transact(msg: Msg): Reply[] {
+  const fd = socketFd();
+  const seq = seqCounter++;
+  const data = msg.finish(seq);
+  for (;;) {
+    const n = Number(libc.symbols.sendto(fd, data, data.length, 0, kernelAddr, 12));
+    if (n >= 0) break;
+    const e = errno();
+    if (e !== 4) throw new NetlinkError(e, null);
+  }
+  const replies: Reply[] = [];
+  for (;;) {
+    const n = Number(libc.symbols.recv(fd, rxBuf, rxBuf.length, 0));
+    if (n < 0) {
+      const e = errno();
+      if (e === 4) continue;
+      throw new NetlinkError(e, null);
+    }
+    const v = new DataView(rxBuf.buffer, 0, n);
+    let off = 0;
+    while (off + 16 <= n) {
+      const len = v.getUint32(off, true);
+      const type = v.getUint16(off + 4, true);
+      const flags = v.getUint16(off + 6, true);
+      const rseq = v.getUint32(off + 8, true);
+      if (len < 16 || off + len > n) break;
+      if (rseq === seq) {
+        if (type === NLMSG_DONE) return replies;
+        if (type === NLMSG_ERROR) {
+          const err = -v.getInt32(off + 16, true);
+          if (err === 0) return replies;
+          let extack: string | null = null;
+          if (flags & NLM_F_ACK_TLVS) {
+            // The echoed request is cut to its header when CAPPED, else included in full.
+            const origLen = flags & NLM_F_CAPPED ? 16 : v.getUint32(off + 20, true);
+            const attrs = parseAttrs(rxBuf.subarray(off, off + len), 20 + ((origLen + 3) & ~3));
+            extack = cstr(attrs.get(NLMSGERR_ATTR_MSG)) ?? null;
+          }
+          throw new NetlinkError(err, extack);
+        }
+        replies.push({ type, flags, body: rxBuf.slice(off + 16, off + len) });
+      }
+      off += (len + 3) & ~3;
+    }
+  }
+}
+
+// ---- addresses and prefixes (parsed the way iproute2 parses them) ----
+
+export interface Prefix {
+  family: number; // AF_INET or AF_INET6
+  addr: Uint8Array; // 4 or 16 bytes
+  len: number; // prefix length in bits
+}
+
+/** Parse an IPv4 address as iproute2 does: 1-4 dotted parts, each a C number (strtoul base 0) ≤ 255. */
+function parseIPv4(s: string): Uint8Array | null {
+  const parts = s.split(".");
+  if (parts.length < 1 || parts.length > 4) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    let v: number;
+    if (/^0[xX][0-9a-fA-F]+$/.test(p)) v = parseInt(p.slice(2), 16);
+    else if (/^0[0-7]*$/.test(p)) v = parseInt(p, 8);
+    else if (/^[1-9][0-9]*$/.test(p)) v = parseInt(p, 10);
+    else return null;
+    if (v > 255) return null;
+    out[i] = v;
+  }
+  return out;
+}
+
+function parseIPv6(s: string): Uint8Array | null {
+  if (s.length === 0 || s.includes("%")) return null;
+  let tail4: Uint8Array | null = null;
+  let str = s;
+  const lastColon = s.lastIndexOf(":");
+  if (s.includes(".")) {
+    tail4 = lastColon >= 0 ? parseStrictIPv4(s.slice(lastColon + 1)) : null;
+    if (!tail4) return null;
+    str = s.slice(0, lastColon + 1) + "0:0";
+  }
+  const halves = str.split("::");
+  if (halves.length > 2) return null;
+  const toGroups = (h: string): number[] | null => {
+    if (h === "") return [];
+    const g = h.split(":");
+    const out: number[] = [];
+    for (const x of g) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(x)) return null;
+      out.push(parseInt(x, 16));
+    }
+    return out;
+  };
+  const a = toGroups(halves[0]!);
+  const b = halves.length === 2 ? toGroups(halves[1]!) : [];
+  if (!a || !b) return null;
+  let groups: number[];
+  if (halves.length === 2) {
+    if (a.length + b.length > 7) return null;
+    groups = [...a, ...new Array<number>(8 - a.length - b.length).fill(0), ...b];
+  } else {
+    if (a.length !== 8) return null;
+    groups = a;
+  }
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = groups[i]! >> 8;
+    out[2 * i + 1] = groups[i]! & 0xff;
+  }
+  if (tail4) out.set(tail4, 12);
+  return out;
+}
+
+function parseStrictIPv4(s: string): Uint8Array | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (!m) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const v = Number(m[i + 1]);
+    if (v > 255) return null;
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Parse `ADDR[/LEN]` for the given family (0 = decide from the text), like iproute2's get_prefix. */
+export function parsePrefix(text: string, family: number): Prefix | null {
+  if (text === "default" || text === "all" || text === "any") {
+    const fam = family === 0 ? AF_INET : family;
+    return { family: fam, addr: new Uint8Array(fam === AF_INET6 ? 16 : 4), len: 0 };
+  }
+  const slash = text.indexOf("/");
+  const addrText = slash < 0 ? text : text.slice(0, slash);
+  const fam = family !== 0 ? family : addrText.includes(":") ? AF_INET6 : AF_INET;
+  const addr = fam === AF_INET6 ? parseIPv6(addrText) : parseIPv4(addrText);
+  if (!addr) return null;
+  const max = addr.length * 8;
+  let len = max;
+  if (slash >= 0) {
+    const l = text.slice(slash + 1);
+    if (/^[0-9]+$/.test(l)) len = Number(l);
+    else if (fam === AF_INET && parseStrictIPv4(l)) {
+      // A dotted netmask must be contiguous ones.
+      const m = parseStrictIPv4(l)!;
+      const bits = ((m[0]! << 24) | (m[1]! << 16) | (m[2]! << 8) | m[3]!) >>> 0;
+      const ones = 32 - Math.log2(((~bits >>> 0) + 1) || 2 ** 32);
+      if (!Number.isInteger(ones)) return null;
+      len = ones;
+    } else return null;
+    if (len > max) return null;
+  }
+  return { family: fam, addr, len };
+}
+
+/** inet_ntop text of an address. */
+export function formatAddr(addr: Uint8Array): string {
+  if (addr.length === 4) return addr.join(".");
+  const g: number[] = [];
+  for (let i = 0; i < 16; i += 2) g.push((addr[i]! << 8) | addr[i + 1]!);
+  // IPv4-mapped addresses keep their dotted tail, as inet_ntop prints them.
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff)
+    return `::ffff:${addr[12]}.${addr[13]}.${addr[14]}.${addr[15]}`;
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (bestStart < 0) return hex.join(":");
+  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+}
+
+/** Whether the first `len` bits of a and b agree. */
+function samePrefix(a: Uint8Array, b: Uint8Array, len: number): boolean {
+  if (a.length !== b.length) return false;
+  const full = len >> 3;
+  for (let i = 0; i < full; i++) if (a[i] !== b[i]) return false;
+  const rem = len & 7;
+  if (rem === 0) return true;
+  const mask = (0xff << (8 - rem)) & 0xff;
+  return ((a[full]! ^ b[full]!) & mask) === 0;
+}
+
+// ---- routing table names (/etc/iproute2/rt_tables) ----
+
+let tableNames: Map<string, number> | null = null;
+
+function loadTableNames(): Map<string, number> {
+  if (tableNames) return tableNames;
+  const m = new Map<string, number>([
+    ["unspec", 0],
+    ["default", 253],
+    ["main", 254],
+    ["local", 255],
+  ]);
+  const files = ["/etc/iproute2/rt_tables"];
+  try {
+    for (const f of readdirSync("/etc/iproute2/rt_tables.d").sort())
+      if (f.endsWith(".conf")) files.push(`/etc/iproute2/rt_tables.d/${f}`);
+  } catch {
+    // no drop-in directory
+  }
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(f, "utf8");
+    } catch {
+      continue;
+    }
+    for (const raw of text.split("\n")) {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) continue;
+      const mm = /^(0x[0-9a-fA-F]+|[0-9]+)\s+([^\s#]+)/.exec(line);
+      if (mm) m.set(mm[2]!, Number(mm[1]));
+    }
+  }
+  tableNames = m;
+  return m;
+}
+
+/** Table id for a name or C number (strtoul base 0), as `ip ... table X` resolves it; null if invalid. */
+export function tableId(text: string): number | null {
+  const n = loadTableNames().get(text);
+  if (n !== undefined) return n;
+  let v: number;
+  if (/^0[xX][0-9a-fA-F]+$/.test(text)) v = parseInt(text.slice(2), 16);
+  else if (/^0[0-7]*$/.test(text)) v = parseInt(text, 8);
+  else if (/^[1-9][0-9]*$/.test(text)) v = Number(text);
+  else return null;
+  return v <= 0xffffffff ? v : null;
+}
+
+/** The name `ip` prints for a table id ("main", "51820"). */
+export function tableName(id: number): string {
+  for (const [name, v] of loadTableNames()) if (v === id && name !== "unspec") return name;
+  return String(id);
+}
+
+// ---- links ----
+
+export interface Link {
+  index: number;
+  name: string;
+  mtu: number;
+  flags: number;
+  kind: string | null;
+}
+
+function parseLink(r: Reply): Link {
+  const v = new DataView(r.body.buffer, r.body.byteOffset, r.body.byteLength);
+  const attrs = parseAttrs(r.body, 16);
+  const info = attrs.get(IFLA_LINKINFO);
+  const kind = info ? (cstr(parseAttrs(info, 0).get(IFLA_INFO_KIND)) ?? null) : null;
+  return {
+    index: v.getInt32(4, true),
+    flags: v.getUint32(8, true),
+    name: cstr(attrs.get(IFLA_IFNAME)) ?? "",
+    mtu: u32of(attrs.get(IFLA_MTU)) ?? 0,
+    kind,
+  };
+}
+
+function ifinfo(index: number, flags = 0, change = 0): Uint8Array {
+  const b = new Uint8Array(16);
+  const v = new DataView(b.buffer);
+  v.setInt32(4, index, true);
+  v.setUint32(8, flags, true);
+  v.setUint32(12, change, true);
+  return b;
+}
+
+/** The link called `name`, or null when there is none (ENODEV). */
+export function linkGet(name: string): Link | null {
+  const m = new Msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK).bytes(ifinfo(0)).str(IFLA_IFNAME, name);
+  try {
+    const r = transact(m);
+    return r[0] ? parseLink(r[0]) : null;
+  } catch (e) {
+    if (e instanceof NetlinkError && (e.errno === 19 || e.errno === 22 || e.errno === 34)) return null;
+    throw e;
+  }
+}
+
+export function linkByIndex(index: number): Link | null {
+  const m = new Msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK).bytes(ifinfo(index));
+  try {
+    const r = transact(m);
+    return r[0] ? parseLink(r[0]) : null;
+  } catch (e) {
+    if (e instanceof NetlinkError && e.errno === 19) return null;
+    throw e;
+  }
+}
+
+export function linkList(): Link[] {
+  return transact(new Msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP).bytes(ifinfo(0))).map(parseLink);
+}
+
+/** `ip link add NAME type KIND`. */
+export function linkAdd(name: string, kind: string): void {
+  const m = new Msg(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).bytes(ifinfo(0));
+  m.str(IFLA_IFNAME, name);
+  const li = m.nest(IFLA_LINKINFO);
+  m.str(IFLA_INFO_KIND, kind);
+  m.end(li);
+  transact(m);
+}
+
+/** `ip link delete dev NAME` for a resolved index. */
+export function linkDel(index: number): void {
+  transact(new Msg(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK).bytes(ifinfo(index)));
+}
+
+/** `ip link set [mtu M] [up] dev`: one RTM_NEWLINK, as iproute2 sends it. */
+export function linkSet(index: number, opts: { mtu?: number; up?: boolean }): void {
+  const m = new Msg(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK).bytes(
+    ifinfo(index, opts.up ? IFF_UP : 0, opts.up !== undefined ? IFF_UP : 0),
+  );
+  if (opts.mtu !== undefined) m.u32(IFLA_MTU, opts.mtu);
+  transact(m);
+}
+
+// ---- addresses ----
+
+export interface Address {
+  family: number;
+  index: number;
+  prefix: Prefix; // IFA_LOCAL (or IFA_ADDRESS) with ifa_prefixlen
+  scope: number;
+}
+
+/** `ip -4|-6 address add P dev`: IFA_LOCAL and IFA_ADDRESS both, host scope for 127/8. */
+export function addrAdd(index: number, p: Prefix): void {
+  const hdr = new Uint8Array(8);
+  hdr[0] = p.family;
+  hdr[1] = p.len;
+  hdr[3] = p.family === AF_INET && p.addr[0] === 127 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE;
+  new DataView(hdr.buffer).setUint32(4, index, true);
+  const m = new Msg(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).bytes(hdr);
+  m.attr(IFA_LOCAL, p.addr).attr(IFA_ADDRESS, p.addr);
+  transact(m);
+}
+
+export function addrDel(index: number, p: Prefix): void {
+  const hdr = new Uint8Array(8);
+  hdr[0] = p.family;
+  hdr[1] = p.len;
+  new DataView(hdr.buffer).setUint32(4, index, true);
+  const m = new Msg(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK).bytes(hdr);
+  m.attr(IFA_LOCAL, p.addr).attr(IFA_ADDRESS, p.addr);
+  transact(m);
+}
+
+/** Addresses of one link (family 0 = both), in kernel dump order (IPv4 first), as `ip addr show dev`. */
+export function addrList(index: number, family = 0): Address[] {
+  const hdr = new Uint8Array(8);
+  hdr[0] = family;
+  new DataView(hdr.buffer).setUint32(4, index, true);
+  const out: Address[] = [];
+  for (const r of transact(new Msg(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP).bytes(hdr))) {
+    const v = new DataView(r.body.buffer, r.body.byteOffset, r.body.byteLength);
+    const idx = v.getUint32(4, true);
+    if (idx !== index) continue;
+    const fam = r.body[0]!;
+    if (family !== 0 && fam !== family) continue;
+    const attrs = parseAttrs(r.body, 8);
+    const addr = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
+    if (!addr) continue;
+    void IFA_FLAGS;
+    out.push({ family: fam, index: idx, scope: r.body[3]!, prefix: { family: fam, addr: addr.slice(), len: r.body[1]! } });
+  }
+  return out;
+}
+
+// ---- routes ----
+
+export interface Route {
+  family: number;
+  table: number;
+  dst: Prefix;
+  oif: number | null; // first nexthop's device for multipath routes
+  gateway: Uint8Array | null;
+  mtu: number | null; // RTAX_MTU metric
+  type: number;
+  protocol: number;
+  scope: number;
+  priority: number | null;
+  prefsrc: Uint8Array | null;
+  flags: number;
+}
+
+function parseRoute(r: Reply): Route {
+  const b = r.body;
+  const fam = b[0]!;
+  const attrs = parseAttrs(b, 12);
+  const table = u32of(attrs.get(RTA_TABLE)) ?? b[4]!;
+  const dstBytes = attrs.get(RTA_DST);
+  const size = fam === AF_INET6 ? 16 : 4;
+  let oif = u32of(attrs.get(RTA_OIF)) ?? null;
+  let gateway = attrs.get(RTA_GATEWAY)?.slice() ?? null;
+  const mp = attrs.get(RTA_MULTIPATH);
+  if (oif === null && mp && mp.length >= 8) {
+    // struct rtnexthop { len u16, flags u8, hops u8, ifindex i32 } then attributes
+    const v = new DataView(mp.buffer, mp.byteOffset, mp.byteLength);
+    oif = v.getInt32(4, true);
+    const nhLen = v.getUint16(0, true);
+    gateway = parseAttrs(mp.subarray(0, nhLen), 8).get(RTA_GATEWAY)?.slice() ?? null;
+  }
+  let mtu: number | null = null;
+  const metrics = attrs.get(RTA_METRICS);
+  if (metrics) mtu = u32of(parseAttrs(metrics, 0).get(RTAX_MTU)) ?? null;
+  return {
+    family: fam,
+    table,
+    dst: { family: fam, addr: dstBytes ? dstBytes.slice() : new Uint8Array(size), len: b[1]! },
+    oif,
+    gateway,
+    mtu,
+    protocol: b[5]!,
+    scope: b[6]!,
+    type: b[7]!,
+    priority: u32of(attrs.get(RTA_PRIORITY)) ?? null,
+    prefsrc: attrs.get(RTA_PREFSRC)?.slice() ?? null,
+    flags: new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(8, true),
+  };
+}
+
+function rtmsg(family: number, dstLen: number, table: number, protocol: number, scope: number, type: number): Uint8Array {
+  const h = new Uint8Array(12);
+  h[0] = family;
+  h[1] = dstLen;
+  h[4] = table < 256 ? table : RT_TABLE_UNSPEC;
+  h[5] = protocol;
+  h[6] = scope;
+  h[7] = type;
+  return h;
+}
+
+/** `ip -4|-6 route add P dev IF [table T]`: a link-scope unicast route, protocol boot. */
+export function routeAdd(dst: Prefix, oif: number, table = RT_TABLE_MAIN): void {
+  const m = new Msg(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).bytes(
+    rtmsg(dst.family, dst.len, table, RTPROT_BOOT, RT_SCOPE_LINK, RTN_UNICAST),
+  );
+  m.attr(RTA_DST, dst.addr);
+  if (table >= 256) m.u32(RTA_TABLE, table);
+  m.u32(RTA_OIF, oif);
+  transact(m);
+}
+
+export function routeDel(dst: Prefix, oif: number, table = RT_TABLE_MAIN): void {
+  const m = new Msg(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK).bytes(rtmsg(dst.family, dst.len, table, 0, 0, 0));
+  m.attr(RTA_DST, dst.addr);
+  if (table >= 256) m.u32(RTA_TABLE, table);
+  m.u32(RTA_OIF, oif);
+  transact(m);
+}
+
+/** All routes of one family (every table), in kernel dump order; cached clones excluded. */
+export function routeList(family: number): Route[] {
+  let replies: Reply[];
+  try {
+    replies = transact(new Msg(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP).bytes(rtmsg(family, 0, 0, 0, 0, 0)));
+  } catch (e) {
+    // An address family the kernel does not have (IPv6 disabled) lists nothing, as `ip` shows.
+    if (e instanceof NetlinkError && (e.errno === 97 || e.errno === 22)) return [];
+    throw e;
+  }
+  return replies.map(parseRoute).filter((r) => (r.flags & 0x200) === 0);
+}
+
+/** `ip route show table T` would print something. */
+export function tableHasRoutes(family: number, table: number): boolean {
+  return routeList(family).some((r) => r.table === table);
+}
+
+/** `ip route show [table main] dev IF match P` would print something. */
+export function routeMatchExists(p: Prefix, oif: number): boolean {
+  return routeList(p.family).some(
+    (r) => r.table === RT_TABLE_MAIN && r.oif === oif && r.dst.len <= p.len && samePrefix(r.dst.addr, p.addr, r.dst.len),
+  );
+}
+
+/** `ip route show default` (IPv4, main table): the default routes in dump order. */
+export function defaultRoutes(): Route[] {
+  return routeList(AF_INET).filter((r) => r.table === RT_TABLE_MAIN && r.dst.len === 0);
+}
+
+/** `ip route get ADDR`: the route the kernel would use, or null when it has none. */
+export function routeGet(addr: Uint8Array): Route | null {
+  const family = addr.length === 16 ? AF_INET6 : AF_INET;
+  const m = new Msg(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_ACK).bytes(rtmsg(family, addr.length * 8, 0, 0, 0, 0));
+  m.attr(RTA_DST, addr);
+  try {
+    const r = transact(m);
+    return r[0] ? parseRoute(r[0]) : null;
+  } catch (e) {
+    if (e instanceof NetlinkError) return null;
+    throw e;
+  }
+}
+
+// ---- policy rules ----
+
+export interface Rule {
+  family: number;
+  priority: number;
+  table: number;
+  invert: boolean;
+  action: number;
+  fwmark: number | null;
+  fwmask: number | null;
+  suppressPrefixlen: number | null;
+  srcLen: number;
+  dstLen: number;
+  tos: number;
+  iif: string | null;
+  oif: string | null;
+  /** True when the rule has a selector `ip rule` prints between "from all" and "lookup" beyond fwmark. */
+  otherSelectors: boolean;
+}
+
+export interface RuleSpec {
+  table: number;
+  invert?: boolean;
+  fwmark?: number;
+  suppressPrefixlen?: number;
+}
+
+function fibRuleMsg(type: number, flags: number, family: number, spec: RuleSpec, action: number): Msg {
+  const h = new Uint8Array(12);
+  h[0] = family;
+  h[4] = spec.table < 256 ? spec.table : RT_TABLE_UNSPEC;
+  h[7] = action;
+  new DataView(h.buffer).setUint32(8, spec.invert ? FIB_RULE_INVERT : 0, true);
+  const m = new Msg(type, flags).bytes(h);
+  if (spec.fwmark !== undefined) m.u32(FRA_FWMARK, spec.fwmark);
+  if (spec.table >= 256) m.u32(FRA_TABLE, spec.table);
+  if (spec.suppressPrefixlen !== undefined) m.u32(FRA_SUPPRESS_PREFIXLEN, spec.suppressPrefixlen);
+  return m;
+}
+
+/** `ip -4|-6 rule add [not] [fwmark M] table T [suppress_prefixlength N]`. */
+export function ruleAdd(family: number, spec: RuleSpec): void {
+  transact(fibRuleMsg(RTM_NEWRULE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, family, spec, FR_ACT_TO_TBL));
+}
+
+/** `ip -4|-6 rule delete table T [suppress_prefixlength N]`: deletes the first matching rule. */
+export function ruleDel(family: number, spec: RuleSpec): void {
+  transact(fibRuleMsg(RTM_DELRULE, NLM_F_REQUEST | NLM_F_ACK, family, spec, FR_ACT_UNSPEC));
+}
+
+export function ruleList(family: number): Rule[] {
+  const h = new Uint8Array(12);
+  h[0] = family;
+  let replies: Reply[];
+  try {
+    replies = transact(new Msg(RTM_GETRULE, NLM_F_REQUEST | NLM_F_DUMP).bytes(h));
+  } catch (e) {
+    if (e instanceof NetlinkError && (e.errno === 97 || e.errno === 22)) return [];
+    throw e;
+  }
+  return replies.map((r) => {
+    const b = r.body;
+    const attrs = parseAttrs(b, 12);
+    const flags = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(8, true);
+    const sp = u32of(attrs.get(FRA_SUPPRESS_PREFIXLEN));
+    const other =
+      attrs.has(FRA_SUPPRESS_IFGROUP) || b[3] !== 0 || attrs.has(FRA_IIFNAME) || attrs.has(FRA_OIFNAME) || b[1] !== 0;
+    return {
+      family: b[0]!,
+      priority: u32of(attrs.get(FRA_PRIORITY)) ?? 0,
+      table: u32of(attrs.get(FRA_TABLE)) ?? b[4]!,
+      invert: (flags & FIB_RULE_INVERT) !== 0,
+      action: b[7]!,
+      fwmark: u32of(attrs.get(FRA_FWMARK)) ?? null,
+      fwmask: u32of(attrs.get(FRA_FWMASK)) ?? null,
+      // The kernel reports "no suppression" as -1 (0xffffffff) or omits the attribute.
+      suppressPrefixlen: sp === undefined || sp === 0xffffffff ? null : sp,
+      srcLen: b[2]!,
+      dstLen: b[1]!,
+      tos: b[3]!,
+      iif: cstr(attrs.get(FRA_IIFNAME)) ?? null,
+      oif: cstr(attrs.get(FRA_OIFNAME)) ?? null,
+      otherSelectors: other || attrs.has(FRA_SRC) || attrs.has(FRA_DST),
+    };
+  });
+}
+
+/**
+ * The line `ip rule show` prints for a rule, reduced to what wg-quick's substring tests look at:
+ * "[not ]from all|SRC [to DST] [fwmark M[/K]] ... lookup NAME [suppress_prefixlength N]".
+ */
+export function ruleText(r: Rule): string {
+  let s = `${r.priority}:\t${r.invert ? "not " : ""}from ${r.srcLen ? "<src>" : "all"}`;
+  if (r.dstLen) s += " to <dst>";
+  if (r.tos) s += ` tos ${r.tos}`;
+  if (r.fwmark !== null || r.fwmask !== null) {
+    s += ` fwmark 0x${(r.fwmark ?? 0).toString(16)}`;
+    if (r.fwmask !== null && r.fwmask !== 0xffffffff) s += `/0x${r.fwmask.toString(16)}`;
+  }
+  if (r.iif !== null) s += ` iif ${r.iif}`;
+  if (r.oif !== null) s += ` oif ${r.oif}`;
+  if (r.action === FR_ACT_TO_TBL) s += ` lookup ${tableName(r.table)}`;
+  if (r.suppressPrefixlen !== null) s += ` suppress_prefixlength ${r.suppressPrefixlen}`;
+  return s;
+}
+
+/** if_nametoindex: 0 when there is no such link. */
+export function nameToIndex(name: string): number {
+  const e = new TextEncoder().encode(name);
+  const b = new Uint8Array(e.length + 1);
+  b.set(e);
+  return libc.symbols.if_nametoindex(b);
+}
