@@ -36,6 +36,7 @@ import {
   REKEY_ON_RECEIVE_AGE_MS,
   REKEY_TIMEOUT_JITTER_MAX_MS,
   REKEY_TIMEOUT_MS,
+  TimerHint,
   TimerKind,
 } from "./timers.ts";
 import { handleUapi } from "./uapi-server.ts";
@@ -77,6 +78,7 @@ export class Device implements Engine {
   readonly handshakesByIndex = new Map<number, Peer>();
   readonly cookieChecker: CookieChecker;
   readonly rateLimiter = new RateLimiter();
+  private readonly timerHint = new TimerHint();
   private lastGcMono = -Infinity;
   // Load detection: handshake messages seen in the current one-second window.
   private loadWindowStart = -Infinity;
@@ -86,7 +88,7 @@ export class Device implements Engine {
   private readonly sendBuf = new Uint8Array(MAX_PACKET + 64);
   private readonly recvBuf = new Uint8Array(MAX_PACKET + 64);
   private readonly hsBuf = new Uint8Array(INITIATION_LEN);
-  private jitterPool = new Uint8Array(0);
+  private jitterPool: Uint8Array = new Uint8Array(0);
   private jitterPos = 0;
 
   constructor(
@@ -141,12 +143,19 @@ export class Device implements Engine {
   tick(): void {
     if (!this.isUp) return;
     const now = this.clock.mono();
-    for (const peer of this.peers.values()) {
-      if (peer.timers.next() > now) continue;
-      for (;;) {
-        const kind = peer.timers.takeDue(now);
-        if (kind === -1 || peer.removed) break;
-        this.fireTimer(peer, kind, now);
+    if (now >= this.timerHint.at) {
+      // Handlers re-arm through the hint, so start from Infinity and fold in every peer.
+      this.timerHint.at = Infinity;
+      for (const peer of this.peers.values()) {
+        if (peer.timers.next() <= now) {
+          for (;;) {
+            const kind = peer.timers.takeDue(now);
+            if (kind === -1 || peer.removed) break;
+            this.fireTimer(peer, kind, now);
+          }
+        }
+        const n = peer.timers.next();
+        if (n < this.timerHint.at) this.timerHint.at = n;
       }
     }
     if (now - this.lastGcMono >= 1000) {
@@ -157,11 +166,8 @@ export class Device implements Engine {
 
   nextDeadline(): number {
     if (!this.isUp) return Infinity;
-    let t = Infinity;
-    for (const peer of this.peers.values()) {
-      const n = peer.timers.next();
-      if (n < t) t = n;
-    }
+    // May be early (a disarmed timer); tick() then finds nothing due and tightens it.
+    let t = this.timerHint.at;
     if (this.rateLimiter.size() > 0) t = Math.min(t, this.lastGcMono + 1000);
     return t;
   }
@@ -273,7 +279,7 @@ export class Device implements Engine {
   }
 
   createPeer(pub: Uint8Array): Peer {
-    const peer = new Peer(Uint8Array.from(pub));
+    const peer = new Peer(Uint8Array.from(pub), this.timerHint);
     peer.handshake.setLocalPrivate(this.privateKey);
     this.peers.set(peer.publicKeyHex, peer);
     this.log("verbose", `${peerName(peer.publicKey)} - UAPI: Created`);
@@ -536,7 +542,7 @@ export class Device implements Engine {
         this.sendKeepalive(peer);
         if (t.needAnotherKeepalive) {
           t.needAnotherKeepalive = false;
-          t.sendKeepalive = now + KEEPALIVE_TIMEOUT_MS;
+          t.rearmSendKeepalive(now);
         }
         break;
       case TimerKind.NewHandshake:

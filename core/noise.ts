@@ -119,6 +119,7 @@ export function createInitiation(
   [c, k] = kdf2(c, es);
   es.fill(0);
   const encStatic = aeadSeal(k, 0n, local.publicKey, h);
+  k.fill(0);
   h = mixHash(h, encStatic);
   [c, k] = kdf2(c, ss);
   const encTs = aeadSeal(k, 0n, timestamp, h);
@@ -164,6 +165,7 @@ export function consumeInitiation<P extends { handshake: Handshake }>(
   es.fill(0);
   const encStatic = msg.subarray(off + 40, off + 88);
   const peerStatic = aeadOpen(k, 0n, encStatic, h);
+  k.fill(0);
   if (peerStatic === null) return null;
   h = mixHash(h, encStatic);
   const peer = findPeer(peerStatic);

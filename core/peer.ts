@@ -3,7 +3,7 @@ import { CookieGenerator } from "./cookie.ts";
 import type { Endpoint } from "./device-api.ts";
 import type { Keypair } from "./keypair.ts";
 import { Handshake } from "./noise.ts";
-import { PeerTimers } from "./timers.ts";
+import { PeerTimers, TimerHint } from "./timers.ts";
 import { parseIp, formatIp } from "./allowedips.ts";
 
 export const MAX_STAGED_PACKETS = 128;
@@ -11,7 +11,7 @@ export const MAX_STAGED_PACKETS = 128;
 export class Peer {
   readonly handshake: Handshake;
   readonly cookie: CookieGenerator;
-  readonly timers = new PeerTimers();
+  readonly timers: PeerTimers;
   readonly publicKeyHex: string;
   endpoint: Endpoint | null = null;
   persistentKeepalive = 0;
@@ -29,7 +29,11 @@ export class Peer {
   handshakeIndex = -1;
   removed = false;
 
-  constructor(readonly publicKey: Uint8Array) {
+  constructor(
+    readonly publicKey: Uint8Array,
+    hint?: TimerHint,
+  ) {
+    this.timers = new PeerTimers(hint);
     this.handshake = new Handshake(publicKey);
     this.cookie = new CookieGenerator(publicKey);
     this.publicKeyHex = toHex(publicKey);

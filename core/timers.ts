@@ -22,7 +22,23 @@ export const enum TimerKind {
 
 const NONE = Infinity;
 
+/**
+ * Lower bound of every armed deadline of a device's peers, so the device need not scan all peers
+ * for nextDeadline()/tick(). Arming lowers it; disarming leaves it early, which only costs one
+ * scan that finds nothing due and recomputes it.
+ */
+export class TimerHint {
+  at = NONE;
+}
+
 export class PeerTimers {
+  constructor(private readonly hint: TimerHint = new TimerHint()) {}
+
+  private note(t: number): number {
+    if (t < this.hint.at) this.hint.at = t;
+    return t;
+  }
+
   retransmitHandshake = NONE;
   sendKeepalive = NONE;
   newHandshake = NONE;
@@ -84,12 +100,12 @@ export class PeerTimers {
 
   /** After sending a non-keepalive data packet. */
   dataSent(now: number, jitter: number): void {
-    if (this.newHandshake === NONE) this.newHandshake = now + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + jitter;
+    if (this.newHandshake === NONE) this.newHandshake = this.note(now + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + jitter);
   }
 
   /** After receiving a non-keepalive data packet. */
   dataReceived(now: number): void {
-    if (this.sendKeepalive === NONE) this.sendKeepalive = now + KEEPALIVE_TIMEOUT_MS;
+    if (this.sendKeepalive === NONE) this.sendKeepalive = this.note(now + KEEPALIVE_TIMEOUT_MS);
     else this.needAnotherKeepalive = true;
   }
 
@@ -105,11 +121,16 @@ export class PeerTimers {
 
   /** Before sending / after receiving any authenticated packet. */
   anyAuthenticatedPacketTraversal(now: number, persistentKeepaliveSec: number): void {
-    if (persistentKeepaliveSec > 0) this.persistentKeepalive = now + persistentKeepaliveSec * 1000;
+    if (persistentKeepaliveSec > 0) this.persistentKeepalive = this.note(now + persistentKeepaliveSec * 1000);
+  }
+
+  /** send_keepalive re-armed after firing when another keepalive is owed. */
+  rearmSendKeepalive(now: number): void {
+    this.sendKeepalive = this.note(now + KEEPALIVE_TIMEOUT_MS);
   }
 
   handshakeInitiated(now: number, jitter: number): void {
-    this.retransmitHandshake = now + REKEY_TIMEOUT_MS + jitter;
+    this.retransmitHandshake = this.note(now + REKEY_TIMEOUT_MS + jitter);
   }
 
   handshakeComplete(): void {
@@ -119,12 +140,12 @@ export class PeerTimers {
   }
 
   sessionDerived(now: number): void {
-    this.zeroKeyMaterial = now + ZERO_KEY_MATERIAL_MS;
+    this.zeroKeyMaterial = this.note(now + ZERO_KEY_MATERIAL_MS);
   }
 
   /** retransmit gave up: keepalives stop, keys die after 540 s unless already scheduled. */
   gaveUp(now: number): void {
     this.sendKeepalive = NONE;
-    if (this.zeroKeyMaterial === NONE) this.zeroKeyMaterial = now + ZERO_KEY_MATERIAL_MS;
+    if (this.zeroKeyMaterial === NONE) this.zeroKeyMaterial = this.note(now + ZERO_KEY_MATERIAL_MS);
   }
 }
