@@ -234,14 +234,15 @@ async function main(): Promise<void> {
       log(`scale: ${v.b.name} with 10,000 peers / 100,000 allowed IPs`);
       try {
         const s: ScaleResult = await measureScale(v.b);
-        rows.push([v.b.name, fmt(s.idleRssMiB, 1), fmt(s.setconfSec, 2), fmt(s.loadedRssMiB, 1), fmt(s.dumpSec, 3), String(s.dumpLines)]);
+        rows.push([v.b.name, fmt(s.idleRssMiB, 1), fmt(s.setconfSec, 2), s.loadedBy, fmt(s.loadedRssMiB, 1), fmt(s.dumpSec, 3), String(s.dumpLines)]);
+        if (s.note) notes.push(`scale ${v.b.name}: ${s.note}`);
       } catch (e) {
         notes.push(`scale ${v.b.name}: ${(e as Error).message}`);
         log(`  failed: ${(e as Error).message}`);
       }
     }
     out.push("## Scale (one interface; `wg setconf` of 10,000 peers with 10 /32 allowed IPs each)", "",
-      table(["implementation", "idle RSS (MiB)", "setconf (s)", "RSS loaded (MiB)", "`wg show dump` (s)", "dump lines"], rows), "");
+      table(["implementation", "idle RSS (MiB)", "load (s)", "loaded by", "RSS loaded (MiB)", "`wg show dump` (s)", "dump lines"], rows), "");
   }
 
   if (sections.has("startup")) {
