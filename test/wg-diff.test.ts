@@ -389,6 +389,7 @@ describe("requests sent (recorded by a fake daemon)", () => {
       await d.stop();
     }
     expect({ words: words("IF"), ...results[1] }).toEqual({ words: words("IF"), ...results[0] });
+    return results[0]!;
   }
   const key = K(20), key2 = K(21);
 
@@ -402,7 +403,8 @@ describe("requests sent (recorded by a fake daemon)", () => {
       "preshared-key", psk, "allowed-ips", "::ffff:1.2.3.4", "peer", key2, "remove", "endpoint", "1.2.3.4:5",
       "peer", K(24), "endpoint", "127.0.0.1:7", "allowed-ips", "",
     ]);
-    await sameRequests((n) => ["set", n, "peer", key, "endpoint", "localhost:domain", "preshared-key", "/dev/null"]);
+    const r = await sameRequests((n) => ["set", n, "peer", key, "endpoint", "localhost:domain", "preshared-key", "/dev/null"]);
+    expect(r.requests.at(-1)).toMatch(/^set=1\npublic_key=[0-9a-f]{64}\npreshared_key=0{64}\nendpoint=(127\.0\.0\.1|\[::1\]):53\n\n$/);
     await sameRequests((n) => ["set", n, "peer", key, "peer", key, "allowed-ips", "1.2.3.4"]);
     await sameRequests((n) => ["set", n + "0123456789abcdef", "listen-port", "7"]);
   }, TIMEOUT);
@@ -467,6 +469,7 @@ describe("against wireguard-go", () => {
       outs.push(o);
       snaps.push(await snapshot());
     }
+    expect(snaps[0]).toMatch(/^0\n\n/);
     expect({ steps, snap: snaps[1], outs: outs[1] }).toEqual({ steps, snap: snaps[0], outs: outs[0] });
   }
 
