@@ -65,6 +65,7 @@ function variants(): Variant[] {
 }
 
 const notes: string[] = [];
+const OBSERVATIONS = "## Observations (hand-written";
 const log = (s: string) => process.stderr.write(s + "\n");
 
 interface TunnelSample {
@@ -183,6 +184,8 @@ async function main(): Promise<void> {
       ["TCP 4 streams (Mbit/s)", (s) => s.four.mbps, 0],
       ["ping median RTT (ms)", (s) => s.ping, 3],
       ["daemon CPU, 1 stream (cores, both daemons)", (s) => s.one.daemonCores, 2],
+      ["  sender daemon A (cores)", (s) => s.one.coresA, 2],
+      ["  receiver daemon B (cores)", (s) => s.one.coresB, 2],
       ["daemon CPU per Gbit, 1 stream (core-s/Gbit)", (s) => s.one.cpuSecPerGbit, 2],
       ["daemon CPU per Gbit, 4 streams (core-s/Gbit)", (s) => s.four.cpuSecPerGbit, 2],
       ["TCP retransmits, 1 stream", (s) => s.one.retransmits, 0],
@@ -262,7 +265,13 @@ async function main(): Promise<void> {
   if (notes.length) out.push("## Notes", "", ...notes.map((n) => `* ${n}`), "");
   const text = out.join("\n");
   process.stdout.write(text + "\n");
-  if (!flag("--no-write")) writeFileSync(join(import.meta.dir, "RESULTS.md"), text);
+  if (!flag("--no-write")) {
+    // A hand-written section at the end of the file survives re-runs (it explains, the run measures).
+    const file = join(import.meta.dir, "RESULTS.md");
+    const old = existsSync(file) ? readFileSync(file, "utf8") : "";
+    const keep = old.indexOf(OBSERVATIONS);
+    writeFileSync(file, text + (keep >= 0 ? "\n" + old.slice(keep) : ""));
+  }
 }
 
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

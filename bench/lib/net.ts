@@ -6,6 +6,9 @@ export interface ThroughputResult {
   mbps: number;
   /** CPU of both daemons together, in cores (1.0 = one core busy). */
   daemonCores: number;
+  /** The sending (A) and receiving (B) daemon separately, in cores. */
+  coresA: number;
+  coresB: number;
   /** Daemon core-seconds spent per Gbit moved. */
   cpuSecPerGbit: number;
   retransmits: number;
@@ -29,7 +32,8 @@ export function iperf(pair: Pair, streams: number, seconds: number): ThroughputR
   const r = nsRun(pair.a.ns, ["iperf3", "-c", TUNNEL_B, "-p", String(IPERF_PORT), "-t", String(seconds), "-O", "1",
     "-P", String(streams), "-J"], { allowFail: true, timeoutMs: (seconds + 20) * 1000 });
   const wall = (performance.now() - t0) / 1000;
-  const cpu = pids.map(cpuSeconds).reduce((s, c, i) => s + (c - cpu0[i]!), 0);
+  const used = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
+  const cpu = used[0]! + used[1]!;
   let j: { end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number } }; error?: string };
   try {
     j = JSON.parse(r.stdout);
@@ -39,7 +43,7 @@ export function iperf(pair: Pair, streams: number, seconds: number): ThroughputR
   if (j.error || !j.end?.sum_received?.bits_per_second) throw new Error(`iperf3: ${j.error ?? "no result"}`);
   const mbps = j.end.sum_received.bits_per_second / 1e6;
   const daemonCores = cpu / wall;
-  return { mbps, daemonCores, cpuSecPerGbit: daemonCores / (mbps / 1000), retransmits: j.end.sum_sent?.retransmits ?? 0 };
+  return { mbps, daemonCores, coresA: used[0]! / wall, coresB: used[1]! / wall, cpuSecPerGbit: daemonCores / (mbps / 1000), retransmits: j.end.sum_sent?.retransmits ?? 0 };
 }
 
 /** Median round-trip time in ms of `count` pings through the tunnel. */
