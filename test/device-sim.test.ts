@@ -107,7 +107,7 @@ class Net {
     this.inflight.push({ at: this.t, seq: this.seq++, from: { ...from }, to: { ...to }, data });
   }
   node(name: string, ip: string, seed: number): SimNode {
-    const n = new SimNode(this, name, { family: 4, ip, port: 51820 }, seed);
+    const n = new SimNode(this, name, { family: ip.includes(":") ? 6 : 4, ip, port: 51820 }, seed);
     this.nodes.push(n);
     return n;
   }
@@ -560,6 +560,45 @@ describe("engine pair", () => {
     net.run(100);
     expect(p.current).not.toBeNull();
     void B;
+  });
+
+  test("IPv6 endpoints and IPv6 inner packets", () => {
+    const net = new Net();
+    const A = net.node("A", "2001:db8::1", 11);
+    const B = net.node("B", "2001:db8::2", 12);
+    A.uapi(`set=1\nprivate_key=${hex(A.priv)}\nlisten_port=51820\npublic_key=${hex(B.pub)}\nendpoint=[2001:db8:0::2]:51820\nallowed_ip=fd00::2/128\n\n`);
+    B.uapi(`set=1\nprivate_key=${hex(B.priv)}\nlisten_port=51820\npublic_key=${hex(A.pub)}\nallowed_ip=fd00::/127\n\n`);
+    A.dev.up();
+    B.dev.up();
+    const v6 = (src: number, dst: number, payload: number, tag: number) => {
+      const b = new Uint8Array(40 + payload);
+      b[0] = 0x60;
+      b[4] = payload >> 8;
+      b[5] = payload & 255;
+      b[6] = 17;
+      b[7] = 64;
+      b[8] = 0xfd;
+      b[23] = src;
+      b[24] = 0xfd;
+      b[39] = dst;
+      new DataView(b.buffer).setUint32(40, tag);
+      return b;
+    };
+    const p = v6(1, 2, 20, 77);
+    A.dev.sendTunPacket(p, 0, p.length);
+    net.run(100);
+    expect(B.tun.map((x) => new DataView(x.buffer).getUint32(40))).toEqual([77]);
+    expect(B.tun[0]!.length).toBe(60); // padding trimmed by the IPv6 payload length
+    expect(B.get().endpoint).toEqual(["[2001:db8::1]:51820"]);
+    const q = v6(2, 1, 20, 78);
+    B.dev.sendTunPacket(q, 0, q.length);
+    net.run(100);
+    expect(A.tun.length).toBe(1);
+    // inner source fd00::3 is not A's (B's table maps fd00::/127 = fd00::0-1 to A)
+    const spoof = v6(3, 2, 20, 79);
+    A.dev.sendTunPacket(spoof, 0, spoof.length);
+    net.run(100);
+    expect(B.tun.length).toBe(1);
   });
 
   test("close() zeroes keys", () => {
