@@ -2,37 +2,20 @@
 // wg-quick: links, addresses, routes and policy rules, plus the few lookups wg-quick makes
 // (`ip route get`, `ip rule show`, `ip route show table T`). Errors carry the kernel's errno and
 // its extended-ack message so callers can print what iproute2 would have printed.
-import { dlopen, read } from "bun:ffi";
+import { dlopen } from "bun:ffi";
 import { readFileSync, readdirSync } from "node:fs";
+import { AF_NETLINK, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW, errno, libc } from "./libc.ts";
 
-const libc = dlopen("libc.so.6", {
-  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
-  bind: { args: ["i32", "ptr", "u32"], returns: "i32" },
-  setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
-  sendto: { args: ["i32", "ptr", "u64", "i32", "ptr", "u32"], returns: "i64" },
-  recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
-  close: { args: ["i32"], returns: "i32" },
-  __errno_location: { args: [], returns: "ptr" },
-  strerror: { args: ["i32"], returns: "cstring" },
-  if_nametoindex: { args: ["ptr"], returns: "u32" },
-});
-
-function errno(): number {
-  const p = libc.symbols.__errno_location();
-  return p === null ? 0 : read.i32(p, 0);
-}
+// strerror from the C library itself: iproute2 prints its text for any errno the kernel returns.
+const strerrorLib = dlopen("libc.so.6", { strerror: { args: ["i32"], returns: "cstring" } });
 
 /** The C library's text for an errno value ("File exists", ...). */
 export function strerror(code: number): string {
-  return String(libc.symbols.strerror(code));
+  return String(strerrorLib.symbols.strerror(code));
 }
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
-const NETLINK_ROUTE = 0;
 const SOL_NETLINK = 270;
 const NETLINK_EXT_ACK = 11;
 const NETLINK_GET_STRICT_CHK = 12;
@@ -216,16 +199,16 @@ const rxBuf = new Uint8Array(1 << 16);
 
 function socketFd(): number {
   if (sockFd >= 0) return sockFd;
-  const fd = libc.symbols.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) throw new NetlinkError(errno(), null);
   const one = new Int32Array([1]);
-  libc.symbols.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4);
-  libc.symbols.setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, one, 4);
+  libc.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4);
+  libc.setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, one, 4);
   const sa = new Uint8Array(12);
   new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
-  if (libc.symbols.bind(fd, sa, 12) < 0) {
+  if (libc.bind(fd, sa, 12) < 0) {
     const e = errno();
-    libc.symbols.close(fd);
+    libc.close(fd);
     throw new NetlinkError(e, null);
   }
   sockFd = fd;
@@ -234,7 +217,7 @@ function socketFd(): number {
 
 /** Close the cached socket (tests; a CLI just exits). */
 export function closeRtnetlink(): void {
-  if (sockFd >= 0) libc.symbols.close(sockFd);
+  if (sockFd >= 0) libc.close(sockFd);
   sockFd = -1;
 }
 
@@ -250,14 +233,14 @@ function transact(msg: Msg): Reply[] {
   const seq = seqCounter++;
   const data = msg.finish(seq);
   for (;;) {
-    const n = Number(libc.symbols.sendto(fd, data, data.length, 0, kernelAddr, 12));
+    const n = Number(libc.sendto(fd, data, data.length, 0, kernelAddr, 12));
     if (n >= 0) break;
     const e = errno();
     if (e !== 4) throw new NetlinkError(e, null);
   }
   const replies: Reply[] = [];
   for (;;) {
-    const n = Number(libc.symbols.recv(fd, rxBuf, rxBuf.length, 0));
+    const n = Number(libc.recv(fd, rxBuf, rxBuf.length, 0));
     if (n < 0) {
       const e = errno();
       if (e === 4) continue;
@@ -638,6 +621,7 @@ export interface Route {
   table: number;
   dst: Prefix;
   oif: number | null; // first nexthop's device for multipath routes
+  multipath: boolean; // `ip` prints the nexthops on lines of their own
   gateway: Uint8Array | null;
   mtu: number | null; // RTAX_MTU metric
   type: number;
@@ -673,6 +657,7 @@ function parseRoute(r: Reply): Route {
     table,
     dst: { family: fam, addr: dstBytes ? dstBytes.slice() : new Uint8Array(size), len: b[1]! },
     oif,
+    multipath: mp !== undefined,
     gateway,
     mtu,
     protocol: b[5]!,
@@ -744,18 +729,13 @@ export function defaultRoutes(): Route[] {
   return routeList(AF_INET).filter((r) => r.table === RT_TABLE_MAIN && r.dst.len === 0);
 }
 
-/** `ip route get ADDR`: the route the kernel would use, or null when it has none. */
+/** `ip route get ADDR`: the route the kernel would use; NetlinkError (e.g. unreachable) otherwise. */
 export function routeGet(addr: Uint8Array): Route | null {
   const family = addr.length === 16 ? AF_INET6 : AF_INET;
   const m = new Msg(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_ACK).bytes(rtmsg(family, addr.length * 8, 0, 0, 0, 0));
   m.attr(RTA_DST, addr);
-  try {
-    const r = transact(m);
-    return r[0] ? parseRoute(r[0]) : null;
-  } catch (e) {
-    if (e instanceof NetlinkError) return null;
-    throw e;
-  }
+  const r = transact(m);
+  return r[0] ? parseRoute(r[0]) : null;
 }
 
 // ---- policy rules ----
@@ -869,5 +849,5 @@ export function nameToIndex(name: string): number {
   const e = new TextEncoder().encode(name);
   const b = new Uint8Array(e.length + 1);
   b.set(e);
-  return libc.symbols.if_nametoindex(b);
+  return libc.if_nametoindex(b);
 }

@@ -1,0 +1,722 @@
+// wg-quick(8) for Linux, behaving like the wireguard-tools v1.0.20210914 bash script: same
+// config handling, same order of operations, and the same `[#] ...` lines on stderr, naming
+// the `ip`/`wg`/`nft` commands the script would have run. The work itself goes through
+// rtnetlink, our own wg (in-process) and our own daemon.
+import { existsSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, openSync, fsyncSync, closeSync, unlinkSync } from "node:fs";
+import { basename } from "node:path";
+import { fieldOfDevice, showconfDevice, strerror as wgStrerror } from "../core/wgfmt.ts";
+import { getDevice, listInterfaces, socketPath } from "../platform/uapi-client.ts";
+import * as rt from "../platform/linux/rtnetlink.ts";
+import { NFT_MISSING, nftApply, nftPath, nftRemovalScript, nftScript } from "../platform/linux/firewall.ts";
+import { resolvconfAdd, resolvconfDel, resolvconfIfacePrefix, resolvconfList } from "../platform/linux/resolvconf.ts";
+import { memfdWith } from "../platform/linux/memfd.ts";
+import { wgMain } from "./wg.ts";
+import { selfCommand } from "./self.ts";
+
+const NAME_RE = /^[a-zA-Z0-9_=+.-]{1,15}$/;
+const PATH_NAME_RE = /(^|\/)([a-zA-Z0-9_=+.-]{1,15})\.conf$/;
+
+/** Leaves wg-quick with a status (bash `exit N`, or a failed command under `set -e`). */
+class Exit {
+  constructor(readonly code: number) {}
+}
+
+const err = (s: string) => process.stderr.write(Buffer.from(s, "latin1"));
+
+interface Options {
+  prog: string;
+  configFile: string;
+  iface: string;
+  wgConfig: string;
+  addresses: string[];
+  mtu: string;
+  dns: string[];
+  dnsSearch: string[];
+  table: string;
+  preUp: string[];
+  postUp: string[];
+  preDown: string[];
+  postDown: string[];
+  saveConfig: boolean;
+}
+
+function usage(prog: string): void {
+  err(`Usage: ${prog} [ up | down | save | strip ] [ CONFIG_FILE | INTERFACE ]
+
+  CONFIG_FILE is a configuration file, whose filename is the interface name
+  followed by \`.conf'. Otherwise, INTERFACE is an interface name, with
+  configuration found at /etc/wireguard/INTERFACE.conf. It is to be readable
+  by wg(8)'s \`setconf' sub-command, with the exception of the following additions
+  to the [Interface] section, which are handled by ${prog}:
+
+  - Address: may be specified one or more times and contains one or more
+    IP addresses (with an optional CIDR mask) to be set for the interface.
+  - DNS: an optional DNS server to use while the device is up.
+  - MTU: an optional MTU for the interface; if unspecified, auto-calculated.
+  - Table: an optional routing table to which routes will be added; if
+    unspecified or \`auto', the default table is used. If \`off', no routes
+    are added.
+  - PreUp, PostUp, PreDown, PostDown: script snippets which will be executed
+    by bash(1) at the corresponding phases of the link, most commonly used
+    to configure DNS. The string \`%i' is expanded to INTERFACE.
+  - SaveConfig: if set to \`true', the configuration is saved from the current
+    state of the interface upon shutdown.
+
+See wg-quick(8) for more info and examples.
+`);
+}
+
+// ---- parsing (bash `read -r` + parameter expansions of the reference) ----
+
+/** bash `read -r line` with the default IFS: leading/trailing spaces and tabs trimmed, NULs dropped. */
+function readLines(text: string): string[] {
+  const parts = text.replace(/\0/g, "").split("\n");
+  if (parts[parts.length - 1] === "") parts.pop();
+  return parts.map((l) => l.replace(/^[ \t]+|[ \t]+$/g, ""));
+}
+
+const trimSpace = (s: string) => s.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, "");
+/** Unquoted word splitting on the default IFS. */
+const words = (s: string) => s.split(/[ \t\n]+/).filter((w) => w !== "");
+
+function die(prog: string, msg: string): never {
+  err(`${prog}: ${msg}\n`);
+  throw new Exit(1);
+}
+
+function parseOptions(prog: string, arg: string): Options {
+  let configFile = arg;
+  if (NAME_RE.test(configFile)) configFile = `/etc/wireguard/${configFile}.conf`;
+  if (!existsSync(Buffer.from(configFile, "latin1"))) die(prog, `\`${configFile}' does not exist`);
+  const m = PATH_NAME_RE.exec(configFile);
+  if (!m) die(prog, "The config file must be a valid interface name, followed by .conf");
+  const iface = m[2]!;
+  configFile = realpathSync(Buffer.from(configFile, "latin1"), { encoding: "buffer" }).toString("latin1");
+  const dir = configFile.slice(0, configFile.lastIndexOf("/")) || "/";
+  try {
+    const fileMode = statSync(Buffer.from(configFile, "latin1")).mode;
+    const dirMode = statSync(Buffer.from(dir, "latin1")).mode;
+    if ((fileMode & dirMode & 0o007) !== 0) err(`Warning: \`${configFile}' is world accessible\n`);
+  } catch {
+    // stat failing leaves bash's arithmetic empty; nothing sensible to warn about
+  }
+  const o: Options = {
+    prog,
+    configFile,
+    iface,
+    wgConfig: "",
+    addresses: [],
+    mtu: "",
+    dns: [],
+    dnsSearch: [],
+    table: "",
+    preUp: [],
+    postUp: [],
+    preDown: [],
+    postDown: [],
+    saveConfig: false,
+  };
+  let text: string;
+  try {
+    text = readFileSync(Buffer.from(configFile, "latin1"), "latin1");
+  } catch {
+    text = ""; // bash's `done < dir` fails the same way: nothing is read
+  }
+  let inInterface = false;
+  for (const line of readLines(text)) {
+    const hash = line.indexOf("#");
+    const stripped = hash < 0 ? line : line.slice(0, hash);
+    const eq = stripped.indexOf("=");
+    const key = trimSpace(eq < 0 ? stripped : stripped.slice(0, eq));
+    const value = trimSpace(eq < 0 ? stripped : stripped.slice(eq + 1));
+    if (key.startsWith("[")) inInterface = false;
+    if (key.toLowerCase() === "[interface]") inInterface = true;
+    if (inInterface) {
+      switch (key.toLowerCase()) {
+        case "address":
+          o.addresses.push(...words(value.replace(/,/g, " ")));
+          continue;
+        case "mtu":
+          o.mtu = value;
+          continue;
+        case "dns":
+          for (const v of words(value.replace(/,/g, " "))) {
+            if (/^[0-9.]+$/.test(v) || v.includes(":")) o.dns.push(v);
+            else o.dnsSearch.push(v);
+          }
+          continue;
+        case "table":
+          o.table = value;
+          continue;
+        case "preup":
+          o.preUp.push(value);
+          continue;
+        case "predown":
+          o.preDown.push(value);
+          continue;
+        case "postup":
+          o.postUp.push(value);
+          continue;
+        case "postdown":
+          o.postDown.push(value);
+          continue;
+        case "saveconfig": {
+          const v = value.toLowerCase();
+          if (v === "true") o.saveConfig = true;
+          else if (v === "false") o.saveConfig = false;
+          else die(prog, `\`${value}' is neither true nor false`);
+          continue;
+        }
+      }
+    }
+    o.wgConfig += `${line}\n`;
+  }
+  return o;
+}
+
+// ---- the session: one invocation acting on one interface ----
+
+class Session {
+  haveSetDns = false;
+  haveSetFirewall = false;
+  constructor(readonly o: Options) {}
+
+  get iface(): string {
+    return this.o.iface;
+  }
+
+  /** bash `cmd`: echo the command the reference would run. */
+  echo(line: string): void {
+    err(`[#] ${line}\n`);
+  }
+
+  /** A failed step under `set -e`. */
+  fail(code: number): never {
+    throw new Exit(code);
+  }
+
+  // -- ip emulation --
+
+  ifindex(): number {
+    const i = rt.nameToIndex(this.iface);
+    if (i === 0) {
+      err(`Cannot find device "${this.iface}"\n`);
+      this.fail(1);
+    }
+    return i;
+  }
+
+  /** Run an rtnetlink change the way `ip` reports its failure (status 2). */
+  netlink(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof rt.NetlinkError) {
+        err(`${e.ipText()}\n`);
+        this.fail(2);
+      }
+      throw e;
+    }
+  }
+
+  ipPrefix(text: string, family: number): rt.Prefix {
+    const p = rt.parsePrefix(text, family);
+    if (!p) {
+      err(`Error: ${family === rt.AF_INET6 ? "inet6" : "inet"} prefix is expected rather than "${text}".\n`);
+      this.fail(1);
+    }
+    return p;
+  }
+
+  ipTable(text: string): number {
+    const t = rt.tableId(text);
+    if (t === null) {
+      err(`Error: argument "${text}" is wrong: "table" value is invalid\n\n`);
+      this.fail(255);
+    }
+    return t;
+  }
+
+  // -- wg emulation --
+
+  async wg(args: string[]): Promise<void> {
+    this.echo(`wg ${args.join(" ")}`);
+    const code = await wgMain("wg", args);
+    if (code !== 0) this.fail(code);
+  }
+
+  /** `$(wg show IF FIELD)`: the text, or null after wg's error message. */
+  async wgShow(field: string): Promise<string | null> {
+    const r = await getDevice(this.iface);
+    if (!r.ok) {
+      err(`Unable to access interface: ${wgStrerror(r.errno)}\n`);
+      return null;
+    }
+    return fieldOfDevice(r.device, field, false) ?? "";
+  }
+
+  async getFwmark(): Promise<number | null> {
+    const text = await this.wgShow("fwmark");
+    if (text === null) return null;
+    const v = text.trim();
+    if (v === "" || v === "off") return null;
+    return Number(v);
+  }
+
+  async isWgInterface(): Promise<boolean> {
+    const r = await listInterfaces();
+    if (!r.ok) {
+      err(`Unable to list interfaces: ${wgStrerror(r.errno)}\n`);
+      return false;
+    }
+    return r.names.includes(this.iface);
+  }
+
+  // -- steps of the reference script --
+
+  async executeHooks(hooks: readonly string[]): Promise<void> {
+    for (const h of hooks) {
+      const hook = h.split("%i").join(this.iface);
+      this.echo(hook);
+      // The reference evals the hook in a subshell of itself: errexit and pipefail on, its
+      // variables visible. We give it the same shell options and the variables users rely on.
+      const prelude =
+        'INTERFACE=$1 CONFIG_FILE=$2 MTU=$3 TABLE=$4 PROGRAM=$5 hook=$6; shift 6; set -e -o pipefail; shopt -s extglob; eval "$hook"';
+      const p = Bun.spawn(
+        ["bash", "-c", prelude, this.o.prog, this.iface, this.o.configFile, this.o.mtu, this.o.table, this.o.prog, hook],
+        { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: { ...process.env, LC_ALL: "C" } },
+      );
+      const code = await p.exited;
+      if (code !== 0) this.fail(code);
+    }
+  }
+
+  async addIf(): Promise<void> {
+    this.echo(`ip link add ${this.iface} type wireguard`);
+    try {
+      rt.linkAdd(this.iface, "wireguard");
+      return;
+    } catch (e) {
+      if (!(e instanceof rt.NetlinkError)) throw e;
+      err(`${e.ipText()}\n`);
+    }
+    const envImpl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
+    let argv: string[];
+    let shown: string;
+    if (envImpl) {
+      const exe = Bun.which(envImpl);
+      // The reference exits here with `$?` of a negated test, i.e. 0 (then tears down).
+      if (existsSync("/sys/module/wireguard") || exe === null) this.fail(0);
+      argv = [exe, this.iface];
+      shown = `${envImpl} ${this.iface}`;
+    } else {
+      if (existsSync("/sys/module/wireguard")) this.fail(0);
+      argv = [...selfCommand(), "daemon", this.iface];
+      shown = argv.join(" ");
+    }
+    err("[!] Missing WireGuard kernel module. Falling back to slow userspace implementation.\n");
+    this.echo(shown);
+    const p = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    const code = await p.exited;
+    if (code !== 0) this.fail(code);
+    // The launch contract says the socket exists when the launcher returns; allow a slow start.
+    for (let i = 0; i < 100 && !existsSync(socketPath(this.iface)); i++) await Bun.sleep(20);
+  }
+
+  async setConfig(): Promise<void> {
+    this.echo(`wg setconf ${this.iface} /dev/fd/63`);
+    const f = memfdWith(Buffer.from(`${this.o.wgConfig}\n`, "latin1"));
+    try {
+      const code = await wgMain("wg", ["setconf", this.iface, f.path]);
+      if (code !== 0) this.fail(code);
+    } finally {
+      f.close();
+    }
+  }
+
+  addAddr(a: string): void {
+    const family = a.includes(":") ? rt.AF_INET6 : rt.AF_INET;
+    this.echo(`ip ${family === rt.AF_INET6 ? "-6" : "-4"} address add ${a} dev ${this.iface}`);
+    const p = this.ipPrefix(a, family);
+    const idx = this.ifindex();
+    this.netlink(() => rt.addrAdd(idx, p));
+  }
+
+  /** MTU of a route as `ip route get`/`ip route show` prints it, else of its device. */
+  routeMtu(r: rt.Route | null): number | null {
+    if (!r) return null;
+    if (r.mtu !== null) return r.mtu;
+    if (r.oif === null || r.multipath) return null;
+    return rt.linkByIndex(r.oif)?.mtu ?? null;
+  }
+
+  async setMtuUp(): Promise<void> {
+    if (this.o.mtu !== "") {
+      this.echo(`ip link set mtu ${this.o.mtu} up dev ${this.iface}`);
+      const mtu = parseCInt(this.o.mtu);
+      if (mtu === null) {
+        err(`Error: argument "${this.o.mtu}" is wrong: Invalid "mtu" value\n\n`);
+        this.fail(255);
+      }
+      const idx = this.ifindex();
+      this.netlink(() => rt.linkSet(idx, { mtu, up: true }));
+      return;
+    }
+    let mtu = 0;
+    const endpoints = await this.wgShow("endpoints");
+    for (const line of readLines(endpoints ?? "")) {
+      const endpoint = line.slice(line.search(/[ \t]|$/)).replace(/^[ \t]+/, "");
+      const m = /^\[?([a-z0-9:.]+)\]?:[0-9]+$/.exec(endpoint);
+      if (!m) continue;
+      const p = rt.parsePrefix(m[1]!, 0);
+      if (!p) {
+        err(`Error: any valid prefix is expected rather than "${m[1]}".\n`);
+        continue;
+      }
+      let r: rt.Route | null = null;
+      try {
+        r = rt.routeGet(p.addr);
+      } catch (e) {
+        if (!(e instanceof rt.NetlinkError)) throw e;
+        err(`${e.ipText()}\n`);
+      }
+      const v = this.routeMtu(r);
+      if (v !== null && v > mtu) mtu = v;
+    }
+    if (mtu === 0) {
+      const v = this.routeMtu(rt.defaultRoutes()[0] ?? null);
+      if (v !== null && v > mtu) mtu = v;
+    }
+    if (mtu <= 0) mtu = 1500;
+    this.echo(`ip link set mtu ${mtu - 80} up dev ${this.iface}`);
+    const idx = this.ifindex();
+    this.netlink(() => rt.linkSet(idx, { mtu: mtu - 80, up: true }));
+  }
+
+  async setDns(): Promise<void> {
+    if (this.o.dns.length === 0) return;
+    const name = resolvconfIfacePrefix() + this.iface;
+    this.echo(`resolvconf -a ${name} -m 0 -x`);
+    const code = await resolvconfAdd(name, this.o.dns, this.o.dnsSearch);
+    if (code !== 0) this.fail(code);
+    this.haveSetDns = true;
+  }
+
+  async unsetDns(): Promise<void> {
+    if (this.o.dns.length === 0) return;
+    const name = resolvconfIfacePrefix() + this.iface;
+    this.echo(`resolvconf -d ${name} -f`);
+    const code = await resolvconfDel(name);
+    if (code !== 0) this.fail(code);
+  }
+
+  async addRoute(prefix: string): Promise<void> {
+    const family = prefix.includes(":") ? rt.AF_INET6 : rt.AF_INET;
+    const proto = family === rt.AF_INET6 ? "-6" : "-4";
+    const table = this.o.table;
+    if (table === "off") return;
+    if (table !== "" && table !== "auto") {
+      this.echo(`ip ${proto} route add ${prefix} dev ${this.iface} table ${table}`);
+      const p = this.ipPrefix(prefix, family);
+      const t = this.ipTable(table);
+      const idx = this.ifindex();
+      this.netlink(() => rt.routeAdd(p, idx, t));
+    } else if (prefix.endsWith("/0")) {
+      await this.addDefault(prefix);
+    } else {
+      const p = rt.parsePrefix(prefix, family);
+      const idx = rt.nameToIndex(this.iface);
+      if (p && idx !== 0 && rt.routeMatchExists(p, idx)) return;
+      this.echo(`ip ${proto} route add ${prefix} dev ${this.iface}`);
+      const pp = this.ipPrefix(prefix, family);
+      const i = this.ifindex();
+      this.netlink(() => rt.routeAdd(pp, i));
+    }
+  }
+
+  async addDefault(prefix: string): Promise<void> {
+    let table = await this.getFwmark();
+    if (table === null) {
+      table = 51820;
+      while (rt.tableHasRoutes(rt.AF_INET, table) || rt.tableHasRoutes(rt.AF_INET6, table)) table++;
+      await this.wg(["set", this.iface, "fwmark", String(table)]);
+    }
+    const family = prefix.includes(":") ? rt.AF_INET6 : rt.AF_INET;
+    const proto = family === rt.AF_INET6 ? "-6" : "-4";
+    const pf = family === rt.AF_INET6 ? "ip6" : "ip";
+    this.echo(`ip ${proto} route add ${prefix} dev ${this.iface} table ${table}`);
+    const p = this.ipPrefix(prefix, family);
+    const idx = this.ifindex();
+    this.netlink(() => rt.routeAdd(p, idx, table));
+    this.echo(`ip ${proto} rule add not fwmark ${table} table ${table}`);
+    this.netlink(() => rt.ruleAdd(family, { invert: true, fwmark: table, table }));
+    this.echo(`ip ${proto} rule add table main suppress_prefixlength 0`);
+    this.netlink(() => rt.ruleAdd(family, { table: rt.RT_TABLE_MAIN, suppressPrefixlen: 0 }));
+
+    const addrs = rt.addrList(idx, family).map((a) => rt.formatAddr(a.prefix.addr));
+    const script = nftScript(pf, this.iface, table, addrs);
+    if (family === rt.AF_INET) {
+      this.echo("sysctl -q net.ipv4.conf.all.src_valid_mark=1");
+      try {
+        writeFileSync("/proc/sys/net/ipv4/conf/all/src_valid_mark", "1\n");
+      } catch {
+        err('sysctl: permission denied on key "net.ipv4.conf.all.src_valid_mark"\n');
+        this.fail(255);
+      }
+    }
+    const nft = nftPath();
+    this.echo("nft -f /dev/fd/63");
+    if (nft === null) {
+      err(`${this.o.prog}: ${NFT_MISSING}\n`);
+      this.fail(127);
+    }
+    const code = await nftApply(nft, script);
+    if (code !== 0) this.fail(code);
+    this.haveSetFirewall = true;
+  }
+
+  async removeFirewall(): Promise<void> {
+    const nft = nftPath();
+    if (nft === null) return;
+    const script = await nftRemovalScript(nft, this.iface);
+    if (script === "") return;
+    this.echo("nft -f /dev/fd/63");
+    const code = await nftApply(nft, script);
+    if (code !== 0) this.fail(code);
+  }
+
+  rulesText(family: number): string {
+    try {
+      return rt.ruleList(family).map(rt.ruleText).join("\n");
+    } catch {
+      return "";
+    }
+  }
+
+  async delIf(): Promise<void> {
+    if (this.haveSetDns) await this.unsetDns();
+    if (this.haveSetFirewall) await this.removeFirewall();
+    const table = this.o.table === "" || this.o.table === "auto" ? await this.getFwmark() : null;
+    if (table !== null) {
+      const allowed = (await this.wgShow("allowed-ips")) ?? "";
+      if (/\/0( |\n|$)/.test(allowed)) {
+        const name = rt.tableName(table);
+        for (const [family, proto] of [
+          [rt.AF_INET, "-4"],
+          [rt.AF_INET6, "-6"],
+        ] as const) {
+          while (this.rulesText(family).includes(`lookup ${name}`)) {
+            this.echo(`ip ${proto} rule delete table ${table}`);
+            this.netlink(() => rt.ruleDel(family, { table }));
+          }
+          while (this.rulesText(family).includes("from all lookup main suppress_prefixlength 0")) {
+            this.echo(`ip ${proto} rule delete table main suppress_prefixlength 0`);
+            this.netlink(() => rt.ruleDel(family, { table: rt.RT_TABLE_MAIN, suppressPrefixlen: 0 }));
+          }
+        }
+      }
+    }
+    this.echo(`ip link delete dev ${this.iface}`);
+    const idx = this.ifindex();
+    this.netlink(() => rt.linkDel(idx));
+  }
+
+  async saveConfig(): Promise<void> {
+    let header = "[Interface]\n";
+    const idx = rt.nameToIndex(this.iface);
+    if (idx !== 0)
+      for (const a of rt.addrList(idx)) header += `Address = ${rt.formatAddr(a.prefix.addr)}/${a.prefix.len}\n`;
+    else err(`Device "${this.iface}" does not exist.\n`);
+    const dnsText = await resolvconfList(resolvconfIfacePrefix() + this.iface);
+    for (const line of readLines(dnsText)) {
+      const m = /^nameserver ([a-zA-Z0-9_=+:%.-]+)$/.exec(line);
+      if (m) header += `DNS = ${m[1]}\n`;
+    }
+    if (this.o.mtu !== "" && idx !== 0) {
+      const link = rt.linkByIndex(idx);
+      if (link) header += `MTU = ${link.mtu}\n`;
+    }
+    if (this.o.table !== "") header += `Table = ${this.o.table}\n`;
+    if (this.o.saveConfig) header += "SaveConfig = true\n";
+    for (const c of this.o.preUp) header += `PreUp = ${c}\n`;
+    for (const c of this.o.postUp) header += `PostUp = ${c}\n`;
+    for (const c of this.o.preDown) header += `PreDown = ${c}\n`;
+    for (const c of this.o.postDown) header += `PostDown = ${c}\n`;
+
+    this.echo(`wg showconf ${this.iface}`);
+    const r = await getDevice(this.iface);
+    if (!r.ok) {
+      err(`Unable to access interface: ${wgStrerror(r.errno)}\n`);
+      this.fail(1);
+    }
+    const current = showconfDevice(r.device).replace(/\n+$/, "");
+    const marker = current.indexOf("[Interface]\n");
+    const merged = marker < 0 ? current : current.slice(0, marker) + header + current.slice(marker + 12);
+    const tmp = `${this.o.configFile}.tmp`;
+    const tmpPath = Buffer.from(tmp, "latin1");
+    const oldMask = process.umask(0o077);
+    try {
+      try {
+        const fd = openSync(tmpPath, "w", 0o600);
+        try {
+          writeFileSync(fd, Buffer.from(`${merged}\n`, "latin1"));
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        try {
+          unlinkSync(tmpPath);
+        } catch {}
+        die(this.o.prog, "Could not write configuration file");
+      }
+      try {
+        renameSync(tmpPath, Buffer.from(this.o.configFile, "latin1"));
+      } catch {
+        try {
+          unlinkSync(tmpPath);
+        } catch {}
+        die(this.o.prog, "Could not move configuration file");
+      }
+    } finally {
+      process.umask(oldMask);
+    }
+  }
+
+  /** `wg show IF allowed-ips` prefixes, in the order `sort -nr -k 2 -t /` leaves them. */
+  async routePrefixes(): Promise<string[]> {
+    const text = (await this.wgShow("allowed-ips")) ?? "";
+    const list: string[] = [];
+    for (const line of readLines(text)) {
+      const rest = line.slice(line.search(/[ \t]|$/));
+      for (const w of words(rest)) if (/^[0-9a-z:.]+\/[0-9]+$/.test(w)) list.push(w);
+    }
+    const num = (s: string) => Number(/^\d*/.exec(s.slice(s.indexOf("/") + 1))![0] || "0");
+    return list.sort((a, b) => num(b) - num(a) || (a < b ? 1 : a > b ? -1 : 0));
+  }
+
+  async up(): Promise<void> {
+    if (rt.linkGet(this.iface) !== null) die(this.o.prog, `\`${this.iface}' already exists`);
+    const teardownOnSignal = () => {
+      void this.teardown(130).then((code) => process.exit(code));
+    };
+    process.on("SIGINT", teardownOnSignal);
+    process.on("SIGTERM", teardownOnSignal);
+    try {
+      await this.executeHooks(this.o.preUp);
+      await this.addIf();
+      await this.setConfig();
+      for (const a of this.o.addresses) this.addAddr(a);
+      await this.setMtuUp();
+      await this.setDns();
+      for (const p of await this.routePrefixes()) await this.addRoute(p);
+      await this.executeHooks(this.o.postUp);
+    } catch (e) {
+      if (!(e instanceof Exit)) throw e;
+      throw new Exit(await this.teardown(e.code));
+    } finally {
+      process.off("SIGINT", teardownOnSignal);
+      process.off("SIGTERM", teardownOnSignal);
+    }
+  }
+
+  /** The reference's EXIT trap: del_if, whose own failure (errexit) decides the status. */
+  async teardown(code: number): Promise<number> {
+    try {
+      await this.delIf();
+      return code;
+    } catch (e) {
+      if (e instanceof Exit) return e.code;
+      throw e;
+    }
+  }
+
+  async down(): Promise<void> {
+    if (!(await this.isWgInterface())) die(this.o.prog, `\`${this.iface}' is not a WireGuard interface`);
+    await this.executeHooks(this.o.preDown);
+    if (this.o.saveConfig) await this.saveConfig();
+    await this.delIf();
+    try {
+      await this.unsetDns();
+    } catch (e) {
+      if (!(e instanceof Exit)) throw e;
+    }
+    try {
+      await this.removeFirewall();
+    } catch (e) {
+      if (!(e instanceof Exit)) throw e;
+    }
+    await this.executeHooks(this.o.postDown);
+  }
+
+  async save(): Promise<void> {
+    if (!(await this.isWgInterface())) die(this.o.prog, `\`${this.iface}' is not a WireGuard interface`);
+    await this.saveConfig();
+  }
+}
+
+/** A C integer as strtol(..., 0) reads it, the whole string consumed (ip's get_integer). */
+function parseCInt(s: string): number | null {
+  let v: number;
+  if (/^[+-]?0[xX][0-9a-fA-F]+$/.test(s)) v = parseInt(s, 16);
+  else if (/^[+-]?0[0-7]*$/.test(s)) v = parseInt(s, 8);
+  else if (/^[+-]?[1-9][0-9]*$/.test(s)) v = parseInt(s, 10);
+  else return null;
+  return v >= -0x80000000 && v <= 0x7fffffff ? v >>> 0 : null;
+}
+
+/** Re-run ourselves under sudo when not root, as the reference does (even for strip). */
+function autoSu(prog: string, args: string[]): number | null {
+  if (process.getuid?.() === 0) return null;
+  const sudo = Bun.which("sudo");
+  if (sudo === null) {
+    err(`${prog}: must be run as root, and sudo is not installed\n`);
+    return 127;
+  }
+  const p = Bun.spawnSync(
+    [sudo, "-p", `${prog} must be run as root. Please enter the password for %u to continue: `, "--", ...selfCommand(), "wg-quick", ...args],
+    { stdin: "inherit", stdout: "inherit", stderr: "inherit" },
+  );
+  return p.exitCode ?? 1;
+}
+
+/** `wg-quick` with argv[0] = argv0 (its basename prefixes messages) and the remaining arguments. */
+export async function wgQuickMain(argv0: string, args: string[]): Promise<number> {
+  const prog = basename(argv0) || "wg-quick";
+  if (args.length === 1 && (args[0] === "--help" || args[0] === "-h" || args[0] === "help")) {
+    usage(prog);
+    return 0;
+  }
+  const cmd = args[0];
+  if (args.length !== 2 || (cmd !== "up" && cmd !== "down" && cmd !== "save" && cmd !== "strip")) {
+    usage(prog);
+    return 1;
+  }
+  const su = autoSu(prog, args);
+  if (su !== null) return su;
+  try {
+    const o = parseOptions(prog, args[1]!);
+    const s = new Session(o);
+    switch (cmd) {
+      case "up":
+        await s.up();
+        break;
+      case "down":
+        await s.down();
+        break;
+      case "save":
+        await s.save();
+        break;
+      case "strip":
+        process.stdout.write(Buffer.from(`${o.wgConfig}\n`, "latin1"));
+        break;
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof Exit) return e.code;
+    throw e;
+  } finally {
+    rt.closeRtnetlink();
+  }
+}
+
