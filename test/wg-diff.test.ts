@@ -347,6 +347,26 @@ describe("show and showconf against fake daemons", () => {
     }
   }, TIMEOUT);
 
+  test("non-root user: Permission denied on root-only sockets", async () => {
+    const iso = mkdtempSync(join(tmpdir(), "wgdiff-perm-"));
+    chmodSync(iso, 0o755);
+    const d = await FakeDaemon.serving({ port: 5, peers: [] }, "perm0", iso).start();
+    chmodSync(d.path, 0o700);
+    const asNobody = (cmd: string[]) => ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...cmd];
+    const wrap = (cmd: string[]) => ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount --bind "$0" /run/wireguard && exec "$@"', iso, ...asNobody(cmd)];
+    try {
+      for (const args of [["show", "perm0"], ["show", "all"], ["show", "interfaces"], ["set", "perm0", "listen-port", "1"], ["showconf", "perm0"]]) {
+        const r = await run(wrap(["wg", ...args]), { env: { HOME: "/tmp" } });
+        const m = await run(wrap([process.execPath, `${import.meta.dir}/../cmd/main.ts`, "wg", ...args]), { env: { HOME: "/tmp" } });
+        expect({ args, ...m }).toEqual({ args, ...r });
+        if (args.join(" ") === "show perm0") expect(r.stderr).toBe("Unable to access interface: Permission denied\n");
+      }
+    } finally {
+      await d.stop();
+      rmSync(iso, { recursive: true, force: true });
+    }
+  }, TIMEOUT);
+
   test("wg with no arguments on the shared directory", async () => {
     await expectSame([], {}, 5);
   }, TIMEOUT);
