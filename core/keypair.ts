@@ -83,6 +83,10 @@ export function encryptTransport(
   writeU32(dst, dstOff + 8, counter >>> 0);
   writeU32(dst, dstOff + 12, hi);
   const body = dstOff + DATA_HEADER_LEN;
+  // Full-size packets need no padding: seal straight from the caller's buffer, no copy.
+  if (padded === len && src !== dst) {
+    return DATA_HEADER_LEN + kp.sendKey.sealInto(BigInt(counter), src, srcOff, len, dst, body);
+  }
   if (len > 0) dst.set(src.subarray(srcOff, srcOff + len), body);
   if (padded > len) dst.fill(0, body + len, body + padded);
   return DATA_HEADER_LEN + kp.sendKey.sealInto(BigInt(counter), dst, body, padded, dst, body);

@@ -273,6 +273,31 @@ describe("cookie round", () => {
   });
 });
 
+describe("transport", () => {
+  test("unpadded packets sealed straight from the source equal the copy path; keepalive is 32 bytes", () => {
+    const key = h(V.handshakes[0].transport_keys.initiator_send_equals_responder_receive);
+    const a = new Keypair(null, Uint8Array.from(key), Uint8Array.from(key), true, 1, 2, 0);
+    const b = new Keypair(null, Uint8Array.from(key), Uint8Array.from(key), false, 2, 1, 0);
+    for (const len of [16, 64, 1420]) {
+      const plain = Uint8Array.from({ length: len }, (_, i) => (i * 7) & 255);
+      const direct = new Uint8Array(2048);
+      const n1 = encryptTransport(a, 5, plain, 0, len, len, direct, 0);
+      // copy path: source inside the destination buffer region forces the copy
+      const viaCopy = new Uint8Array(2048);
+      viaCopy.set(plain, 16);
+      const n2 = encryptTransport(a, 5, viaCopy, 16, len, len, viaCopy, 0);
+      expect(n1).toBe(len + 32);
+      expect(hex(direct.subarray(0, n1))).toBe(hex(viaCopy.subarray(0, n2)));
+      const out = new Uint8Array(2048);
+      expect(decryptTransport(b, 5n, direct, 0, n1, out, 0)).toBe(len);
+      expect(hex(out.subarray(0, len))).toBe(hex(plain));
+      expect(decryptTransport(b, 6n, direct, 0, n1, out, 0)).toBe(-1); // wrong counter
+    }
+    const ka = new Uint8Array(64);
+    expect(encryptTransport(a, 0, new Uint8Array(0), 0, 0, 0, ka, 0)).toBe(32);
+  });
+});
+
 describe("padding examples", () => {
   for (const e of V.padding_rule.examples as any[]) {
     test(`len ${e.plaintext_length} mtu ${e.mtu}`, () => {
