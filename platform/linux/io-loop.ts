@@ -256,9 +256,18 @@ export class LinuxIO implements DeviceIO {
     }
     if (up !== this.linkUp) {
       this.linkUp = up;
-      this.opts.log("verbose", up ? "Interface state was Down, requested Up, now Up" : "Interface state was Up, requested Down, now Down");
-      if (up) engine.up();
-      else engine.down();
+      if (up) {
+        try {
+          engine.up();
+        } catch {
+          // The engine logged the bind failure and stays down, like go.
+        }
+      } else {
+        engine.down();
+        // wireguard-go closes its sockets while down; up() binds again with the same port.
+        this.udp.flush();
+        this.udp.close();
+      }
       this.udp.flush();
       this.publishFds();
     }

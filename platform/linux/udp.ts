@@ -466,6 +466,7 @@ export class Udp {
     let start = 0;
     const total = this.sCount;
     let retries = 0;
+    let dropped = 0;
     while (start < total) {
       const n = libc.sendmmsg(this.fd, addr(this.sMsgs, start * MMSGHDR_SIZE), total - start, 0);
       if (n > 0) {
@@ -481,20 +482,20 @@ export class Udp {
         continue;
       }
       if (e === E.EINTR) continue;
-      if (e === E.EINVAL || e === 99 /* EADDRNOTAVAIL */) {
-        // A stale sticky source (address removed): drop it from this message and retry.
-        const w = (start * MMSGHDR_SIZE) >> 2;
-        if (this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] !== 0) {
-          this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] = 0;
-          this.stickyByIp.clear();
-          continue;
-        }
+      // A stale sticky source (address removed: EINVAL, EADDRNOTAVAIL, ENETUNREACH...): retry
+      // the message without it so the kernel picks a source by route.
+      const w = (start * MMSGHDR_SIZE) >> 2;
+      if (this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] !== 0) {
+        this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] = 0;
+        this.stickyByIp.clear();
+        continue;
       }
       // Unsendable message (unreachable network, ...): skip it like a lost packet.
       this.txDropped++;
+      dropped++;
       start++;
     }
-    this.txPackets += total;
+    this.txPackets += total - dropped;
     this.sCount = 0;
   }
 
