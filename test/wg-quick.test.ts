@@ -1,0 +1,365 @@
+// Differential tests for wg-quick: the reference /usr/bin/wg-quick (wireguard-tools v1.0.20210914)
+// and ours bring the same configuration up and down in twin network namespaces, and must leave
+// the same addresses, routes, rules, nft ruleset, resolvconf calls, hook effects and printed
+// lines; `down` must restore each namespace exactly. Needs root, nft and wireguard-go.
+//
+// Runs are sequential because the UAPI socket directory (/var/run/wireguard) is shared by all
+// namespaces; interface names carry this process's id so concurrent test files never collide.
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { generatePrivateKey, publicKey } from "../core/crypto.ts";
+import { keyToBase64 } from "../core/wgfmt.ts";
+import { Lab, waitFor, type Netns, type RunResult } from "./netns.ts";
+
+const TIMEOUT = 120_000;
+const MAIN = join(import.meta.dir, "..", "cmd", "main.ts");
+const lab = new Lab("quick");
+const dir = mkdtempSync("/tmp/wgt-quick-");
+chmodSync(dir, 0o700);
+const cfgDir = join(dir, "cfg");
+mkdirSync(cfgDir, { mode: 0o700 });
+const binDir = join(dir, "bin");
+mkdirSync(binDir);
+const stateDir = join(dir, "state"); // fake resolvconf state + hook log, reset before each side
+const hookLog = join(stateDir, "hooks.log");
+
+// resolvconf stand-in: records every call (and what was piped in), answers -l from its state.
+writeFileSync(
+  join(binDir, "resolvconf"),
+  `#!/bin/sh
+d="${stateDir}"
+echo "resolvconf $*" >> "$d/resolvconf.log"
+case "$1" in
+-a) cat > "$d/if-$2"; sed 's/^/  | /' "$d/if-$2" >> "$d/resolvconf.log" ;;
+-d) rm -f "$d/if-$2" ;;
+-l) cat "$d/if-$2" ;;
+esac
+`,
+  { mode: 0o755 },
+);
+
+const tag = (process.pid % 36 ** 3).toString(36);
+let ifCounter = 0;
+const createdIfaces: string[] = [];
+const namespaces: Netns[] = [];
+function newNs(short: string): Netns {
+  const ns = lab.ns(short);
+  namespaces.push(ns);
+  return ns;
+}
+/** A fresh interface name for one scenario: wq<pid36><n>. */
+function ifname(): string {
+  const n = `wq${tag}${(ifCounter++).toString(36)}`;
+  createdIfaces.push(n);
+  return n;
+}
+
+const key = () => generatePrivateKey();
+const b64 = (k: Uint8Array) => keyToBase64(k);
+const PRIV = b64(key());
+const PEER1 = b64(publicKey(key()));
+const PEER2 = b64(publicKey(key()));
+const PEER3 = b64(publicKey(key()));
+
+type Side = "orig" | "ours" | "daemon";
+
+/** The command line of each implementation; "daemon" is ours with our own tunnel daemon. */
+function argvOf(side: Side, args: string[]): string[] {
+  return side === "orig" ? ["/usr/bin/wg-quick", ...args] : [process.execPath, MAIN, "wg-quick", ...args];
+}
+
+function envOf(side: Side): Record<string, string> {
+  const env: Record<string, string> = { PATH: `${binDir}:${process.env.PATH}`, WG_QUICK_USERSPACE_IMPLEMENTATION: "wireguard-go" };
+  if (side === "daemon") env.WG_QUICK_USERSPACE_IMPLEMENTATION = "";
+  return env;
+}
+
+/** Lines that legitimately differ: wireguard-go's banner and the name of the daemon launched. */
+function normOutput(s: string, iface: string): string {
+  return s
+    .split("\n")
+    .filter((l) => !/[│┌└]/.test(l))
+    .map((l) => (l.startsWith("[#] ") && l.endsWith(` daemon ${iface}`) ? `[#] wireguard-go ${iface}` : l))
+    .join("\n");
+}
+
+function runSide(side: Side, ns: Netns, args: string[], iface: string): RunResult {
+  const r = ns.run(argvOf(side, args), envOf(side));
+  return { code: r.code, stdout: normOutput(r.stdout, iface), stderr: normOutput(r.stderr, iface) };
+}
+
+/** Kernel-chosen values that differ between twin namespaces: link-local addresses, ifindexes. */
+function normState(s: string, ns: Netns): string {
+  return s
+    .replaceAll(ns.name, "NS")
+    .replace(/fe80::[0-9a-f:]+/g, "fe80::LL")
+    .replace(/^\d+: /gm, "N: ")
+    .replace(/@if\d+/g, "@ifN");
+}
+
+/** wireguard-go lists peers in Go map order (random): compare configurations with peers sorted. */
+function sortPeers(conf: string): string {
+  const blocks = conf.split(/\n(?=\[Peer\]\n)/);
+  const head = blocks.shift() ?? "";
+  return [head, ...blocks.map((b) => b.replace(/\n*$/, "\n")).sort()].join("\n");
+}
+
+interface Snapshot {
+  links: string;
+  addrs: string;
+  routes: string;
+  rules: string;
+  nft: string;
+}
+
+function snapshot(ns: Netns): Snapshot {
+  const sh = (line: string) => normState(ns.run(["sh", "-c", line]).stdout, ns);
+  return {
+    links: sh("ip -o link | sed 's/ qlen [0-9]*//; s/link\\/[a-z]* .*//'"),
+    addrs: sh("ip addr"),
+    routes: sh("ip -d -4 route show table all; ip -d -6 route show table all"),
+    rules: sh("ip -d -4 rule; ip -d -6 rule"),
+    nft: sh("nft list ruleset"),
+  };
+}
+
+function resetState(): void {
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(stateDir);
+}
+
+function readState(): { resolvconf: string; hooks: string } {
+  const read = (p: string) => (existsSync(p) ? readFileSync(p, "latin1") : "");
+  return { resolvconf: read(join(stateDir, "resolvconf.log")), hooks: read(hookLog) };
+}
+
+/** A namespace that looks like a host: eth0 (MTU 1460) with IPv4 and IPv6 default routes. */
+function hostNs(side: Side, extra: string[] = []): Netns {
+  const ns = newNs(`${side}${ifCounter}`);
+  ns.sh(
+    [
+      "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+      "ip link add eth0 address 02:00:00:00:00:01 type veth peer name eth0peer address 02:00:00:00:00:02",
+      "ip link set eth0 mtu 1460 up",
+      "ip link set eth0peer up",
+      "ip addr add 198.51.100.2/24 dev eth0",
+      "ip addr add fd51::2/64 dev eth0 nodad",
+      "ip route add default via 198.51.100.1",
+      "ip -6 route add default via fd51::1 dev eth0",
+      "ip route add 203.0.113.0/24 via 198.51.100.1 mtu 1300",
+      ...extra,
+    ].join(" && "),
+  );
+  return ns;
+}
+
+interface Scenario {
+  /** The configuration text; %LOG is replaced by the hook log path. */
+  conf: string;
+  /** Extra shell lines for the namespace before `up`. */
+  setup?: string[];
+  /** Commands run while up (besides the snapshot), e.g. ["save"] or ["strip"]. */
+  whileUp?: string[];
+  /** Expect `up` to fail (then no `down`). */
+  upFails?: boolean;
+}
+
+interface SideResult {
+  up: RunResult;
+  upState: Snapshot;
+  showconf: string;
+  whileUp: RunResult[];
+  down: RunResult | null;
+  sysctl: string;
+  logs: { resolvconf: string; hooks: string };
+  confAfter: string;
+}
+
+/** Brings the scenario up and down with one implementation; checks that down restores the namespace. */
+async function play(side: Side, s: Scenario, iface: string): Promise<SideResult> {
+  const ns = hostNs(side, s.setup);
+  const before = snapshot(ns);
+  resetState();
+  const path = join(cfgDir, `${iface}.conf`);
+  writeFileSync(path, s.conf.replaceAll("%LOG", hookLog), { mode: 0o600 });
+  const up = runSide(side, ns, ["up", path], iface);
+  const upState = snapshot(ns);
+  const showconf = sortPeers(normState(ns.run(["wg", "showconf", iface]).stdout, ns));
+  const whileUp = (s.whileUp ?? []).map((c) => runSide(side, ns, [c, path], iface));
+  const down = s.upFails ? null : runSide(side, ns, ["down", path], iface);
+  const sysctl = ns.run(["sysctl", "-n", "net.ipv4.conf.all.src_valid_mark"]).stdout;
+  // wireguard-go / our daemon leave when their link goes; give them a moment to remove the socket.
+  await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+  const after = snapshot(ns);
+  expect({ side, ...after }).toEqual({ side, ...before });
+  return { up, upState, showconf, whileUp, down, sysctl, logs: readState(), confAfter: sortPeers(normState(readFileSync(path, "latin1"), ns)) };
+}
+
+async function compare(s: Scenario, sides: Side[] = ["orig", "ours"]): Promise<Record<string, SideResult>> {
+  const iface = ifname();
+  const out: Record<string, SideResult> = {};
+  for (const side of sides) out[side] = await play(side, s, iface);
+  const ref = out.orig!;
+  for (const side of sides.slice(1)) expect({ side, ...out[side]! }).toEqual({ side, ...ref });
+  return out;
+}
+
+afterAll(async () => {
+  // Delete our links first so the daemons exit cleanly and remove their sockets.
+  for (const ns of namespaces)
+    ns.run(["sh", "-c", `for i in $(ls /sys/class/net | grep '^wq${tag}'); do ip link del $i; done`]);
+  await Bun.sleep(300);
+  await lab.cleanup();
+  for (const i of createdIfaces) {
+    try {
+      unlinkSync(`/var/run/wireguard/${i}.sock`);
+    } catch {}
+  }
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+// ---------------------------------------------------------------------------------------------
+
+const SPLIT = `[Interface]
+PrivateKey = ${PRIV}
+ListenPort = 51001
+Address = 10.71.0.2/24, fd71::2/64
+Address = 10.72.0.2/32
+DNS = 10.71.0.53, fd71::53, example.com, corp.test
+[Peer]
+PublicKey = ${PEER1}
+AllowedIPs = 10.71.0.0/24, 10.99.0.0/16, fd99::/48
+Endpoint = 198.51.100.1:51820
+[Peer]
+PublicKey = ${PEER2}
+AllowedIPs = 10.98.1.0/24, 192.0.2.77/32
+`;
+
+const FULL = `[Interface]
+PrivateKey = ${PRIV}
+ListenPort = 51002
+Address = 10.73.0.2/32, fd73::2/128
+DNS = 10.73.0.1
+[Peer]
+PublicKey = ${PEER1}
+AllowedIPs = 0.0.0.0/0, ::/0
+Endpoint = [fd51::1]:51820
+`;
+
+describe("wg-quick up/down: reference vs ours (wireguard-go as the tunnel)", () => {
+  test("split tunnel, DNS with search domains, MTU from the endpoint's route", () => compare({ conf: SPLIT }), TIMEOUT);
+
+  test("full tunnel IPv4+IPv6: fwmark table 51820, rules, nft, src_valid_mark", () => compare({ conf: FULL }), TIMEOUT);
+
+  test("full tunnel picks the next free table when 51820 is taken", () =>
+    compare({ conf: FULL, setup: ["ip route add 10.250.0.0/24 dev eth0 table 51820", "ip -6 route add fd25::/64 dev eth0 table 51821"] }),
+  TIMEOUT);
+
+  test("Table = off adds no routes", () =>
+    compare({ conf: FULL.replace("DNS = 10.73.0.1", "Table = off") + "[Peer]\nPublicKey = " + PEER2 + "\nAllowedIPs = 10.74.0.0/16\n" }),
+  TIMEOUT);
+
+  test("Table = 1234: every allowed IP (defaults too) goes to that table, no rules", () =>
+    compare({
+      conf: FULL.replace("DNS = 10.73.0.1", "Table = 1234") + "[Peer]\nPublicKey = " + PEER2 + "\nAllowedIPs = 10.74.0.0/16, fd74::/32\n",
+    }),
+  TIMEOUT);
+
+  test("MTU auto: endpoint behind a route with an mtu metric", () =>
+    compare({ conf: SPLIT.replace("198.51.100.1:51820", "203.0.113.5:51820").replace(/^DNS.*\n/m, "") }),
+  TIMEOUT);
+
+  test("MTU auto: no endpoint, default route's device", () =>
+    compare({ conf: SPLIT.replace(/^Endpoint.*\n/m, "").replace(/^DNS.*\n/m, "") }),
+  TIMEOUT);
+
+  test("MTU explicit, Table = auto, routes already present are skipped", () =>
+    compare({
+      conf: SPLIT.replace("ListenPort = 51001", "ListenPort = 51001\nMTU = 1280\nTable = auto").replace("10.98.1.0/24", "10.98.1.0/24, 10.71.0.128/25"),
+    }),
+  TIMEOUT);
+
+  test("hooks: %i, $INTERFACE, comment truncation, order", () =>
+    compare({
+      conf: `${SPLIT.replace(/^DNS.*\n/m, "")}`.replace(
+        "[Peer]",
+        `PreUp = echo "preup %i" >> %LOG
+PostUp = echo "postup %i $INTERFACE" >> %LOG # trailing comment
+PostUp = echo second >> %LOG
+PreDown = echo "predown %i" >> %LOG
+PostDown = echo "postdown %i" >> %LOG
+[Peer]`,
+      ),
+    }),
+  TIMEOUT);
+
+  test("failing PostUp tears everything down (full tunnel) with the hook's status", () =>
+    compare({ conf: FULL.replace("[Peer]", "PostUp = exit 3\n[Peer]"), upFails: true }),
+  TIMEOUT);
+
+  test("failing PreUp: teardown of a link that does not exist yet", () =>
+    compare({ conf: SPLIT.replace("[Peer]", "PreUp = false\n[Peer]"), upFails: true }),
+  TIMEOUT);
+
+  test("SaveConfig = true rewrites the file on down; save and strip while up", () =>
+    compare({
+      conf: FULL.replace("ListenPort = 51002\n", "MTU = 1400\nSaveConfig = TRUE\nPostUp = true\n# a comment\n"),
+      whileUp: ["strip", "save"],
+    }),
+  TIMEOUT);
+});
+
+describe("wg-quick with our own daemon", () => {
+  test("split tunnel: same state and lines as the reference with wireguard-go", () => compare({ conf: SPLIT }, ["orig", "daemon"]), TIMEOUT);
+  test("full tunnel: same state and lines as the reference with wireguard-go", () => compare({ conf: FULL }, ["orig", "daemon"]), TIMEOUT);
+});
+
+describe("wg-quick command line and errors: reference vs ours", () => {
+  const iface = ifname();
+  const cases: { name: string; args: (p: string) => string[]; prep?: () => void }[] = [
+    { name: "no arguments", args: () => [] },
+    { name: "--help", args: () => ["--help"] },
+    { name: "-h", args: () => ["-h"] },
+    { name: "help", args: () => ["help"] },
+    { name: "help x", args: () => ["help", "x"] },
+    { name: "unknown command", args: (p) => ["bogus", p] },
+    { name: "up alone", args: () => ["up"] },
+    { name: "missing file", args: () => ["up", "/nonexistent/dir/wg9.conf"] },
+    { name: "missing /etc/wireguard name", args: () => ["down", "wgq-nope-x"] },
+    { name: "bad file name", args: () => ["strip", join(cfgDir, "bad name!.conf")], prep: () => writeFileSync(join(cfgDir, "bad name!.conf"), "[Interface]\n") },
+    { name: "strip", args: (p) => ["strip", p] },
+    { name: "down of a non-WireGuard interface", args: (p) => ["down", p] },
+    { name: "save of a non-WireGuard interface", args: (p) => ["save", p] },
+    { name: "up of an existing link", args: () => ["up", join(cfgDir, "lo.conf")], prep: () => writeFileSync(join(cfgDir, "lo.conf"), "[Interface]\n", { mode: 0o600 }) },
+    {
+      name: "SaveConfig neither true nor false",
+      args: () => ["strip", join(cfgDir, "wqbool.conf")],
+      prep: () => writeFileSync(join(cfgDir, "wqbool.conf"), "[Interface]\nSaveConfig = maybe\n", { mode: 0o600 }),
+    },
+    {
+      name: "world-accessible warning, messy lines kept for wg",
+      args: () => ["strip", join(dir, "open", "wqopen.conf")],
+      prep: () => {
+        mkdirSync(join(dir, "open"), { recursive: true, mode: 0o755 });
+        chmodSync(join(dir, "open"), 0o755);
+        writeFileSync(
+          join(dir, "open", "wqopen.conf"),
+          "  [interface]  \r\n\tPrivateKey = abc # c\nADDRESS=10.0.0.1/24\n# comment\n[Peer]\nAddress = 1.2.3.4\nDNS=1.1.1.1\n  [Interface]\nmtu = 9\nlast line no newline",
+          { mode: 0o644 },
+        );
+      },
+    },
+  ];
+  const path = join(cfgDir, `${iface}.conf`);
+  writeFileSync(path, SPLIT, { mode: 0o600 });
+  for (const c of cases) {
+    test(c.name, () => {
+      c.prep?.();
+      const ns = newNs(`cli${cases.indexOf(c)}`);
+      const r: Record<string, RunResult> = {};
+      for (const side of ["orig", "ours"] as const) r[side] = runSide(side, ns, c.args(path), iface);
+      expect(r.ours).toEqual(r.orig!);
+    }, TIMEOUT);
+  }
+});
