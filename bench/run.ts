@@ -1,7 +1,11 @@
 // Benchmark harness: our daemon vs wireguard-go in the same run, on the same machine.
 //
 //   bun bench/run.ts [--quick] [--impl wireguard-go,ours] [--rounds N] [--seconds S]
-//                    [--only aead,tunnel,handshake,scale,startup] [--hs-window N] [--build] [--no-write]
+//                    [--only aead,tunnel,handshake,scale,startup] [--hs-window N] [--build]
+//                    [--write | --no-write]
+//
+// A full run rewrites bench/RESULTS.md (keeping its hand-written "Observations" section); a
+// --quick run only prints unless --write is given.
 //
 // --build compiles cmd/main.ts into a temporary executable (as `bun run build` would, without
 // touching dist/) when dist/wg is absent, for the start-up numbers and the "ours-bin" daemon.
@@ -219,13 +223,14 @@ async function main(): Promise<void> {
     const rows = vs.map((v) => [
       v.label,
       fmt(med(v.label, (x) => x.responsesPerSec), 0),
+      fmt(med(v.label, (x) => (x.responses + x.cookies) / x.seconds), 0),
       fmt(med(v.label, (x) => x.cookies), 0),
       fmt(med(v.label, (x) => x.timeouts), 0),
       fmt(med(v.label, (x) => x.daemonCores), 2),
       v === base ? "" : ratio(med(v.label, (x) => x.responsesPerSec), med(base!.label, (x) => x.responsesPerSec)),
     ]);
     out.push(`## Handshakes answered (${HS_PEERS} initiator identities, ${HS_WINDOW} outstanding, generator on the same cores)`, "",
-      table(["implementation", "responses/s", "cookie replies", "timeouts", "responder CPU (cores)", "vs base"], rows), "");
+      table(["implementation", "responses/s", "answers/s (incl. cookies)", "cookie replies", "timeouts", "responder CPU (cores)", "vs base"], rows), "");
   }
 
   if (sections.has("scale") && vs.length > 0) {
@@ -265,7 +270,7 @@ async function main(): Promise<void> {
   if (notes.length) out.push("## Notes", "", ...notes.map((n) => `* ${n}`), "");
   const text = out.join("\n");
   process.stdout.write(text + "\n");
-  if (!flag("--no-write")) {
+  if (flag("--write") || (!quick && !flag("--no-write"))) {
     // A hand-written section at the end of the file survives re-runs (it explains, the run measures).
     const file = join(import.meta.dir, "RESULTS.md");
     const old = existsSync(file) ? readFileSync(file, "utf8") : "";
