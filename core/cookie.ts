@@ -98,8 +98,8 @@ export class CookieChecker {
 }
 
 export class CookieGenerator {
-  private readonly mac1Key: Uint8Array;
-  private readonly cookieKey: Uint8Array;
+  // Derived on first use so configuring many peers stays cheap.
+  private keys: { mac1: Uint8Array; cookie: Uint8Array } | null = null;
   private readonly cookie = new Uint8Array(16);
   private cookieBirth = -Infinity;
   private hasCookie = false;
@@ -107,14 +107,15 @@ export class CookieGenerator {
   /** One reply per mac1 sent (kernel rule). */
   private lastMac1Answerable = false;
 
-  constructor(peerPublic: Uint8Array) {
-    this.mac1Key = hash(LABEL_MAC1, peerPublic);
-    this.cookieKey = hash(LABEL_COOKIE, peerPublic);
+  constructor(private readonly peerPublic: Uint8Array) {}
+
+  private derived(): { mac1: Uint8Array; cookie: Uint8Array } {
+    return (this.keys ??= { mac1: hash(LABEL_MAC1, this.peerPublic), cookie: hash(LABEL_COOKIE, this.peerPublic) });
   }
 
   /** Fill mac1 and mac2 of the handshake message msg[off, off+len). */
   addMacs(msg: Uint8Array, off: number, len: number, nowMono: number): void {
-    const m1 = mac(this.mac1Key, msg.subarray(off, off + len - 32));
+    const m1 = mac(this.derived().mac1, msg.subarray(off, off + len - 32));
     msg.set(m1, off + len - 32);
     this.lastMac1.set(m1);
     this.lastMac1Answerable = true;
@@ -130,7 +131,7 @@ export class CookieGenerator {
     if (!this.lastMac1Answerable) return false;
     const nonce = msg.subarray(off + 8, off + 32);
     const sealed = msg.subarray(off + 32, off + 64);
-    const cookie = xaeadOpen(this.cookieKey, nonce, sealed, this.lastMac1);
+    const cookie = xaeadOpen(this.derived().cookie, nonce, sealed, this.lastMac1);
     if (cookie === null) return false;
     this.cookie.set(cookie);
     cookie.fill(0);

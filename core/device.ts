@@ -282,7 +282,7 @@ export class Device implements Engine {
     const peer = new Peer(Uint8Array.from(pub), this.timerHint);
     peer.handshake.setLocalPrivate(this.privateKey);
     this.peers.set(peer.publicKeyHex, peer);
-    this.log("verbose", `${peerName(peer.publicKey)} - UAPI: Created`);
+    if (this.io.log) this.log("verbose", `${peerName(peer.publicKey)} - UAPI: Created`);
     this.emit({ type: "peer-added", publicKey: peer.publicKeyHex });
     return peer;
   }
@@ -296,7 +296,7 @@ export class Device implements Engine {
     peer.cookie.clear();
     this.allowedIps.removeByPeer(peer);
     this.peers.delete(peer.publicKeyHex);
-    this.log("verbose", `${peerName(peer.publicKey)} - Removed`);
+    if (this.io.log) this.log("verbose", `${peerName(peer.publicKey)} - Removed`);
     this.emit({ type: "peer-removed", publicKey: peer.publicKeyHex });
   }
 

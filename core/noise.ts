@@ -46,8 +46,11 @@ export class Handshake {
   readonly remoteEphemeral = new Uint8Array(32);
   localIndex = 0;
   remoteIndex = 0;
-  /** DH(S_priv_local, S_pub_remote); null when it is zero or we have no private key. */
-  precomputedStaticStatic: Uint8Array | null = null;
+  // DH(S_priv_local, S_pub_remote), computed on first use: configuring thousands of peers must
+  // not cost one X25519 each up front. `localPrivate` is the device's key (not a copy).
+  private localPrivate: Uint8Array | null = null;
+  private staticStatic: Uint8Array | null = null;
+  private staticStaticKnown = false;
   readonly presharedKey = new Uint8Array(32);
   /** Greatest TAI64N accepted from this peer (only ever increases). */
   readonly latestTimestamp = new Uint8Array(12);
@@ -55,10 +58,21 @@ export class Handshake {
 
   constructor(readonly remoteStatic: Uint8Array) {}
 
-  /** Recompute the static-static DH after a private key change. */
+  /** Our private key changed: the static-static DH is recomputed on next use. */
   setLocalPrivate(priv: Uint8Array | null): void {
-    this.precomputedStaticStatic?.fill(0);
-    this.precomputedStaticStatic = priv ? dh(priv, this.remoteStatic) : null;
+    this.staticStatic?.fill(0);
+    this.staticStatic = null;
+    this.staticStaticKnown = false;
+    this.localPrivate = priv;
+  }
+
+  /** DH(S_priv_local, S_pub_remote); null when it is zero or we have no private key. */
+  get precomputedStaticStatic(): Uint8Array | null {
+    if (!this.staticStaticKnown) {
+      this.staticStatic = this.localPrivate ? dh(this.localPrivate, this.remoteStatic) : null;
+      this.staticStaticKnown = true;
+    }
+    return this.staticStatic;
   }
 
   /** Forget the in-progress handshake (C, H, ephemeral); keeps timestamp and flood state. */

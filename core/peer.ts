@@ -46,17 +46,31 @@ export class Peer {
   }
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => (i < 16 ? "0" : "") + i.toString(16));
+
 export function toHex(b: Uint8Array): string {
   let s = "";
-  for (let i = 0; i < b.length; i++) s += (b[i]! < 16 ? "0" : "") + b[i]!.toString(16);
+  for (let i = 0; i < b.length; i++) s += HEX[b[i]!]!;
   return s;
+}
+
+function hexNibble(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
 }
 
 /** Exactly 64 hex digits (either case) → 32 bytes, else null. */
 export function fromHex32(text: string): Uint8Array | null {
-  if (!/^[0-9a-fA-F]{64}$/.test(text)) return null;
+  if (text.length !== 64) return null;
   const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < 32; i++) {
+    const hi = hexNibble(text.charCodeAt(2 * i));
+    const lo = hexNibble(text.charCodeAt(2 * i + 1));
+    if (hi < 0 || lo < 0) return null;
+    out[i] = (hi << 4) | lo;
+  }
   return out;
 }
 

@@ -205,7 +205,8 @@ function publicKeyLine(dev: Device, cur: SetPeer, value: string): void {
 
 function peerLine(dev: Device, cur: SetPeer, key: string, value: string): void {
   const peer = cur.dummy ? null : cur.peer;
-  const name = peer ? peerName(peer.publicKey) : "peer(dummy)";
+  // Only build the log name when someone listens: a 10k-peer setconf would pay for it per line.
+  const name = dev.io.log === undefined ? "" : peer ? peerName(peer.publicKey) : "peer(dummy)";
   switch (key) {
     case "update_only":
       if (value !== "true") throw new UapiError(EINVAL, `failed to set update only, invalid value: ${value}`);
