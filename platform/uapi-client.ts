@@ -29,7 +29,8 @@ type Conn = { ok: true; sock: ReturnType<typeof createConnection> } | { ok: fals
 
 function connect(path: string): Promise<Conn> {
   return new Promise((resolve) => {
-    const sock = createConnection({ path: bytes(path).toString("latin1") });
+    // node:net takes a string path and encodes it as UTF-8; our names are byte strings.
+    const sock = createConnection({ path: bytes(path).toString("utf8") });
     const onError = (e: NodeJS.ErrnoException) => resolve({ ok: false, errno: errnoFromCode(e.code) });
     sock.once("error", onError);
     sock.once("connect", () => {

@@ -98,6 +98,15 @@ describe("pubkey/genkey/genpsk", () => {
     expect(m).toEqual(r);
   }, TIMEOUT);
 
+  test("odd standard streams", async () => {
+    const ourWg = `${process.execPath} ${import.meta.dir}/../cmd/main.ts wg`;
+    for (const line of ["pubkey < /", "genkey >&-; echo rc=$?", "genpsk > /dev/null", "show --help 2>&1 >/dev/null", "--help 2>/dev/null"]) {
+      const r = await run(["sh", "-c", `wg ${line}`]);
+      const m = await run(["sh", "-c", `${ourWg} ${line}`]);
+      expect({ line, ...m }).toEqual({ line, ...r });
+    }
+  }, TIMEOUT);
+
   test("genkey/genpsk format, clamping and world-accessible warning", async () => {
     for (const cmd of ["genkey", "genpsk"]) {
       const seen: Uint8Array[] = [];
@@ -336,6 +345,20 @@ describe("show and showconf against fake daemons", () => {
       for (const args of allArgs) await expectSame(args, o, 3);
       await add(FakeDaemon.serving({ peers: [] }, "x" + "y".repeat(20), iso));
       for (const args of allArgs) await expectSame(args, o, 3);
+      await add(FakeDaemon.serving({ peers: [] }, "\u00e9".repeat(9), iso));
+      await add(FakeDaemon.serving({ peers: [] }, "e\x1b[1mx\x1b[", iso));
+      for (const args of allArgs) await expectSame(args, o, 3);
+      await expectSame(["show", "\u00e9".repeat(9)], o);
+      await expectSame(["show", "\u00e9".repeat(9), "dump"], o);
+      // stdout is block-buffered and stderr is not: merged, the errors come first.
+      const peers = [];
+      for (let i = 0; i < 200; i++) peers.push({ pub: publicKey(testKey(3000 + i)), allowed: [`10.1.${i}.0/24`] });
+      await add(FakeDaemon.serving({ priv: PRIV, peers }, "big", iso));
+      for (const args of [["show", "all"], ["show", "all", "dump"], []]) {
+        const r = await run(["sh", "-c", 'exec "$@" 2>&1', "sh", "wg", ...args], o);
+        const m = await run(["sh", "-c", 'exec "$@" 2>&1', "sh", process.execPath, `${import.meta.dir}/../cmd/main.ts`, "wg", ...args], o);
+        expect({ args, ...m }).toEqual({ args, ...r });
+      }
       writeFileSync(join(iso, "plain.sock"), "");
       writeFileSync(join(iso, ".sock"), "");
       writeFileSync(join(iso, "notasock"), "");
@@ -507,6 +530,27 @@ describe("against wireguard-go", () => {
     await sameEffect([["set", name, "listen-port", "40003", "fwmark", "0xff", "private-key", keyf, "peer", k3, "preshared-key", keyf, "allowed-ips", "0.0.0.0/0,::/0"]]);
     await sameEffect([["set", name, "private-key", keyf, "peer", publicKeyB64(K(55))]]);
     await sameEffect([["set", name, "peer", k1, "protocol", "1"]]);
+  }, TIMEOUT);
+
+  test("hostname endpoints: temporary resolver failures are retried (no DNS in the namespace)", async () => {
+    expect(ok).toBe(true);
+    const inNs = (tool: "real" | "ours", args: string[], o: RunOpts) =>
+      run(["ip", "netns", "exec", ns.name, ...(tool === "real" ? ["wg"] : [process.execPath, `${import.meta.dir}/../cmd/main.ts`, "wg"]), ...args], o);
+    const conf = file("go-dns.conf", `[Peer]\nPublicKey = ${K(70)}\nEndpoint = wg-test.example.com:51820\n`);
+    const cases: [string[], Record<string, string>][] = [
+      [["set", name, "peer", K(70), "endpoint", "wg-test.example.com:51820"], { WG_ENDPOINT_RESOLUTION_RETRIES: "2" }],
+      [["set", name, "peer", K(70), "endpoint", "wg-test.example.com:51820"], { WG_ENDPOINT_RESOLUTION_RETRIES: "0" }],
+      [["setconf", name, conf], { WG_ENDPOINT_RESOLUTION_RETRIES: "1" }],
+      [["set", name, "peer", K(70), "endpoint", "localhost:7"], {}],
+      [["set", name, "peer", K(70), "endpoint", "[fe80::1%lo]:7"], {}],
+    ];
+    for (const [args, env] of cases) {
+      const r = await inNs("real", args, { env });
+      const m = await inNs("ours", args, { env });
+      expect({ args, ...m }).toEqual({ args, ...r });
+      const snapR = await snapshot();
+      expect(snapR).toMatch(/^0\n/);
+    }
   }, TIMEOUT);
 
   test("show/showconf/fields of a wireguard-go device", async () => {
