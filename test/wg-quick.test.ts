@@ -304,7 +304,7 @@ PostDown = echo "postdown %i" >> %LOG
 
   test("SaveConfig = true rewrites the file on down; save and strip while up", () =>
     compare({
-      conf: FULL.replace("ListenPort = 51002\n", "MTU = 1400\nSaveConfig = TRUE\nPostUp = true\n# a comment\n"),
+      conf: FULL.replace("ListenPort = 51002\n", "ListenPort = 51002\nMTU = 1400\nSaveConfig = TRUE\nPostUp = true\n# a comment\n"),
       whileUp: ["strip", "save"],
     }),
   TIMEOUT);
@@ -360,6 +360,55 @@ describe("wg-quick command line and errors: reference vs ours", () => {
       const r: Record<string, RunResult> = {};
       for (const side of ["orig", "ours"] as const) r[side] = runSide(side, ns, c.args(path), iface);
       expect(r.ours).toEqual(r.orig!);
+    }, TIMEOUT);
+  }
+});
+
+describe("full tunnel traffic: a host behind the peer through the tunnel, the endpoint outside it", () => {
+  for (const side of ["ours", "daemon"] as const) {
+    test(side === "ours" ? "ours with wireguard-go" : "ours with our daemon", async () => {
+      const c = newNs(`tc${side}`);
+      const s = newNs(`ts${side}`);
+      const h = newNs(`th${side}`);
+      lab.veth(c, s, { a: ["10.200.0.2/24", "fd20::2/64"], b: ["10.200.0.1/24", "fd20::1/64"] }, "up0");
+      lab.veth(s, h, { a: ["10.99.0.1/24", "fd99::1/64"], b: ["10.99.0.2/24", "fd99::2/64"] }, "dn0");
+      h.sh("ip route add default via 10.99.0.1 && ip -6 route add default via fd99::1");
+      s.sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
+      // The peer: wireguard-go, configured by hand.
+      const serverIf = ifname();
+      const clientIf = ifname();
+      const serverKey = key();
+      const clientKey = key();
+      const keyFile = join(dir, `${serverIf}.key`);
+      writeFileSync(keyFile, `${b64(serverKey)}\n`, { mode: 0o600 });
+      s.sh(
+        `wireguard-go ${serverIf} >/dev/null && wg set ${serverIf} private-key ${keyFile} listen-port 51820 ` +
+          `peer ${b64(publicKey(clientKey))} allowed-ips 10.73.0.2/32,fd73::2/128 && ` +
+          `ip addr add 10.73.0.1/24 dev ${serverIf} && ip addr add fd73::1/64 dev ${serverIf} nodad && ip link set ${serverIf} up`,
+      );
+      const path = join(cfgDir, `${clientIf}.conf`);
+      writeFileSync(
+        path,
+        `[Interface]\nPrivateKey = ${b64(clientKey)}\nAddress = 10.73.0.2/32, fd73::2/128\n\n[Peer]\nPublicKey = ${b64(publicKey(serverKey))}\n` +
+          `Endpoint = 10.200.0.1:51820\nAllowedIPs = 0.0.0.0/0, ::/0\n`,
+        { mode: 0o600 },
+      );
+      const up = runSide(side, c, ["up", path], clientIf);
+      expect(up.code).toBe(0);
+      expect(up.stderr).toContain(`[#] ip link set mtu 1420 up dev ${clientIf}`);
+      // The client has no route to 10.99.0.0/24 or fd99::/64 except the tunnel.
+      expect(c.run(["ping", "-c", "2", "-i", "0.2", "-W", "3", "10.99.0.2"]).code).toBe(0);
+      expect(c.run(["ping", "-6", "-c", "2", "-i", "0.2", "-W", "3", "fd99::2"]).code).toBe(0);
+      expect(c.run(["ip", "route", "get", "10.99.0.2"]).stdout).toContain(`dev ${clientIf} table 51820`);
+      // The endpoint stays reachable outside the tunnel (suppress_prefixlength 0 + fwmark rule).
+      expect(c.run(["ip", "route", "get", "10.200.0.1"]).stdout).toContain("dev up0");
+      expect(c.run(["ping", "-c", "1", "-W", "3", "10.200.0.1"]).code).toBe(0);
+      const transfer = s.sh(`wg show ${serverIf} transfer`).trim().split("\t");
+      expect(Number(transfer[1])).toBeGreaterThan(0);
+      const down = runSide(side, c, ["down", path], clientIf);
+      expect(down.code).toBe(0);
+      expect(c.run(["ping", "-c", "1", "-W", "1", "10.99.0.2"]).code).not.toBe(0);
+      s.run(["ip", "link", "del", serverIf]);
     }, TIMEOUT);
   }
 });
