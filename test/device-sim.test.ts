@@ -400,6 +400,49 @@ describe("engine pair", () => {
     expect(B.sent.length).toBe(1); // only the handshake response
   });
 
+  test("bit flips in a data packet are dropped and do not advance the replay window", () => {
+    const { net, A, B, aToB } = pair();
+    aToB(1);
+    net.run(100);
+    net.filter = () => false;
+    aToB(2);
+    aToB(3);
+    const [p2, p3] = A.sentOfType(4).slice(-2).map((p) => p.data);
+    net.filter = () => true;
+    const rx = B.get().rx_bytes;
+    const attacker: Endpoint = { family: 4, ip: "198.51.100.5", port: 5 };
+    // flip one bit per byte: type/reserved, receiver index, counter, ciphertext, tag
+    for (let i = 0; i < p3!.length; i++) {
+      const bad = Uint8Array.from(p3!);
+      bad[i]! ^= 1 << i % 8;
+      net.inject(attacker, B.ep, bad);
+    }
+    net.run(10);
+    expect(B.tun.map(tagOf)).toEqual([1]);
+    expect(B.get().rx_bytes).toEqual(rx!);
+    expect(B.get().endpoint).toEqual(["192.0.2.1:51820"]);
+    // the genuine packets still pass, in either order
+    net.inject(A.ep, B.ep, p3!);
+    net.inject(A.ep, B.ep, p2!);
+    net.run(10);
+    expect(B.tun.map(tagOf)).toEqual([1, 3, 2]);
+  });
+
+  test("simultaneous initiations from both sides converge", () => {
+    const { net, A, B, aToB, bToA } = pair();
+    B.uapi(`set=1\npublic_key=${hex(A.pub)}\nendpoint=192.0.2.1:51820\n\n`);
+    aToB(1);
+    bToA(2);
+    net.run(20_000);
+    expect(B.tun.map(tagOf)).toEqual([1]);
+    expect(A.tun.map(tagOf)).toEqual([2]);
+    aToB(3);
+    bToA(4);
+    net.run(100);
+    expect(B.tun.map(tagOf)).toEqual([1, 3]);
+    expect(A.tun.map(tagOf)).toEqual([2, 4]);
+  });
+
   test("spoofed inner source address is dropped", () => {
     const { net, A, B, aToB } = pair();
     aToB(1);
