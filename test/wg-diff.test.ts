@@ -315,6 +315,9 @@ describe("show and showconf against fake daemons", () => {
       `public_key=${keyToHex(PUBS[0]!)}\npersistent_keepalive_interval=65536\nerrno=0\n\n`,
       `public_key=${keyToHex(PUBS[0]!)}\npreshared_key=${"0".repeat(64)}\nprivate_key=${keyToHex(PRIV)}\nlisten_port=9\nerrno=0\n\n`,
       `private_key=${"0".repeat(64)}\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\nendpoint=localhost:5\nendpoint=[::1%1]:6\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\nendpoint=[fe80::1%99]:6\nerrno=0\n\n`,
+      `public_key=${keyToHex(PUBS[0]!)}\nendpoint=[fe80::1%lo]:6\nallowed_ip=::ffff:1.2.3.4/128\nerrno=0\n\n`,
     ];
     for (const a of answers) {
       const d = await scripted(() => a);
@@ -450,6 +453,52 @@ describe("requests sent (recorded by a fake daemon)", () => {
     expect(r.requests.at(-1)).toMatch(/^set=1\npublic_key=[0-9a-f]{64}\npreshared_key=0{64}\nendpoint=(127\.0\.0\.1|\[::1\]):53\n\n$/);
     await sameRequests((n) => ["set", n, "peer", key, "peer", key, "allowed-ips", "1.2.3.4"]);
     await sameRequests((n) => ["set", n + "0123456789abcdef", "listen-port", "7"]);
+  }, TIMEOUT);
+
+  test("interface names are cut to 15 bytes for set/setconf, not for show", async () => {
+    const fifteen = `wt${process.pid % 100000}`.padEnd(15, "t");
+    const d = await fake({ port: 3, peers: [] }, fifteen);
+    const conf = file("req-trunc.conf", "[Interface]\nListenPort = 9\n");
+    for (const args of [["set", fifteen + "XYZ", "listen-port", "5"], ["setconf", fifteen + "X", conf], ["syncconf", fifteen + "X", conf], ["show", fifteen + "X"], ["show", fifteen], ["showconf", fifteen + "X"]]) {
+      const before = d.setRequests().length;
+      const r = await real(args);
+      const reqR = d.setRequests().slice(before);
+      const m = await ours(args);
+      const reqM = d.setRequests().slice(before + reqR.length);
+      expect({ args, ...m, reqM }).toEqual({ args, ...r, reqM: reqR });
+    }
+    expect(d.setRequests().length).toBe(6);
+  }, TIMEOUT);
+
+  test("key files and configs from pipes (/dev/stdin)", async () => {
+    const ourWg = `${process.execPath} ${import.meta.dir}/../cmd/main.ts wg`;
+    const d = await fake({ peers: [] });
+    for (const line of [
+      `printf '' | WG set ${d.name} private-key /dev/stdin`,
+      `printf '%s\n' ${K(80)} | WG set ${d.name} private-key /dev/stdin`,
+      `printf '%s' ${K(80)} | WG set ${d.name} peer ${K(81)} preshared-key /dev/stdin`,
+      `printf '[Peer]\nPublicKey = %s\n' ${K(81)} | WG addconf ${d.name} /dev/stdin`,
+      `WG setconf ${d.name} /dev/stdin < /dev/null`,
+      `WG set ${d.name} private-key /dev/stdin < /dev/null`,
+      `WG setconf ${d.name} ${dir}`,
+    ]) {
+      const before = d.setRequests().length;
+      const r = await run(["sh", "-c", line.replace("WG", "wg")]);
+      const reqR = d.setRequests().slice(before);
+      const m = await run(["sh", "-c", line.replace("WG", ourWg)]);
+      const reqM = d.setRequests().slice(before + reqR.length);
+      expect({ line, ...m, reqM }).toEqual({ line, ...r, reqM: reqR });
+    }
+  }, TIMEOUT);
+
+  test("syncconf: reading the device fails", async () => {
+    const conf = file("req-sync-fail.conf", `[Peer]\nPublicKey = ${K(82)}\n`);
+    for (const a of ["errno=13\n\n", "garbage\n\n"]) {
+      const d = await scripted((req) => (req.startsWith("get=1") ? a : "errno=0\n\n"));
+      await expectSame(["syncconf", d.name, conf]);
+      await expectSame(["syncconf", d.name, file("req-sync-nopeer.conf", "[Interface]\nListenPort = 1\n")]);
+      await d.stop();
+    }
   }, TIMEOUT);
 
   test("set error answers", async () => {
