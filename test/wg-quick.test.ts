@@ -30,6 +30,7 @@ writeFileSync(
   `#!/bin/sh
 d="${stateDir}"
 echo "resolvconf $*" >> "$d/resolvconf.log"
+[ -n "$FAKE_RESOLVCONF_FAIL" ] && { echo "resolvconf: simulated failure" >&2; exit 4; }
 case "$1" in
 -a) cat > "$d/if-$2"; sed 's/^/  | /' "$d/if-$2" >> "$d/resolvconf.log" ;;
 -d) rm -f "$d/if-$2" ;;
@@ -84,8 +85,8 @@ function normOutput(s: string, iface: string): string {
     .join("\n");
 }
 
-function runSide(side: Side, ns: Netns, args: string[], iface: string): RunResult {
-  const r = ns.run(argvOf(side, args), envOf(side));
+function runSide(side: Side, ns: Netns, args: string[], iface: string, env: Record<string, string> = {}): RunResult {
+  const r = ns.run(argvOf(side, args), { ...envOf(side), ...env });
   return { code: r.code, stdout: normOutput(r.stdout, iface), stderr: normOutput(r.stderr, iface) };
 }
 
@@ -163,6 +164,8 @@ interface Scenario {
   whileUp?: string[];
   /** Expect `up` to fail (then no `down`). */
   upFails?: boolean;
+  /** Extra environment for wg-quick. */
+  env?: Record<string, string>;
 }
 
 interface SideResult {
@@ -183,7 +186,8 @@ async function play(side: Side, s: Scenario, iface: string): Promise<SideResult>
   resetState();
   const path = join(cfgDir, `${iface}.conf`);
   writeFileSync(path, s.conf.replaceAll("%LOG", hookLog), { mode: 0o600 });
-  const up = runSide(side, ns, ["up", path], iface);
+  const up = runSide(side, ns, ["up", path], iface, s.env);
+  if (s.upFails) expect(up.code).not.toBe(0);
   const upState = snapshot(ns);
   const showconf = sortPeers(normState(ns.run(["wg", "showconf", iface]).stdout, ns));
   const whileUp = (s.whileUp ?? []).map((c) => runSide(side, ns, [c, path], iface));
@@ -307,6 +311,25 @@ PostDown = echo "postdown %i" >> %LOG
       conf: FULL.replace("ListenPort = 51002\n", "ListenPort = 51002\nMTU = 1400\nSaveConfig = TRUE\nPostUp = true\n# a comment\n"),
       whileUp: ["strip", "save"],
     }),
+  TIMEOUT);
+});
+
+describe("wg-quick failures: reference vs ours (messages, status, teardown)", () => {
+  test("route already in the custom table: RTNETLINK answers: File exists", () =>
+    compare({ conf: FULL.replace("DNS = 10.73.0.1", "Table = 1234"), setup: ["ip route add 0.0.0.0/0 dev eth0 table 1234"], upFails: true }),
+  TIMEOUT);
+  test("invalid Address", () => compare({ conf: SPLIT.replace("10.72.0.2/32", "10.72.0.300/32"), upFails: true }), TIMEOUT);
+  test("invalid IPv6 Address prefix length", () => compare({ conf: SPLIT.replace("fd71::2/64", "fd71::2/129"), upFails: true }), TIMEOUT);
+  test("invalid MTU", () => compare({ conf: SPLIT.replace("ListenPort = 51001", "ListenPort = 51001\nMTU = 12x"), upFails: true }), TIMEOUT);
+  test("MTU below the minimum: kernel extack text", () => compare({ conf: SPLIT.replace("ListenPort = 51001", "ListenPort = 51001\nMTU = 60"), upFails: true }), TIMEOUT);
+  test("unknown table name", () => compare({ conf: SPLIT.replace("ListenPort = 51001", "ListenPort = 51001\nTable = nosuchtable"), upFails: true }), TIMEOUT);
+  test("Table = main by name", () => compare({ conf: SPLIT.replace("ListenPort = 51001", "ListenPort = 51001\nTable = main") }), TIMEOUT);
+  test("wg rejects a line (wg-quick key inside [Peer])", () => compare({ conf: `${SPLIT}DNS = 1.1.1.1\n`, upFails: true }), TIMEOUT);
+  test("userspace implementation not found: silent exit, teardown noise", () =>
+    compare({ conf: SPLIT, env: { WG_QUICK_USERSPACE_IMPLEMENTATION: "wgq-no-such-impl" }, upFails: true }),
+  TIMEOUT);
+  test("resolvconf failing aborts up and tears down", () =>
+    compare({ conf: SPLIT.replace("DNS = 10.71.0.53", "DNS = 6.6.6.6, 10.71.0.53"), setup: [], upFails: true, env: { FAKE_RESOLVCONF_FAIL: "1" } }),
   TIMEOUT);
 });
 
