@@ -21,7 +21,7 @@ import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { loadOpenSslAead } from "../platform/linux/aead-openssl.ts";
 import { nobleAead } from "../core/crypto.ts";
 import { benchBackend } from "./aead.ts";
-import { compiledWg, getImplementation, type Implementation } from "./lib/impls.ts";
+import { cleanupImpls, compiledWg, getImplementation, type Implementation } from "./lib/impls.ts";
 import { iperf, pingMedianMs, startIperfServer, stopIperfServer, type ThroughputResult } from "./lib/net.ts";
 import { cleanupAll, PORT, setupPair, UNDERLAY_B } from "./lib/pair.ts";
 import { cpuSeconds, nsRun, run } from "./lib/proc.ts";
@@ -298,5 +298,6 @@ try {
   await main();
 } finally {
   await cleanupAll();
+  cleanupImpls();
   if (buildDir) rmSync(buildDir, { recursive: true, force: true });
 }

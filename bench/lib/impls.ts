@@ -1,6 +1,7 @@
 // The daemons the harness can compare. Each runs in the foreground inside a namespace and serves
 // the cross-platform UAPI socket /var/run/wireguard/IFACE.sock that /usr/bin/wg talks to.
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -8,6 +9,26 @@ const ROOT = join(import.meta.dir, "..", "..");
 /** The compiled executable: dist/wg, unless the harness built a private copy (--build). */
 export function compiledWg(): string {
   return process.env.WGB_COMPILED_WG ?? join(ROOT, "dist", "wg");
+}
+
+let neutral: string | null = null;
+/**
+ * cmd/main.ts picks the tool from the name it was invoked by before looking at argv[1], so
+ * `dist/wg daemon IF` runs `wg daemon` (an invalid wg subcommand). A symlink with a neutral name
+ * makes the first argument choose the tool; the symlink lives in a private temp dir.
+ */
+function neutralName(exe: string): string {
+  if (!neutral) {
+    neutral = join(mkdtempSync(join(tmpdir(), "wgb-bin-")), "wgts");
+    symlinkSync(exe, neutral);
+  }
+  return neutral;
+}
+
+/** Removes the symlink directory, if one was made. */
+export function cleanupImpls(): void {
+  if (neutral) rmSync(join(neutral, ".."), { recursive: true, force: true });
+  neutral = null;
 }
 
 export interface Implementation {
@@ -45,7 +66,7 @@ export const IMPLEMENTATIONS: Record<string, Implementation> = {
   // The compiled single executable (`bun run build`, or the harness's --build copy).
   "ours-bin": {
     name: "ours-bin",
-    command: (iface) => [compiledWg(), "daemon", "-f", iface],
+    command: (iface) => [neutralName(compiledWg()), "daemon", "-f", iface],
     unavailable: () => (existsSync(compiledWg()) ? null : "dist/wg absent (run `bun run build` or pass --build)"),
     startTimeoutMs: 5000,
   },
