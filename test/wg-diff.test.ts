@@ -387,6 +387,12 @@ describe("show and showconf against fake daemons", () => {
         expect({ args, ...m }).toEqual({ args, ...r });
         if (args.join(" ") === "show perm0") expect(r.stderr).toBe("Unable to access interface: Permission denied\n");
       }
+      chmodSync(iso, 0o700);
+      for (const args of [["show", "all"], ["show", "interfaces"], [], ["show", "perm0"]]) {
+        const r = await run(wrap(["wg", ...args]), { env: { HOME: "/tmp" } });
+        const m = await run(wrap([process.execPath, `${import.meta.dir}/../cmd/main.ts`, "wg", ...args]), { env: { HOME: "/tmp" } });
+        expect({ args, ...m }).toEqual({ args, ...r });
+      }
     } finally {
       await d.stop();
       rmSync(iso, { recursive: true, force: true });
