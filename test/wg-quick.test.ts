@@ -435,3 +435,34 @@ describe("full tunnel traffic: a host behind the peer through the tunnel, the en
     }, TIMEOUT);
   }
 });
+
+describe("ours: clear errors where the reference needs tools we do not replace", () => {
+  const noSbin = { PATH: "/usr/bin:/bin" }; // resolvconf and nft live in /usr/sbin here
+  test("no resolvconf: status 127, a message naming what to install, full teardown", async () => {
+    const iface = ifname();
+    const ns = hostNs("ours");
+    const before = snapshot(ns);
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, SPLIT, { mode: 0o600 });
+    const r = runSide("ours", ns, ["up", path], iface, noSbin);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toContain(`[#] resolvconf -a ${iface} -m 0 -x\nresolvconf: command not found (DNS = needs resolvconf`);
+    expect(r.stderr).toEndWith(`[#] ip link delete dev ${iface}\n`);
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
+
+  test("no nft for a default route: status 127, a clear message, full teardown", async () => {
+    const iface = ifname();
+    const ns = hostNs("ours");
+    const before = snapshot(ns);
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, FULL.replace(/^DNS.*\n/m, ""), { mode: 0o600 });
+    const r = runSide("ours", ns, ["up", path], iface, noSbin);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toContain("[#] nft -f /dev/fd/63\nwg-quick: nft (nftables) is required for a default route through the tunnel");
+    expect(r.stderr).toContain(`[#] ip -6 rule delete table main suppress_prefixlength 0\n[#] ip link delete dev ${iface}\n`);
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
+});
