@@ -222,6 +222,25 @@ for (const mode of modes) {
       expect(rss() - before).toBeLessThan(48);
     });
 
+    test("views with a non-zero byteOffset are addressed from their own start", () => {
+      const key = new Uint8Array(32).fill(8);
+      const k = b().prepare(key);
+      const backing = new Uint8Array(4096);
+      crypto.getRandomValues(backing);
+      const plain = backing.slice(100, 1100);
+      const src = backing.subarray(97); // plaintext at src[3]
+      const dst = new Uint8Array(4096).fill(0xcc).subarray(211);
+      expect(k.sealInto(77n, src, 3, 1000, dst, 5)).toBe(1016);
+      // nothing written outside [5, 5 + 1016)
+      expect([dst[4], dst[1021], new Uint8Array(dst.buffer)[210]]).toEqual([0xcc, 0xcc, 0xcc]);
+      expect(toHex(dst.subarray(5, 1021))).toBe(toHex(nobleAead.seal(key, 77n, plain, new Uint8Array(0))));
+      const back = new Uint8Array(2000).fill(0xcc).subarray(33);
+      expect(k.openInto(77n, dst, 5, 1016, back, 9)).toBe(1000);
+      expect([back[8], back[1009]]).toEqual([0xcc, 0xcc]);
+      expect(toHex(back.subarray(9, 1009))).toBe(toHex(plain));
+      k.destroy();
+    });
+
     test("maximum counter (2^64-1) encodes the nonce like noble", () => {
       const key = new Uint8Array(32).fill(3);
       const max = (1n << 64n) - 1n;
