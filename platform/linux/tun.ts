@@ -26,6 +26,8 @@ export class Tun {
   /** -1 once closed. */
   fd: number;
   readonly name: string;
+  private lastBuf: Uint8Array | null = null;
+  private lastPtr = 0;
 
   private constructor(fd: number, name: string) {
     this.fd = fd;
@@ -61,7 +63,12 @@ export class Tun {
 
   /** Writes one packet. Returns bytes written or -errno (a full queue drops, like the kernel). */
   write(buf: Uint8Array, off: number, len: number): number {
-    const n = Number(libc.write(this.fd, addr(buf, off), len));
+    // The engine writes from the same buffer every time: resolve its address once.
+    if (buf !== this.lastBuf) {
+      this.lastBuf = buf;
+      this.lastPtr = addr(buf, 0);
+    }
+    const n = Number(libc.write(this.fd, this.lastPtr + off, len));
     return n >= 0 ? n : -errno();
   }
 
