@@ -182,6 +182,8 @@ export class Device implements Engine {
     try {
       this.listenPort = this.io.bind(this.listenPort, this.fwmark);
     } catch (e) {
+      // go's BindUpdate forgets the port when binding fails.
+      this.listenPort = 0;
       this.log("error", `Unable to update bind: ${(e as Error).message}`);
       throw e;
     }

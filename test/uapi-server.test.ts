@@ -119,6 +119,15 @@ describe("set: device keys", () => {
     expect(d.set("listen_port=5555\n")).toBe("errno=-98\n\n");
     expect(d.get()).toBe("errno=0\n\n");
     for (const bad of ["65536", "-1", "+5", "", "0x10", "1 "]) expect(d.set(`listen_port=${bad}\n`)).toBe("errno=-22\n\n");
+    // up() with a port that cannot be bound throws, stays down and forgets the port (go)
+    d.dev.down();
+    expect(d.set("listen_port=5555\n")).toBe("errno=0\n\n");
+    expect(() => d.dev.up()).toThrow();
+    expect(d.dev.isUp).toBe(false);
+    expect(d.get()).toBe("errno=0\n\n");
+    d.failBind(null);
+    d.dev.up();
+    expect(d.get()).toBe("listen_port=43210\nerrno=0\n\n");
   });
 
   test("fwmark: rebinds with the mark when up, 0 is off, range checked", () => {
