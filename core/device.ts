@@ -379,7 +379,7 @@ export class Device implements Engine {
     if (now < this.underLoadUntil) {
       if (!this.cookieChecker.checkMac2(buf, off, len, src, now)) {
         if (this.cookieChecker.createReply(buf, off, len, src, now, this.hsBuf)) {
-          this.io.sendUdp(this.hsBuf, 0, COOKIE_REPLY_LEN, src);
+          this.sendUdp(this.hsBuf, COOKIE_REPLY_LEN, src);
         }
         return;
       }
@@ -443,7 +443,7 @@ export class Device implements Engine {
     const padded = len === 0 ? 0 : paddedLength(len, this.mtu);
     const counter = kp.sendCounter++;
     const mlen = encryptTransport(kp, counter, buf, off, len, padded, this.sendBuf, 0);
-    this.io.sendUdp(this.sendBuf, 0, mlen, ep);
+    this.sendUdp(this.sendBuf, mlen, ep);
     peer.txBytes += mlen;
     const t = peer.timers;
     t.anyAuthenticatedPacketSent();
@@ -518,7 +518,7 @@ export class Device implements Engine {
   private sendHandshakeBytes(peer: Peer, len: number): void {
     const ep = peer.endpoint;
     if (ep === null) return;
-    this.io.sendUdp(this.hsBuf, 0, len, ep);
+    this.sendUdp(this.hsBuf, len, ep);
     peer.txBytes += len;
   }
 
@@ -682,6 +682,15 @@ export class Device implements Engine {
     const text = formatEndpoint(src);
     this.log("verbose", `${peerName(peer.publicKey)} - Endpoint changed to ${text}`);
     this.emit({ type: "endpoint", publicKey: peer.publicKeyHex, endpoint: text });
+  }
+
+  /** A failing send must not abort the state machine half-way (timers, indices). */
+  private sendUdp(buf: Uint8Array, len: number, ep: Endpoint): void {
+    try {
+      this.io.sendUdp(buf, 0, len, ep);
+    } catch (e) {
+      this.log("debug", `Failed to send packet to ${formatEndpoint(ep)}: ${(e as Error).message}`);
+    }
   }
 
   private emit(ev: DeviceEvent): void {
