@@ -436,6 +436,37 @@ describe("full tunnel traffic: a host behind the peer through the tunnel, the en
   }
 });
 
+describe("bare interface names: /etc/wireguard/IFACE.conf (a private tmpfs over /etc/wireguard)", () => {
+  test("strip, up, save and down by name, reference vs ours", async () => {
+    const iface = ifname();
+    const src = join(dir, `${iface}.src`);
+    writeFileSync(src, SPLIT.replace("ListenPort = 51001", "ListenPort = 51001\nSaveConfig = true"), { mode: 0o600 });
+    const r: Record<string, RunResult> = {};
+    for (const side of ["orig", "ours"] as const) {
+      const ns = hostNs(side);
+      const before = snapshot(ns);
+      resetState();
+      const q = (args: string) => [...argvOf(side, args.split(" "))].map((w) => `'${w}'`).join(" ");
+      // unshare -m: the tmpfs exists only for this shell; the host's /etc/wireguard is never written.
+      const script = [
+        "mount -t tmpfs -o mode=0700 none /etc/wireguard",
+        `cp ${src} /etc/wireguard/${iface}.conf`,
+        q(`strip ${iface}`),
+        q(`up ${iface}`),
+        q(`save ${iface}`),
+        q(`down ${iface}`),
+        `cat /etc/wireguard/${iface}.conf`,
+      ].join(" && ");
+      const out = ns.run(["unshare", "-m", "sh", "-c", script], envOf(side));
+      await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+      expect(snapshot(ns)).toEqual(before);
+      r[side] = { code: out.code, stdout: sortPeers(normState(normOutput(out.stdout, iface), ns)), stderr: normOutput(out.stderr, iface) };
+    }
+    expect(r.orig!.code).toBe(0);
+    expect(r.ours).toEqual(r.orig!);
+  }, TIMEOUT);
+});
+
 describe("ours: clear errors where the reference needs tools we do not replace", () => {
   const noSbin = { PATH: "/usr/bin:/bin" }; // resolvconf and nft live in /usr/sbin here
   test("no resolvconf: status 127, a message naming what to install, full teardown", async () => {

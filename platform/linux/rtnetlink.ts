@@ -46,14 +46,12 @@ const RTM_GETRULE = 34;
 
 const IFLA_IFNAME = 3;
 const IFLA_MTU = 4;
-const IFLA_OPERSTATE = 16;
 const IFLA_LINKINFO = 18;
 const IFLA_INFO_KIND = 1;
 const IFF_UP = 0x1;
 
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
-const IFA_FLAGS = 8;
 
 const RTA_DST = 1;
 const RTA_OIF = 4;
@@ -77,7 +75,6 @@ const FRA_SRC = 2;
 const FRA_IIFNAME = 3;
 const FRA_PRIORITY = 6;
 const FRA_FWMARK = 10;
-const FRA_SUPPRESS_IFGROUP = 13;
 const FRA_SUPPRESS_PREFIXLEN = 14;
 const FRA_TABLE = 15;
 const FRA_FWMASK = 16;
@@ -375,7 +372,7 @@ export function parsePrefix(text: string, family: number): Prefix | null {
       // A dotted netmask must be contiguous ones.
       const m = parseStrictIPv4(l)!;
       const bits = ((m[0]! << 24) | (m[1]! << 16) | (m[2]! << 8) | m[3]!) >>> 0;
-      const ones = 32 - Math.log2(((~bits >>> 0) + 1) || 2 ** 32);
+      const ones = 32 - Math.log2((~bits >>> 0) + 1);
       if (!Number.isInteger(ones)) return null;
       len = ones;
     } else return null;
@@ -608,7 +605,6 @@ export function addrList(index: number, family = 0): Address[] {
     const attrs = parseAttrs(r.body, 8);
     const addr = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
     if (!addr) continue;
-    void IFA_FLAGS;
     out.push({ family: fam, index: idx, scope: r.body[3]!, prefix: { family: fam, addr: addr.slice(), len: r.body[1]! } });
   }
   return out;
@@ -749,13 +745,11 @@ export interface Rule {
   fwmark: number | null;
   fwmask: number | null;
   suppressPrefixlen: number | null;
-  srcLen: number;
-  dstLen: number;
+  src: Prefix | null;
+  dst: Prefix | null;
   tos: number;
   iif: string | null;
   oif: string | null;
-  /** True when the rule has a selector `ip rule` prints between "from all" and "lookup" beyond fwmark. */
-  otherSelectors: boolean;
 }
 
 export interface RuleSpec {
@@ -803,8 +797,6 @@ export function ruleList(family: number): Rule[] {
     const attrs = parseAttrs(b, 12);
     const flags = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(8, true);
     const sp = u32of(attrs.get(FRA_SUPPRESS_PREFIXLEN));
-    const other =
-      attrs.has(FRA_SUPPRESS_IFGROUP) || b[3] !== 0 || attrs.has(FRA_IIFNAME) || attrs.has(FRA_OIFNAME) || b[1] !== 0;
     return {
       family: b[0]!,
       priority: u32of(attrs.get(FRA_PRIORITY)) ?? 0,
@@ -815,12 +807,11 @@ export function ruleList(family: number): Rule[] {
       fwmask: u32of(attrs.get(FRA_FWMASK)) ?? null,
       // The kernel reports "no suppression" as -1 (0xffffffff) or omits the attribute.
       suppressPrefixlen: sp === undefined || sp === 0xffffffff ? null : sp,
-      srcLen: b[2]!,
-      dstLen: b[1]!,
+      src: b[2] ? { family: b[0]!, addr: attrs.get(FRA_SRC)?.slice() ?? new Uint8Array(0), len: b[2]! } : null,
+      dst: b[1] ? { family: b[0]!, addr: attrs.get(FRA_DST)?.slice() ?? new Uint8Array(0), len: b[1]! } : null,
       tos: b[3]!,
       iif: cstr(attrs.get(FRA_IIFNAME)) ?? null,
       oif: cstr(attrs.get(FRA_OIFNAME)) ?? null,
-      otherSelectors: other || attrs.has(FRA_SRC) || attrs.has(FRA_DST),
     };
   });
 }
@@ -830,8 +821,9 @@ export function ruleList(family: number): Rule[] {
  * "[not ]from all|SRC [to DST] [fwmark M[/K]] ... lookup NAME [suppress_prefixlength N]".
  */
 export function ruleText(r: Rule): string {
-  let s = `${r.priority}:\t${r.invert ? "not " : ""}from ${r.srcLen ? "<src>" : "all"}`;
-  if (r.dstLen) s += " to <dst>";
+  const pfx = (p: Prefix) => (p.len === p.addr.length * 8 ? formatAddr(p.addr) : `${formatAddr(p.addr)}/${p.len}`);
+  let s = `${r.priority}:\t${r.invert ? "not " : ""}from ${r.src ? pfx(r.src) : "all"}`;
+  if (r.dst) s += ` to ${pfx(r.dst)}`;
   if (r.tos) s += ` tos ${r.tos}`;
   if (r.fwmark !== null || r.fwmask !== null) {
     s += ` fwmark 0x${(r.fwmark ?? 0).toString(16)}`;
