@@ -66,7 +66,6 @@ export class LinuxIO implements DeviceIO {
   private running = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private timerAt = Infinity;
-  private readonly tunBuf = new Uint8Array(65536);
   private readonly evBuf = new Uint8Array(8);
   private readonly nlBuf = new Uint8Array(8192);
   private kickFd = -1;
@@ -74,6 +73,9 @@ export class LinuxIO implements DeviceIO {
   private linkUp = false;
   private mtu = 0;
   private exitReason = "";
+  private readonly onTun = (buf: Uint8Array, off: number, len: number) => {
+    this.engine!.sendTunPacket(buf, off, len);
+  };
   private readonly onUdp = (buf: Uint8Array, off: number, len: number, src: Endpoint) => {
     this.engine!.receiveUdp(buf, off, len, src);
   };
@@ -165,7 +167,7 @@ export class LinuxIO implements DeviceIO {
     }
     this.opts.log(
       "verbose",
-      `I/O stats: wakeups ${this.wakeups}, spin hits ${this.spins}, tun rx ${this.tunRx} tx ${this.tunTx}, udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} dropped ${this.udp.txDropped}`,
+      `I/O stats: wakeups ${this.wakeups}, spin hits ${this.spins}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} dropped ${this.udp.txDropped}`,
     );
     return this.exitReason;
   }
@@ -222,7 +224,6 @@ export class LinuxIO implements DeviceIO {
     const engine = this.engine!;
     const udp = this.udp;
     const tun = this.tun;
-    const buf = this.tunBuf;
     if (this.kickFd >= 0) libc.read(this.kickFd, this.evBuf, 8);
     if (this.nlFd >= 0) this.drainNetlink();
     if (!this.running) return;
@@ -234,8 +235,9 @@ export class LinuxIO implements DeviceIO {
         progress += n;
         if (n < BATCH) break;
       }
+      tun.flush();
       for (let k = 0; k < BATCH; k++) {
-        const n = tun.read(buf, 0, buf.length);
+        const n = tun.receive(this.onTun);
         if (n === 0) break;
         if (n < 0) {
           if (n === -E.EBADFD || n === -E.EIO || n === -E.EBADF) {
@@ -245,9 +247,8 @@ export class LinuxIO implements DeviceIO {
           }
           break;
         }
-        this.tunRx++;
-        progress++;
-        engine.sendTunPacket(buf, 0, n);
+        this.tunRx += n;
+        progress += n;
       }
       udp.flush();
       if (progress === 0) break;

@@ -13,6 +13,7 @@ const lib = dlopen("libc.so.6", {
   dup2: { args: [i32, i32], returns: i32 },
   read: { args: [i32, P, u64], returns: i64 },
   write: { args: [i32, P, u64], returns: i64 },
+  writev: { args: [i32, P, i32], returns: i64 },
   ioctl: { args: [i32, u64, P], returns: i32 },
   fcntl: { args: [i32, i32, i64], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
@@ -33,6 +34,10 @@ const lib = dlopen("libc.so.6", {
 });
 
 export const libc = lib.symbols;
+
+// ioctls whose argument is a plain integer rather than a pointer (TUNSETOFFLOAD).
+const libValue = dlopen("libc.so.6", { ioctl: { args: [i32, u64, u64], returns: i32 } });
+export const ioctlValue = libValue.symbols.ioctl;
 
 // errno lives at a per-thread address that never moves, so look it up once per thread.
 const errnoPtr = libc.__errno_location() as Pointer;
