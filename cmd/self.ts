@@ -1,13 +1,19 @@
 // How to run this program again as a child process (the tunnel daemon for wg-quick, sudo).
 import { join } from "node:path";
 
+/** The argv[0] given to compiled re-executions: not "wg"/"wg-quick", so main.ts dispatches on `tool`. */
+export const SELF_ARGV0 = "wgts";
+
 /**
- * The argv prefix that starts our own executable: [process.execPath] for the compiled file
- * (whose modules live under the virtual /$bunfs/ root), otherwise the Bun runtime followed by
- * cmd/main.ts next to this file, i.e. `bun /work/main/cmd/main.ts`. Append the tool name
- * ("daemon", "wg", "wg-quick") and its arguments.
+ * The command line that runs `tool` (`daemon`, `wg`, `wg-quick`) of our own executable, and
+ * the argv[0] to start it with. The compiled file (its modules live under the virtual /$bunfs/
+ * root) is [process.execPath, tool, ...args] started as "wgts": cmd/main.ts picks the tool from
+ * argv[0] when that is `wg` or `wg-quick`, so the name the user ran us by must not be passed on.
+ * From source it is the Bun runtime with cmd/main.ts next to this file:
+ * `bun /work/main/cmd/main.ts tool ...args`.
  */
-export function selfCommand(): string[] {
-  if (import.meta.path.startsWith("/$bunfs/") || import.meta.path.startsWith("B:/~BUN/")) return [process.execPath];
-  return [process.execPath, join(import.meta.dir, "main.ts")];
+export function selfCommand(tool: string, args: readonly string[]): { cmd: string[]; argv0: string } {
+  const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.startsWith("B:/~BUN/");
+  if (compiled) return { cmd: [process.execPath, tool, ...args], argv0: SELF_ARGV0 };
+  return { cmd: [process.execPath, join(import.meta.dir, "main.ts"), tool, ...args], argv0: process.execPath };
 }

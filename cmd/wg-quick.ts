@@ -301,22 +301,22 @@ class Session {
       err(`${e.ipText()}\n`);
     }
     const envImpl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
-    let argv: string[];
+    let launch: { cmd: string[]; argv0: string };
     let shown: string;
     if (envImpl) {
       const exe = Bun.which(envImpl);
       // The reference exits here with `$?` of a negated test, i.e. 0 (then tears down).
       if (existsSync("/sys/module/wireguard") || exe === null) this.fail(0);
-      argv = [exe, this.iface];
+      launch = { cmd: [exe, this.iface], argv0: envImpl };
       shown = `${envImpl} ${this.iface}`;
     } else {
       if (existsSync("/sys/module/wireguard")) this.fail(0);
-      argv = [...selfCommand(), "daemon", this.iface];
-      shown = argv.join(" ");
+      launch = selfCommand("daemon", [this.iface]);
+      shown = launch.cmd.join(" ");
     }
     err("[!] Missing WireGuard kernel module. Falling back to slow userspace implementation.\n");
     this.echo(shown);
-    const p = Bun.spawn(argv, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    const p = Bun.spawn(launch.cmd, { argv0: launch.argv0, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
     const code = await p.exited;
     if (code !== 0) this.fail(code);
     // The launch contract says the socket exists when the launcher returns; allow a slow start.
@@ -673,10 +673,13 @@ function autoSu(prog: string, args: string[]): number | null {
     err(`${prog}: must be run as root, and sudo is not installed\n`);
     return 127;
   }
-  const p = Bun.spawnSync(
-    [sudo, "-p", `${prog} must be run as root. Please enter the password for %u to continue: `, "--", ...selfCommand(), "wg-quick", ...args],
-    { stdin: "inherit", stdout: "inherit", stderr: "inherit" },
-  );
+  // Through sudo the name we were run by is lost; the `wg-quick` word selects the tool instead.
+  const self = selfCommand("wg-quick", args);
+  const p = Bun.spawnSync([sudo, "-p", `${prog} must be run as root. Please enter the password for %u to continue: `, "--", ...self.cmd], {
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  });
   return p.exitCode ?? 1;
 }
 
