@@ -284,6 +284,16 @@ describe("wg-quick up/down: reference vs ours (wireguard-go as the tunnel)", () 
     }),
   TIMEOUT);
 
+  test("FwMark in the file becomes the table; no `wg set fwmark`", () =>
+    compare({ conf: FULL.replace("ListenPort = 51002", "ListenPort = 51002\nFwMark = 0x1234") }),
+  TIMEOUT);
+
+  test("addresses without prefix, DNS with only a search domain, Table in hex", () =>
+    compare({
+      conf: SPLIT.replace("Address = 10.71.0.2/24, fd71::2/64", "Address = 10.71.0.2,fd71::2").replace(/^DNS.*$/m, "DNS = only.search.test\nTable = 0x4d2"),
+    }),
+  TIMEOUT);
+
   test("hooks: %i, $INTERFACE, comment truncation, order", () =>
     compare({
       conf: `${SPLIT.replace(/^DNS.*\n/m, "")}`.replace(
