@@ -507,3 +507,40 @@ describe("ours: clear errors where the reference needs tools we do not replace",
     expect(snapshot(ns)).toEqual(before);
   }, TIMEOUT);
 });
+
+describe("rtnetlink helpers: iproute2's parsing and printing", () => {
+  test("parsePrefix accepts what `ip` accepts and rejects the rest", async () => {
+    const rt = await import("../platform/linux/rtnetlink.ts");
+    const show = (t: string, f = 0) => {
+      const p = rt.parsePrefix(t, f);
+      return p ? `${p.family === rt.AF_INET6 ? 6 : 4} ${rt.formatAddr(p.addr)}/${p.len}` : null;
+    };
+    expect(show("10.0.0.1")).toBe("4 10.0.0.1/32");
+    expect(show("10.1/16")).toBe("4 10.1.0.0/16");
+    expect(show("0x0a.0.0.1/8")).toBe("4 10.0.0.1/8");
+    expect(show("10.0.0.0/255.255.0.0")).toBe("4 10.0.0.0/16");
+    expect(show("10.0.0.0/255.0.255.0")).toBeNull();
+    expect(show("10.0.0.300/24")).toBeNull();
+    expect(show("10.0.0.1/33")).toBeNull();
+    expect(show("fd00::1")).toBe("6 fd00::1/128");
+    expect(show("FD00:0:0:0:0:0:0:1/64")).toBe("6 fd00::1/64");
+    expect(show("::ffff:1.2.3.4/96")).toBe("6 ::ffff:1.2.3.4/96");
+    expect(show("fd00::1/129")).toBeNull();
+    expect(show("fe80::1%eth0")).toBeNull();
+    expect(show("default", rt.AF_INET6)).toBe("6 ::/0");
+    expect(show("1:2:3:4:5:6:7:8")).toBe("6 1:2:3:4:5:6:7:8/128");
+    expect(show("1:0:0:2:0:0:0:3")).toBe("6 1:0:0:2::3/128");
+    expect(show("1::2::3")).toBeNull();
+  });
+
+  test("table names and numbers resolve like `ip ... table X`", async () => {
+    const rt = await import("../platform/linux/rtnetlink.ts");
+    expect(rt.tableId("main")).toBe(254);
+    expect(rt.tableId("local")).toBe(255);
+    expect(rt.tableId("51820")).toBe(51820);
+    expect(rt.tableId("0x4d2")).toBe(1234);
+    expect(rt.tableId("nosuchtable")).toBeNull();
+    expect(rt.tableName(254)).toBe("main");
+    expect(rt.tableName(51820)).toBe("51820");
+  });
+});
