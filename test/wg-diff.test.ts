@@ -531,15 +531,21 @@ describe("requests sent (recorded by a fake daemon)", () => {
 // ---------------------------------------------------------------------------------------------
 // wireguard-go: the same commands must leave a real daemon in the same state.
 
-describe("against wireguard-go", () => {
+const DAEMONS: [string, (name: string) => string[]][] = [
+  ["wireguard-go", (name) => ["wireguard-go", name]],
+  ["our daemon", (name) => [process.execPath, `${import.meta.dir}/../cmd/main.ts`, "daemon", name]],
+];
+
+for (const [kind, launch] of DAEMONS)
+describe(`against ${kind}`, () => {
   let lab: Lab;
   let ns: Netns;
-  const name = `wt${process.pid % 100000}g`;
+  const name = `wt${process.pid % 100000}${kind === "wireguard-go" ? "g" : "o"}`;
   let ok = false;
   beforeAll(async () => {
-    lab = new Lab("wgdiff");
+    lab = new Lab(kind === "wireguard-go" ? "wgdiffg" : "wgdiffo");
     ns = lab.ns("a");
-    const r = ns.run(["wireguard-go", name]);
+    const r = ns.run(launch(name));
     ok = r.code === 0 && (await waitFor(() => existsSync(`/var/run/wireguard/${name}.sock`), 5000));
   }, TIMEOUT);
   afterAll(async () => {
@@ -620,6 +626,37 @@ describe("against wireguard-go", () => {
     const empty = file("go-empty.conf", "");
     expect((await real(["setconf", name, empty])).code).toBe(0);
     await expectSame(["show", name, "listen-port"].slice(0, 2).concat(["private-key"]));
+  }, TIMEOUT);
+
+  test("after a real handshake: times, counters, endpoints", async () => {
+    expect(ok).toBe(true);
+    // A second namespace with a wireguard-go peer, joined by a veth pair.
+    const nsB = lab.ns("b");
+    lab.veth(ns, nsB, { a: ["10.201.0.1/24"], b: ["10.201.0.2/24"] });
+    const peerName = `${name}p`;
+    expect(nsB.run(["wireguard-go", peerName]).code).toBe(0);
+    expect(await waitFor(() => existsSync(`/var/run/wireguard/${peerName}.sock`), 5000)).toBe(true);
+    try {
+      const [privA, privB] = [testKey(90), testKey(91)];
+      const confA = file("hs-a.conf", `[Interface]\nPrivateKey = ${keyToBase64(privA)}\nListenPort = 40100\n[Peer]\nPublicKey = ${keyToBase64(publicKey(privB))}\nEndpoint = 10.201.0.2:40101\nAllowedIPs = 10.202.0.2/32\n`);
+      const confB = file("hs-b.conf", `[Interface]\nPrivateKey = ${keyToBase64(privB)}\nListenPort = 40101\n[Peer]\nPublicKey = ${keyToBase64(publicKey(privA))}\nAllowedIPs = 10.202.0.1/32\n`);
+      expect((await real(["setconf", name, confA])).code).toBe(0);
+      expect((await real(["setconf", peerName, confB])).code).toBe(0);
+      ns.sh(`ip addr add 10.202.0.1/24 dev ${name} && ip link set ${name} up`);
+      nsB.sh(`ip addr add 10.202.0.2/24 dev ${peerName} && ip link set ${peerName} up`);
+      expect(await waitFor(() => ns.run(["ping", "-c1", "-W1", "10.202.0.2"]).code === 0, 10000)).toBe(true);
+      for (const n of [name, peerName]) {
+        const hs = await real(["show", n, "latest-handshakes"]);
+        expect(hs.stdout).toMatch(/\t[1-9]\d+\n$/);
+        for (const args of [["show", n], ["show", n, "dump"], ["show", n, "transfer"], ["show", n, "endpoints"], ["showconf", n]])
+          await expectSame(args, {}, 3);
+        await expectSame(["show", n], { env: { WG_COLOR_MODE: "always" } }, 3);
+      }
+    } finally {
+      nsB.run(["ip", "link", "del", peerName]);
+      await waitFor(() => !existsSync(`/var/run/wireguard/${peerName}.sock`), 3000);
+      rmSync(`/var/run/wireguard/${peerName}.sock`, { force: true });
+    }
   }, TIMEOUT);
 });
 
