@@ -233,6 +233,13 @@ export class Udp {
    * SysError (numeric errno) and leaves the device without a socket on failure, like go.
    */
   bind(port: number, fwmark: number): number {
+    // A mark-only change keeps the socket, as wireguard-go does: closing and re-binding the same
+    // port fails with EADDRINUSE while the poller thread still holds the old fd in poll().
+    if (this.fd >= 0 && port === this.port && fwmark !== this.fwmark) {
+      if (setInt(this.fd, SOL_SOCKET, SO_MARK, fwmark | 0) < 0) throw new SysError("setsockopt(SO_MARK)", errno());
+      this.fwmark = fwmark;
+      return this.port;
+    }
     this.close();
     let fd = libc.socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     let family = AF_INET6;
