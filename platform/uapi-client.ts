@@ -2,10 +2,11 @@
 // /var/run/wireguard/NAME.sock, with wireguard-tools' probing, stale-socket cleanup and the
 // kernel-path fallback errors (this build has no netlink path; without the kernel module the
 // reference fails with EPROTONOSUPPORT, which is what we report).
-import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { existsSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { createConnection } from "node:net";
 import { GET_REQUEST, buildSetRequest, parseGetResponse, parseSetResponse, responseComplete, type DeviceConfig, type GetResult, type EndpointFormatter } from "../core/uapi.ts";
 import { ECONNREFUSED, EINVAL, ENODEV, EOPNOTSUPP, EPROTONOSUPPORT, errnoFromCode } from "../core/wgfmt.ts";
+import { linkList } from "./linux/rtnetlink.ts";
 import { formatDaemonEndpoint } from "./resolve.ts";
 
 export const SOCK_DIR = "/var/run/wireguard";
@@ -69,22 +70,13 @@ export function kernelPathErrno(name: string): number {
   return EOPNOTSUPP;
 }
 
-/** Kernel WireGuard links, in ifindex order (the reference dumps them over rtnetlink). */
+/** Kernel WireGuard links in rtnetlink dump order, as the reference lists them first. */
 function kernelInterfaces(): string[] {
-  if (!existsSync("/sys/module/wireguard")) return [];
-  const out: { index: number; name: string }[] = [];
   try {
-    for (const ent of readdirSync(bytes("/sys/class/net"), { encoding: "buffer" })) {
-      const name = ent.toString("latin1");
-      try {
-        const text = readFileSync(bytes(`/sys/class/net/${name}/uevent`), "latin1");
-        if (!/^DEVTYPE=wireguard$/m.test(text)) continue;
-        const index = Number(/^IFINDEX=(\d+)$/m.exec(text)?.[1] ?? 0);
-        out.push({ index, name });
-      } catch {}
-    }
-  } catch {}
-  return out.sort((a, b) => a.index - b.index).map((x) => x.name);
+    return linkList().filter((l) => l.kind === "wireguard").map((l) => Buffer.from(l.name, "utf8").toString("latin1"));
+  } catch {
+    return [];
+  }
 }
 
 /** wg's ipc_list_devices: kernel links, then sockets in raw directory order. */
