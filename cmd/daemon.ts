@@ -87,6 +87,7 @@ async function launchBackground(): Promise<number> {
       if (done) return;
       done = true;
       process.off("SIGUSR1", onReady);
+      child.unref();
       resolve(code);
     };
     const onReady = () => finish(0);
@@ -96,9 +97,10 @@ async function launchBackground(): Promise<number> {
       stdio: ["ignore", logging ? "inherit" : "ignore", "inherit"],
       env: { ...process.env, WG_PROCESS_FOREGROUND: "1", [READY_ENV]: String(process.pid) },
     });
+    // The child stays referenced until it reports: an unreferenced child would let this process
+    // fall off the event loop (exit 0) before learning that the daemon failed.
     child.on("exit", (code) => finish(code ?? 1));
     child.on("error", () => finish(1));
-    child.unref();
   });
 }
 

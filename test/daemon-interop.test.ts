@@ -304,11 +304,28 @@ describe("configured by the real wg", () => {
     expect(existsSync(`${SOCK_DIR}/${iface}.sock`)).toBe(true);
     expect(ns.run(["ip", "link", "show", iface]).code).toBe(0);
     expect(ns.sh(`wg show ${iface} dump`).split("\t").length).toBe(4);
+    // A second daemon for the same interface fails (TUN busy), in the background or not.
+    const again = ns.run([BUN, join(ROOT, "cmd/main.ts"), "daemon", iface]);
+    expect(again.code).toBe(1);
+    const againFg = ns.run([BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", iface]);
+    expect(againFg.code).toBe(1);
+    expect(againFg.stdout + againFg.stderr).toContain("Device or resource busy");
+    expect(existsSync(`${SOCK_DIR}/${iface}.sock`)).toBe(true);
     ns.sh(`ip link del ${iface}`);
     expect(await waitFor(() => !existsSync(`${SOCK_DIR}/${iface}.sock`), 5000)).toBe(true);
     // (`ip netns pids` runs on the host: inside the namespace it would list itself.)
     const gone = await waitFor(() => Bun.spawnSync(["ip", "netns", "pids", ns.name]).stdout.toString().trim() === "", 5000);
     expect(gone).toBe(true);
+    // SIGTERM removes the socket and the link; deleting the socket stops the daemon.
+    const fg = await startDaemon(ns, "ours", iface);
+    fg.proc.kill("SIGTERM");
+    expect(await fg.exited).toBe(0);
+    expect(existsSync(`${SOCK_DIR}/${iface}.sock`)).toBe(false);
+    expect(ns.run(["ip", "link", "show", iface]).code).not.toBe(0);
+    const fg2 = await startDaemon(ns, "ours", iface);
+    rmSync(`${SOCK_DIR}/${iface}.sock`);
+    expect(await Promise.race([fg2.exited, Bun.sleep(5000).then(() => -1)])).toBe(0);
+    expect(ns.run(["ip", "link", "show", iface]).code).not.toBe(0);
     // Usage errors.
     const u = ns.run([BUN, join(ROOT, "cmd/main.ts"), "daemon"]);
     expect(u.code).toBe(1);
