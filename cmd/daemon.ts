@@ -93,6 +93,9 @@ async function launchBackground(): Promise<number> {
     const onReady = () => finish(0);
     process.on("SIGUSR1", onReady);
     const child = spawn(process.execPath, cmd, {
+      // The compiled file picks its tool from argv[0] ("wg", "wg-quick"): keep ours (e.g. "wgts"
+      // from wg-quick's selfCommand) so the child is the daemon again, not `wg`.
+      argv0: process.argv0,
       detached: true,
       stdio: ["ignore", logging ? "inherit" : "ignore", "inherit"],
       env: { ...process.env, WG_PROCESS_FOREGROUND: "1", [READY_ENV]: String(process.pid) },
