@@ -151,7 +151,7 @@ export class LinuxIO implements DeviceIO {
       if (!this.running) break;
       if (Atomics.load(st, S_STATE) !== 1) continue;
       this.wakeups++;
-      this.drain();
+      this.safeDrain();
       // Under load more packets are usually a few microseconds away: look again briefly before
       // paying the ~30 us round trip through the poller thread.
       // Bounded so UAPI requests and timers still get the event loop under constant load.
@@ -159,7 +159,7 @@ export class LinuxIO implements DeviceIO {
         if (libc.poll(this.spinFds, this.spinCount, 0) <= 0) continue;
         this.spins++;
         extra++;
-        this.drain();
+        this.safeDrain();
         spin = 0;
       }
       Atomics.store(st, S_STATE, 0);
@@ -217,6 +217,17 @@ export class LinuxIO implements DeviceIO {
     if (this.kickFd < 0) return;
     this.evBuf[0] = 1;
     libc.write(this.kickFd, this.evBuf, 8);
+  }
+
+  /** An engine bug on one packet must not take the tunnel down: log it and carry on. */
+  private safeDrain(): void {
+    try {
+      this.drain();
+    } catch (e) {
+      this.udp.flush();
+      this.tun.flush();
+      this.opts.log("error", `I/O loop: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
   }
 
   /** Everything readable, in bounded rounds so UAPI and timers still get the event loop. */
