@@ -6,7 +6,7 @@
 // Runs are sequential because the UAPI socket directory (/var/run/wireguard) is shared by all
 // namespaces; interface names carry this process's id so concurrent test files never collide.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/wgfmt.ts";
@@ -543,4 +543,30 @@ describe("rtnetlink helpers: iproute2's parsing and printing", () => {
     expect(rt.tableName(254)).toBe("main");
     expect(rt.tableName(51820)).toBe("51820");
   });
+});
+
+describe("the compiled executable", () => {
+  test("`wg-quick` (symlink to the one file) starts its own daemon and tears down", async () => {
+    const out = join(dir, "dist");
+    mkdirSync(out, { recursive: true });
+    const build = Bun.spawnSync([process.execPath, "build", "--compile", MAIN, "--outfile", join(out, "wg")], { stdout: "pipe", stderr: "pipe" });
+    expect(build.exitCode).toBe(0);
+    symlinkSync("wg", join(out, "wg-quick"));
+    const iface = ifname();
+    const ns = hostNs("bin");
+    const before = snapshot(ns);
+    resetState();
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, SPLIT, { mode: 0o600 });
+    const env = { PATH: `${binDir}:${process.env.PATH}` };
+    const up = ns.run([join(out, "wg-quick"), "up", path], env);
+    expect(up.stderr).toContain(`[#] ${join(out, "wg")} daemon ${iface}\n[#] wg setconf ${iface} /dev/fd/63\n`);
+    expect(up.code).toBe(0);
+    expect(ns.run([join(out, "wg"), "show", iface, "listen-port"]).stdout).toBe("51001\n");
+    expect(ns.run(["ip", "-4", "route", "show", "dev", iface]).stdout).toContain("10.99.0.0/16 scope link");
+    const down = ns.run([join(out, "wg-quick"), "down", path], env);
+    expect(down.code).toBe(0);
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
 });
