@@ -136,8 +136,8 @@ function readState(): { resolvconf: string; hooks: string } {
 }
 
 /** A namespace that looks like a host: eth0 (MTU 1460) with IPv4 and IPv6 default routes. */
-function hostNs(side: Side, extra: string[] = []): Netns {
-  const ns = newNs(`${side}${ifCounter}`);
+function hostNs(label: string, extra: string[] = []): Netns {
+  const ns = newNs(`${label}${ifCounter}`);
   ns.sh(
     [
       "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
