@@ -3,7 +3,7 @@
 // the `ip`/`wg`/`nft` commands the script would have run. The work itself goes through
 // rtnetlink, our own wg (in-process) and our own daemon.
 import { existsSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, openSync, fsyncSync, closeSync, unlinkSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, dirname } from "node:path";
 import { fieldOfDevice, showconfDevice, strerror as wgStrerror } from "../core/wgfmt.ts";
 import { getDevice, listInterfaces, socketPath } from "../platform/uapi-client.ts";
 import * as rt from "../platform/linux/rtnetlink.ts";
@@ -179,6 +179,8 @@ function parseOptions(prog: string, arg: string): Options {
 class Session {
   haveSetDns = false;
   haveSetFirewall = false;
+  interrupted = 0; // 128 + signal number once SIGINT/SIGTERM arrived during `up`
+  tearingDown = false;
   constructor(readonly o: Options) {}
 
   get iface(): string {
@@ -187,6 +189,9 @@ class Session {
 
   /** bash `cmd`: echo the command the reference would run. */
   echo(line: string): void {
+    // A signal during `up` is acted on between steps, as bash runs its trap once the
+    // foreground command has finished.
+    if (this.interrupted !== 0 && !this.tearingDown) throw new Exit(this.interrupted);
     err(`[#] ${line}\n`);
   }
 
@@ -284,7 +289,7 @@ class Session {
         'INTERFACE=$1 CONFIG_FILE=$2 MTU=$3 TABLE=$4 PROGRAM=$5 hook=$6; shift 6; set -e -o pipefail; shopt -s extglob; eval "$hook"';
       const p = Bun.spawn(
         ["bash", "-c", prelude, this.o.prog, this.iface, this.o.configFile, this.o.mtu, this.o.table, this.o.prog, hook],
-        { stdin: "inherit", stdout: "inherit", stderr: "inherit", env: { ...process.env, LC_ALL: "C" } },
+        { stdin: "inherit", stdout: "inherit", stderr: "inherit" },
       );
       const code = await p.exited;
       if (code !== 0) this.fail(code);
@@ -597,11 +602,10 @@ class Session {
 
   async up(): Promise<void> {
     if (rt.linkGet(this.iface) !== null) die(this.o.prog, `\`${this.iface}' already exists`);
-    const teardownOnSignal = () => {
-      void this.teardown(130).then((code) => process.exit(code));
-    };
-    process.on("SIGINT", teardownOnSignal);
-    process.on("SIGTERM", teardownOnSignal);
+    const onInt = () => (this.interrupted ||= 130);
+    const onTerm = () => (this.interrupted ||= 143);
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
     try {
       await this.executeHooks(this.o.preUp);
       await this.addIf();
@@ -611,17 +615,22 @@ class Session {
       await this.setDns();
       for (const p of await this.routePrefixes()) await this.addRoute(p);
       await this.executeHooks(this.o.postUp);
+      if (this.interrupted) throw new Exit(this.interrupted);
     } catch (e) {
       if (!(e instanceof Exit)) throw e;
-      throw new Exit(await this.teardown(e.code));
+      if (!this.interrupted) throw new Exit(await this.teardown(e.code));
+      // bash runs the INT/TERM trap (del_if; exit) and then its EXIT trap, i.e. del_if again,
+      // whose failure on the now missing link decides the status.
+      throw new Exit(await this.teardown(await this.teardown(0)));
     } finally {
-      process.off("SIGINT", teardownOnSignal);
-      process.off("SIGTERM", teardownOnSignal);
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
     }
   }
 
   /** The reference's EXIT trap: del_if, whose own failure (errexit) decides the status. */
   async teardown(code: number): Promise<number> {
+    this.tearingDown = true;
     try {
       await this.delIf();
       return code;
@@ -697,6 +706,11 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
   }
   const su = autoSu(prog, args);
   if (su !== null) return su;
+  // The reference exports LC_ALL=C and puts its own directory first in PATH, so hooks (and the
+  // tools it runs) see the `wg` installed next to it.
+  process.env.LC_ALL = "C";
+  const self = selfCommand("wg", []);
+  if (self.cmd.length === 1) process.env.PATH = `${dirname(self.cmd[0]!)}:${process.env.PATH ?? ""}`;
   try {
     const o = parseOptions(prog, args[1]!);
     const s = new Session(o);

@@ -343,6 +343,34 @@ describe("wg-quick failures: reference vs ours (messages, status, teardown)", ()
   TIMEOUT);
 });
 
+describe("signals during up: reference vs ours", () => {
+  test("SIGTERM while a PostUp hook runs: the hook finishes, both traps tear down", async () => {
+    const iface = ifname();
+    const r: Record<string, RunResult> = {};
+    for (const side of ["orig", "ours"] as const) {
+      const ns = hostNs(side);
+      const before = snapshot(ns);
+      resetState();
+      const marker = join(stateDir, "in-hook");
+      const path = join(cfgDir, `${iface}.conf`);
+      writeFileSync(path, SPLIT.replace(/^DNS.*\n/m, "").replace("[Peer]", `PostUp = touch ${marker}; sleep 0.5\n[Peer]`), { mode: 0o600 });
+      const p = Bun.spawn(["ip", "netns", "exec", ns.name, ...argvOf(side, ["up", path])], {
+        env: { ...process.env, ...envOf(side) },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(await waitFor(() => existsSync(marker), 10_000, 10)).toBe(true);
+      p.kill("SIGTERM");
+      const code = await p.exited;
+      r[side] = { code, stdout: normOutput(await new Response(p.stdout).text(), iface), stderr: normOutput(await new Response(p.stderr).text(), iface) };
+      await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+      expect(snapshot(ns)).toEqual(before);
+    }
+    expect(r.orig!.stderr).toContain("[#] ip link delete dev");
+    expect(r.ours).toEqual(r.orig!);
+  }, TIMEOUT);
+});
+
 describe("wg-quick with our own daemon", () => {
   test("split tunnel: same state and lines as the reference with wireguard-go", () => compare({ conf: SPLIT }, ["orig", "daemon"]), TIMEOUT);
   test("full tunnel: same state and lines as the reference with wireguard-go", () => compare({ conf: FULL }, ["orig", "daemon"]), TIMEOUT);
