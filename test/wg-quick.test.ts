@@ -274,6 +274,13 @@ describe("wg-quick up/down: reference vs ours (wireguard-go as the tunnel)", () 
     compare({ conf: SPLIT.replace("198.51.100.1:51820", "203.0.113.5:51820").replace(/^DNS.*\n/m, "") }),
   TIMEOUT);
 
+  test("MTU auto: endpoint without a route prints ip's error and falls back to the default route", () =>
+    compare({
+      conf: SPLIT.replace("198.51.100.1:51820", "192.0.2.9:51820").replace(/^DNS.*\n/m, ""),
+      setup: ["ip route add unreachable 192.0.2.0/24"],
+    }).then((r) => expect(r.orig!.up.stderr).toContain("RTNETLINK answers: No route to host\n[#] ip link set mtu 1380 up")),
+  TIMEOUT);
+
   test("MTU auto: no endpoint, default route's device", () =>
     compare({ conf: SPLIT.replace(/^Endpoint.*\n/m, "").replace(/^DNS.*\n/m, "") }),
   TIMEOUT);
