@@ -4,6 +4,7 @@
 // its extended-ack message so callers can print what iproute2 would have printed.
 import { dlopen } from "bun:ffi";
 import { readFileSync, readdirSync } from "node:fs";
+import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/wgfmt.ts";
 import { AF_NETLINK, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW, errno, libc } from "./libc.ts";
 
 // strerror from the C library itself: iproute2 prints its text for any errno the kernel returns.
@@ -298,60 +299,6 @@ function parseIPv4(s: string): Uint8Array | null {
   return out;
 }
 
-function parseIPv6(s: string): Uint8Array | null {
-  if (s.length === 0 || s.includes("%")) return null;
-  let tail4: Uint8Array | null = null;
-  let str = s;
-  const lastColon = s.lastIndexOf(":");
-  if (s.includes(".")) {
-    tail4 = lastColon >= 0 ? parseStrictIPv4(s.slice(lastColon + 1)) : null;
-    if (!tail4) return null;
-    str = s.slice(0, lastColon + 1) + "0:0";
-  }
-  const halves = str.split("::");
-  if (halves.length > 2) return null;
-  const toGroups = (h: string): number[] | null => {
-    if (h === "") return [];
-    const g = h.split(":");
-    const out: number[] = [];
-    for (const x of g) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(x)) return null;
-      out.push(parseInt(x, 16));
-    }
-    return out;
-  };
-  const a = toGroups(halves[0]!);
-  const b = halves.length === 2 ? toGroups(halves[1]!) : [];
-  if (!a || !b) return null;
-  let groups: number[];
-  if (halves.length === 2) {
-    if (a.length + b.length > 7) return null;
-    groups = [...a, ...new Array<number>(8 - a.length - b.length).fill(0), ...b];
-  } else {
-    if (a.length !== 8) return null;
-    groups = a;
-  }
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = groups[i]! >> 8;
-    out[2 * i + 1] = groups[i]! & 0xff;
-  }
-  if (tail4) out.set(tail4, 12);
-  return out;
-}
-
-function parseStrictIPv4(s: string): Uint8Array | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const v = Number(m[i + 1]);
-    if (v > 255) return null;
-    out[i] = v;
-  }
-  return out;
-}
-
 /** Parse `ADDR[/LEN]` for the given family (0 = decide from the text), like iproute2's get_prefix. */
 export function parsePrefix(text: string, family: number): Prefix | null {
   if (text === "default" || text === "all" || text === "any") {
@@ -361,16 +308,16 @@ export function parsePrefix(text: string, family: number): Prefix | null {
   const slash = text.indexOf("/");
   const addrText = slash < 0 ? text : text.slice(0, slash);
   const fam = family !== 0 ? family : addrText.includes(":") ? AF_INET6 : AF_INET;
-  const addr = fam === AF_INET6 ? parseIPv6(addrText) : parseIPv4(addrText);
+  const addr = fam === AF_INET6 ? inetPton6(addrText) : parseIPv4(addrText);
   if (!addr) return null;
   const max = addr.length * 8;
   let len = max;
   if (slash >= 0) {
     const l = text.slice(slash + 1);
     if (/^[0-9]+$/.test(l)) len = Number(l);
-    else if (fam === AF_INET && parseStrictIPv4(l)) {
+    else if (fam === AF_INET && inetPton4(l)) {
       // A dotted netmask must be contiguous ones.
-      const m = parseStrictIPv4(l)!;
+      const m = inetPton4(l)!;
       const bits = ((m[0]! << 24) | (m[1]! << 16) | (m[2]! << 8) | m[3]!) >>> 0;
       const ones = 32 - Math.log2((~bits >>> 0) + 1);
       if (!Number.isInteger(ones)) return null;
@@ -381,32 +328,9 @@ export function parsePrefix(text: string, family: number): Prefix | null {
   return { family: fam, addr, len };
 }
 
-/** inet_ntop text of an address. */
+/** inet_ntop text of a 4- or 16-byte address. */
 export function formatAddr(addr: Uint8Array): string {
-  if (addr.length === 4) return addr.join(".");
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((addr[i]! << 8) | addr[i + 1]!);
-  // IPv4-mapped addresses keep their dotted tail, as inet_ntop prints them.
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff)
-    return `::ffff:${addr[12]}.${addr[13]}.${addr[14]}.${addr[15]}`;
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+  return addr.length === 4 ? inetNtop4(addr) : inetNtop6(addr);
 }
 
 /** Whether the first `len` bits of a and b agree. */
