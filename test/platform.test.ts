@@ -131,7 +131,7 @@ process.exit(0);
 });
 
 describe("UDP", () => {
-  test("between two namespaces: SO_MARK, recvmmsg batches, dual-stack sources, sticky reply source, EADDRINUSE", async () => {
+  test("between two namespaces: SO_MARK, recvmmsg batches, UDP GSO/GRO, dual-stack sources, sticky reply source, EADDRINUSE", async () => {
     const a = lab.ns("ua");
     const b = lab.ns("ub");
     lab.veth(a, b, { a: ["10.7.0.1/24", "fd07::1/64"], b: ["10.7.0.2/24", "10.7.0.3/24", "fd07::2/64"] });
@@ -142,13 +142,14 @@ import { Udp } from "@ROOT@/platform/linux/udp.ts";
 const u = new Udp();
 const port = u.bind(0, 0);
 console.log(JSON.stringify({ port }));
-let got = 0, maxBatch = 0; const sources = new Set<string>();
+let got = 0, maxBatch = 0, badLen = 0; const sources = new Set<string>();
 const end = Date.now() + 8000;
 while (got < 2001 && Date.now() < end) {
   if (!u.readable(200)) continue;
   await Bun.sleep(20); // let a burst queue up so one recvmmsg returns many
   const n = u.receive((buf, off, len, src) => {
     got++;
+    if (len !== 1200 && !(len === 8 && buf[off] === 0x50)) badLen++;
     sources.add(src.family + " " + src.ip);
     // Reply to the probe: it must leave from the address it was sent to.
     if (buf[off] === 0x50) { u.send(buf, off, len, src); u.flush(); }
@@ -157,7 +158,7 @@ while (got < 2001 && Date.now() < end) {
 }
 let inUse = 0;
 try { new Udp().bind(port, 0); } catch (e: any) { inUse = e.errno; }
-console.log(JSON.stringify({ got, maxBatch, sources: [...sources].sort(), inUse }));
+console.log(JSON.stringify({ got, maxBatch, badLen, gro: u.gro, sources: [...sources].sort(), inUse }));
 `,
     );
     const client = script(
@@ -178,7 +179,7 @@ msg[0] = 0x50;
 u.send(msg, 0, 8, { family: 4, ip: "10.7.0.3", port }); u.flush();
 let replyFrom = "";
 if (u.readable(2000)) u.receive((b, o, l, src) => { replyFrom = src.ip + ":" + src.port; });
-console.log(JSON.stringify({ mark, replyFrom, tx: u.txPackets, dropped: u.txDropped }));
+console.log(JSON.stringify({ mark, replyFrom, tx: u.txPackets, dropped: u.txDropped, gsoMessages: u.gsoMessages }));
 `,
     );
     const srv = b.spawn([BUN, server]);
@@ -196,6 +197,11 @@ console.log(JSON.stringify({ mark, replyFrom, tx: u.txPackets, dropped: u.txDrop
     expect(c.dropped).toBe(0);
     expect(c.replyFrom).toBe(`10.7.0.3:${port}`);
     expect(s.got).toBe(2001);
+    // Sent as UDP GSO messages, received through UDP_GRO, split back into 1200-byte datagrams.
+    expect(c.gsoMessages).toBeGreaterThan(0);
+    expect(c.tx).toBe(2001);
+    expect(s.gro).toBe(true);
+    expect(s.badLen).toBe(0);
     expect(s.maxBatch).toBeGreaterThan(1);
     expect(s.sources).toEqual(["4 10.7.0.1", "6 fd07::1"]);
     expect(s.inUse).toBe(98);

@@ -167,7 +167,7 @@ export class LinuxIO implements DeviceIO {
     }
     this.opts.log(
       "verbose",
-      `I/O stats: wakeups ${this.wakeups}, spin hits ${this.spins}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} dropped ${this.udp.txDropped}`,
+      `I/O stats: wakeups ${this.wakeups}, spin hits ${this.spins}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} (gso messages ${this.udp.gsoMessages}) dropped ${this.udp.txDropped}`,
     );
     return this.exitReason;
   }

@@ -48,10 +48,16 @@ import {
 export const BATCH = 64;
 /** Receive slots hold the largest UDP payload. */
 const RECV_SLOT = 65536;
-/** Send slots hold any data packet up to MTU 2016; bigger payloads go out with sendto. */
-const SEND_SLOT = 2048;
+/** Send data arena: messages are packed back to back (a GSO message holds many datagrams). */
+const SEND_ARENA = BATCH * 65536;
+/** Largest UDP GSO message payload and segment count (kernel UDP_MAX_SEGMENTS is 64 or more). */
+const GSO_MAX_BYTES = 65000;
+const GSO_MAX_SEGS = 64;
 const NAME_SLOT = 32;
-const CTRL_SLOT = 64;
+const CTRL_SLOT = 128;
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+const UDP_GRO = 104;
 const SOCKBUF = 7 << 20;
 
 // ---------------------------------------------------------------------------------------------
@@ -173,6 +179,8 @@ export class Udp {
   family = AF_INET6;
   /** Replies leave from the local address the peer last wrote to. */
   sticky = true;
+  /** UDP_GRO accepted by the kernel for the current socket. */
+  gro = false;
 
   // receive arena
   private readonly rMsgs = new Uint8Array(BATCH * MMSGHDR_SIZE);
@@ -189,8 +197,22 @@ export class Udp {
   private readonly sIov32 = new Uint32Array(this.sIov.buffer);
   private readonly sNames = new Uint8Array(BATCH * NAME_SLOT);
   private readonly sCtrl = new Uint8Array(BATCH * CTRL_SLOT);
-  private readonly sData = new Uint8Array(BATCH * SEND_SLOT);
+  private readonly sCtrlView = new DataView(this.sCtrl.buffer);
+  private readonly sData = new Uint8Array(SEND_ARENA);
+  private readonly sDataPtr: number;
   private sCount = 0;
+  private sTail = 0;
+  // The message being filled (index sCount - 1) and what later datagrams must match to join it.
+  private readonly mSeg = new Int32Array(BATCH);
+  private readonly mSegs = new Int32Array(BATCH);
+  private readonly mLen = new Int32Array(BATCH);
+  private readonly mSticky: (StickySource | undefined)[] = new Array(BATCH);
+  private mDest: EncodedDest | null = null;
+  private mClosed = true;
+  /** UDP GSO (UDP_SEGMENT) on send; switched off for good if the kernel or route refuses it. */
+  gso = process.env.WG_UDP_GSO !== "0";
+  /** Statistics: sendmmsg messages that carried several datagrams. */
+  gsoMessages = 0;
 
   private readonly sources = new Map<number, CachedSource>();
   private readonly stickyByIp = new Map<string, Map<number, StickySource>>();
@@ -205,7 +227,6 @@ export class Udp {
     const rm = new DataView(this.rMsgs.buffer);
     const ri = new DataView(this.rIov.buffer);
     const sm = new DataView(this.sMsgs.buffer);
-    const si = new DataView(this.sIov.buffer);
     for (let i = 0; i < BATCH; i++) {
       const m = i * MMSGHDR_SIZE;
       ri.setBigUint64(i * IOVEC_SIZE, BigInt(addr(this.rData, i * RECV_SLOT)), true);
@@ -215,17 +236,12 @@ export class Udp {
       rm.setBigUint64(m + MSG_IOVLEN, 1n, true);
       rm.setBigUint64(m + MSG_CONTROL, BigInt(addr(this.rCtrl, i * CTRL_SLOT)), true);
 
-      si.setBigUint64(i * IOVEC_SIZE, BigInt(addr(this.sData, i * SEND_SLOT)), true);
       sm.setBigUint64(m + MSG_NAME, BigInt(addr(this.sNames, i * NAME_SLOT)), true);
       sm.setBigUint64(m + MSG_IOV, BigInt(addr(this.sIov, i * IOVEC_SIZE)), true);
       sm.setBigUint64(m + MSG_IOVLEN, 1n, true);
       sm.setBigUint64(m + MSG_CONTROL, BigInt(addr(this.sCtrl, i * CTRL_SLOT)), true);
-      // Every send control block is one IPV6_PKTINFO cmsg; only its contents change.
-      const c = new DataView(this.sCtrl.buffer, i * CTRL_SLOT);
-      c.setBigUint64(0, BigInt(CMSG_HDR + 20), true);
-      c.setInt32(8, IPPROTO_IPV6, true);
-      c.setInt32(12, IPV6_PKTINFO, true);
     }
+    this.sDataPtr = addr(this.sData, 0);
   }
 
   /**
@@ -257,6 +273,8 @@ export class Udp {
       setInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
       setInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
     }
+    // Coalesced receive: a burst from one sender may arrive as one buffer of equal-size datagrams.
+    this.gro = process.env.WG_UDP_GSO !== "0" && setInt(fd, SOL_UDP, UDP_GRO, 1) === 0;
     if (fwmark !== 0 && setInt(fd, SOL_SOCKET, SO_MARK, fwmark | 0) < 0) fail("setsockopt(SO_MARK)");
     if (setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCKBUF) < 0) setInt(fd, SOL_SOCKET, SO_RCVBUF, SOCKBUF);
     if (setInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SOCKBUF) < 0) setInt(fd, SOL_SOCKET, SO_SNDBUF, SOCKBUF);
@@ -282,6 +300,9 @@ export class Udp {
     this.fd = -1;
     this.port = 0;
     this.sCount = 0;
+    this.sTail = 0;
+    this.mDest = null;
+    this.mClosed = true;
   }
 
   /**
@@ -302,15 +323,27 @@ export class Udp {
       const e = errno();
       return e === E.EAGAIN || e === E.EINTR ? 0 : -e;
     }
+    let count = 0;
     for (let i = 0; i < n; i++) {
       const len = m32[((i * MMSGHDR_SIZE + MMSG_LEN) >> 2)]!;
       const ep = this.sourceOf(i);
       if (ep === null) continue;
-      if (this.sticky && this.family === AF_INET6) this.noteSticky(i, ep);
-      this.rxPackets++;
-      onPacket(this.rData, i * RECV_SLOT, len, ep);
+      const seg = this.scanControl(i, ep);
+      const base = i * RECV_SLOT;
+      if (seg > 0 && seg < len) {
+        // A UDP_GRO buffer: equal-size datagrams back to back, the last one possibly shorter.
+        for (let o = 0; o < len; o += seg) {
+          this.rxPackets++;
+          count++;
+          onPacket(this.rData, base + o, Math.min(seg, len - o), ep);
+        }
+      } else {
+        this.rxPackets++;
+        count++;
+        onPacket(this.rData, base, len, ep);
+      }
     }
-    return n;
+    return count;
   }
 
   private sourceOf(i: number): Endpoint | null {
@@ -362,15 +395,33 @@ export class Udp {
     return ep;
   }
 
-  /** Remembers the destination address of datagram i as the reply source towards `ep`. */
-  private noteSticky(i: number, ep: Endpoint): void {
+  /**
+   * Walks message i's control data: notes IPV6_PKTINFO as the sticky source towards `ep` and
+   * returns the UDP_GRO segment size (0 when the buffer is one datagram).
+   */
+  private scanControl(i: number, ep: Endpoint): number {
     const c = this.rCtrl;
-    const o = i * CTRL_SLOT;
-    const clen = this.rMsgs32[((i * MMSGHDR_SIZE + MSG_CONTROLLEN) >> 2)]!;
-    if (clen < CMSG_HDR + 20) return;
-    const level = c[o + 8]! | (c[o + 9]! << 8);
-    const type = c[o + 12]! | (c[o + 13]! << 8);
-    if (level !== IPPROTO_IPV6 || type !== IPV6_PKTINFO) return;
+    const base = i * CTRL_SLOT;
+    const clen = Math.min(this.rMsgs32[((i * MMSGHDR_SIZE + MSG_CONTROLLEN) >> 2)]!, CTRL_SLOT);
+    let seg = 0;
+    for (let o = 0; o + CMSG_HDR <= clen; ) {
+      const l = c[base + o]! | (c[base + o + 1]! << 8);
+      if (l < CMSG_HDR) break;
+      const level = c[base + o + 8]! | (c[base + o + 9]! << 8);
+      const type = c[base + o + 12]! | (c[base + o + 13]! << 8);
+      if (level === IPPROTO_IPV6 && type === IPV6_PKTINFO && l >= CMSG_HDR + 20) {
+        if (this.sticky && this.family === AF_INET6) this.noteSticky(base + o + CMSG_HDR, ep);
+      } else if (level === SOL_UDP && type === UDP_GRO && l >= CMSG_HDR + 2) {
+        seg = c[base + o + CMSG_HDR]! | (c[base + o + CMSG_HDR + 1]! << 8);
+      }
+      o += (l + 7) & ~7;
+    }
+    return seg;
+  }
+
+  /** Remembers the in6_pktinfo at rCtrl[d..] as the reply source towards `ep`. */
+  private noteSticky(d: number, ep: Endpoint): void {
+    const c = this.rCtrl;
     let byPort = this.stickyByIp.get(ep.ip);
     if (byPort === undefined) {
       if (this.stickyByIp.size >= 4096) this.stickyByIp.clear();
@@ -382,7 +433,6 @@ export class Udp {
       s = { addr: new Uint8Array(16), ifindex: 0 };
       byPort.set(ep.port, s);
     }
-    const d = o + CMSG_HDR;
     let changed = false;
     for (let k = 0; k < 16; k++)
       if (s.addr[k] !== c[d + k]) {
@@ -430,7 +480,10 @@ export class Udp {
     return d;
   }
 
-  /** Queues one datagram for the next flush (sent at once when the batch is full). */
+  /**
+   * Queues one datagram for the next flush. Datagrams of equal size to the same destination
+   * (and source) join one UDP GSO message: one kernel send path for up to 64 of them.
+   */
   send(buf: Uint8Array, off: number, len: number, ep: Endpoint): void {
     if (this.fd < 0) return;
     const d = this.encode(ep);
@@ -438,45 +491,89 @@ export class Udp {
       this.txDropped++;
       return;
     }
-    if (len > SEND_SLOT) {
-      this.flush();
-      const r = Number(libc.sendto(this.fd, addr(buf, off), len, 0, d.sa, this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16));
-      if (r < 0) this.txDropped++;
-      else this.txPackets++;
+    const sticky = this.sticky && this.family === AF_INET6 ? this.stickyByIp.get(ep.ip)?.get(ep.port) : undefined;
+    let i = this.sCount - 1;
+    if (
+      this.gso &&
+      !this.mClosed &&
+      d === this.mDest &&
+      this.mSticky[i] === sticky &&
+      len <= this.mSeg[i]! &&
+      this.mSegs[i]! < GSO_MAX_SEGS &&
+      this.mLen[i]! + len <= GSO_MAX_BYTES &&
+      this.sTail + len <= SEND_ARENA
+    ) {
+      this.sData.set(buf.subarray(off, off + len), this.sTail);
+      this.sTail += len;
+      this.mLen[i] = this.mLen[i]! + len;
+      this.mSegs[i] = this.mSegs[i]! + 1;
+      if (len < this.mSeg[i]!) this.mClosed = true;
       return;
     }
-    const i = this.sCount;
-    this.sData.set(buf.subarray(off, off + len), i * SEND_SLOT);
-    this.sIov32[(i * IOVEC_SIZE + 8) >> 2] = len;
+    if (this.sCount === BATCH || this.sTail + len > SEND_ARENA) this.flush();
+    i = this.sCount++;
+    const start = this.sTail;
+    this.sData.set(buf.subarray(off, off + len), start);
+    this.sTail += len;
+    this.mSeg[i] = len;
+    this.mSegs[i] = 1;
+    this.mLen[i] = len;
+    this.mSticky[i] = sticky;
+    this.mDest = d;
+    this.mClosed = false;
+    const iv = (i * IOVEC_SIZE) >> 2;
+    const p = this.sDataPtr + start;
+    this.sIov32[iv] = p % 4294967296;
+    this.sIov32[iv + 1] = Math.floor(p / 4294967296);
     this.sNames.set(d.sa, i * NAME_SLOT);
     const w = (i * MMSGHDR_SIZE) >> 2;
     this.sMsgs32[w + (MSG_NAMELEN >> 2)] = this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16;
-    const s = this.sticky && this.family === AF_INET6 ? this.stickyByIp.get(ep.ip)?.get(ep.port) : undefined;
+  }
+
+  /** Fills message i's length and control data (sticky source, GSO segment size). */
+  private finish(i: number, withSticky: boolean): void {
+    const iv = (i * IOVEC_SIZE) >> 2;
+    this.sIov32[iv + 2] = this.mLen[i]!;
+    this.sIov32[iv + 3] = 0;
+    const c = this.sCtrl;
+    const v = this.sCtrlView;
+    const base = i * CTRL_SLOT;
+    let o = 0;
+    const s = withSticky ? this.mSticky[i] : undefined;
     if (s !== undefined) {
-      const c = i * CTRL_SLOT + CMSG_HDR;
-      this.sCtrl.set(s.addr, c);
+      v.setUint32(base, CMSG_HDR + 20, true);
+      v.setUint32(base + 4, 0, true);
+      v.setInt32(base + 8, IPPROTO_IPV6, true);
+      v.setInt32(base + 12, IPV6_PKTINFO, true);
+      c.set(s.addr, base + CMSG_HDR);
       // An IPv4-mapped source must not pin the interface: the kernel then routes normally.
-      const idx = isV4Mapped(s.addr, 0) ? 0 : s.ifindex;
-      this.sCtrl[c + 16] = idx & 0xff;
-      this.sCtrl[c + 17] = (idx >>> 8) & 0xff;
-      this.sCtrl[c + 18] = (idx >>> 16) & 0xff;
-      this.sCtrl[c + 19] = idx >>> 24;
-      this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] = PKTINFO6_SPACE;
-    } else {
-      this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] = 0;
+      v.setUint32(base + CMSG_HDR + 16, isV4Mapped(s.addr, 0) ? 0 : s.ifindex, true);
+      o = PKTINFO6_SPACE;
     }
-    if (++this.sCount === BATCH) this.flush();
+    if (this.mSegs[i]! > 1) {
+      this.gsoMessages++;
+      v.setUint32(base + o, CMSG_HDR + 2, true);
+      v.setUint32(base + o + 4, 0, true);
+      v.setInt32(base + o + 8, SOL_UDP, true);
+      v.setInt32(base + o + 12, UDP_SEGMENT, true);
+      v.setUint16(base + o + CMSG_HDR, this.mSeg[i]!, true);
+      o += CMSG_HDR + 8;
+    }
+    const w = (i * MMSGHDR_SIZE) >> 2;
+    this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] = o;
   }
 
   /** Sends everything queued with as few sendmmsg calls as the kernel allows. */
   flush(): void {
-    let start = 0;
     const total = this.sCount;
+    if (total === 0) return;
+    for (let i = 0; i < total; i++) this.finish(i, true);
+    let start = 0;
     let retries = 0;
-    let dropped = 0;
     while (start < total) {
       const n = libc.sendmmsg(this.fd, addr(this.sMsgs, start * MMSGHDR_SIZE), total - start, 0);
       if (n > 0) {
+        for (let k = start; k < start + n; k++) this.txPackets += this.mSegs[k]!;
         start += n;
         continue;
       }
@@ -491,19 +588,43 @@ export class Udp {
       if (e === E.EINTR) continue;
       // A stale sticky source (address removed: EINVAL, EADDRNOTAVAIL, ENETUNREACH...): retry
       // the message without it so the kernel picks a source by route.
-      const w = (start * MMSGHDR_SIZE) >> 2;
-      if (this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] !== 0) {
-        this.sMsgs32[w + (MSG_CONTROLLEN >> 2)] = 0;
+      if (this.mSticky[start] !== undefined) {
+        this.mSticky[start] = undefined;
         this.stickyByIp.clear();
+        this.finish(start, false);
+        continue;
+      }
+      if (this.mSegs[start]! > 1) {
+        // The route or kernel refused UDP GSO (EIO without checksum offload, EINVAL on old
+        // kernels): send this message datagram by datagram and stop batching that way.
+        this.gso = false;
+        this.sendSegments(start);
+        start++;
         continue;
       }
       // Unsendable message (unreachable network, ...): skip it like a lost packet.
       this.txDropped++;
-      dropped++;
       start++;
     }
-    this.txPackets += total - dropped;
     this.sCount = 0;
+    this.sTail = 0;
+    this.mDest = null;
+    this.mClosed = true;
+  }
+
+  /** Sends GSO message i as separate datagrams (fallback path). */
+  private sendSegments(i: number): void {
+    const iv = (i * IOVEC_SIZE) >> 2;
+    const p = this.sIov32[iv]! + this.sIov32[iv + 1]! * 4294967296;
+    const seg = this.mSeg[i]!;
+    const len = this.mLen[i]!;
+    const sa = this.sNames.subarray(i * NAME_SLOT, i * NAME_SLOT + SOCKADDR_IN6_SIZE);
+    const saLen = this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16;
+    for (let o = 0; o < len; o += seg) {
+      const r = Number(libc.sendto(this.fd, p + o, Math.min(seg, len - o), 0, sa, saLen));
+      if (r < 0) this.txDropped++;
+      else this.txPackets++;
+    }
   }
 
   /** True when the socket has data (used by tests without the poller). */
