@@ -496,7 +496,8 @@ export class Udp {
     if (
       this.gso &&
       !this.mClosed &&
-      d === this.mDest &&
+      this.mDest !== null &&
+      (d === this.mDest || (d.port === this.mDest.port && d.ip === this.mDest.ip && d.family === this.mDest.family)) &&
       this.mSticky[i] === sticky &&
       len <= this.mSeg[i]! &&
       this.mSegs[i]! < GSO_MAX_SEGS &&
