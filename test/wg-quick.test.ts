@@ -512,6 +512,42 @@ describe("bare interface names: /etc/wireguard/IFACE.conf (a private tmpfs over 
   }, TIMEOUT);
 });
 
+describe("resolvconf interface-order prefix (an overlay over /etc in a private mount namespace)", () => {
+  test("`tun*` in /etc/resolvconf/interface-order names the record tun.IFACE, for up, save and down", async () => {
+    const iface = ifname();
+    const path = join(cfgDir, `${iface}.conf`);
+    const r: Record<string, RunResult & { log: string; saved: string }> = {};
+    for (const side of ["orig", "ours"] as const) {
+      const ns = hostNs(side);
+      const before = snapshot(ns);
+      resetState();
+      writeFileSync(path, SPLIT, { mode: 0o600 });
+      const ov = join(dir, `overlay-${side}`);
+      mkdirSync(join(ov, "upper"), { recursive: true });
+      mkdirSync(join(ov, "work"), { recursive: true });
+      const q = (args: string) => [...argvOf(side, args.split(" "))].map((w) => `'${w}'`).join(" ");
+      const script = [
+        `mount -t overlay overlay -o lowerdir=/etc,upperdir=${ov}/upper,workdir=${ov}/work /etc`,
+        "mkdir -p /etc/resolvconf",
+        "printf 'lo.inet*\\ntun*\\neth*\\n' > /etc/resolvconf/interface-order",
+        q(`up ${path}`),
+        q(`save ${path}`),
+        q(`down ${path}`),
+      ].join(" && ");
+      const out = ns.run(["unshare", "-m", "sh", "-c", script], envOf(side));
+      await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+      expect(snapshot(ns)).toEqual(before);
+      const saved = sortPeers(normState(readFileSync(path, "latin1"), ns));
+      r[side] = { code: out.code, stdout: out.stdout, stderr: normOutput(out.stderr, iface), log: readState().resolvconf, saved };
+    }
+    expect(r.orig!.code).toBe(0);
+    expect(r.orig!.stderr).toContain(`[#] resolvconf -a tun.${iface} -m 0 -x`);
+    expect(r.orig!.saved).toContain("DNS = 10.71.0.53\nDNS = fd71::53\n");
+    expect(r.ours).toEqual(r.orig!);
+    expect(existsSync("/etc/resolvconf")).toBe(false);
+  }, TIMEOUT);
+});
+
 describe("ours: clear errors where the reference needs tools we do not replace", () => {
   const noSbin = { PATH: "/usr/bin:/bin" }; // resolvconf and nft live in /usr/sbin here
   test("no resolvconf: status 127, a message naming what to install, full teardown", async () => {
