@@ -78,6 +78,9 @@ export class Tun {
   /** Statistics: packets merged into a previous one, and writes issued. */
   merged = 0;
   writes = 0;
+  writeErrors = 0;
+  /** Merging on write; switched off if the kernel rejects a merged packet. */
+  groEnabled = true;
   /** Statistics: reads that were super-packets, and segments cut from them. */
   superReads = 0;
   segments = 0;
@@ -285,8 +288,12 @@ export class Tun {
     }
     const n = Number(libc.write(this.fd, this.pendPtr, VNET_HDR_LEN + this.pendLen));
     this.writes++;
+    if (n < 0) {
+      this.writeErrors++;
+      // A kernel that refuses our GSO packets (EINVAL): stop merging; TCP resends what was lost.
+      if (this.pendCount > 1 && errno() === E.EINVAL) this.groEnabled = false;
+    }
     this.pendLen = 0;
-    void n;
   }
 
   /** One packet with an all-zero virtio header (no GSO, checksum already complete). */
@@ -311,6 +318,7 @@ export class Tun {
 
   /** Starts a merge candidate if the packet is a plain in-order TCP data segment. */
   private tryStart(b: Uint8Array, o: number, len: number): boolean {
+    if (!this.groEnabled) return false;
     const ipHl = tcpDataHeaderLen(b, o, len);
     if (ipHl <= 0) return false;
     const t = o + ipHl;
