@@ -641,3 +641,18 @@ describe("the compiled executable", () => {
     expect(snapshot(ns)).toEqual(before);
   }, TIMEOUT);
 });
+
+describe("not root", () => {
+  test.skipIf(Bun.which("sudo") !== null)("without sudo: status 127 like the reference, with a plain message", () => {
+    const conf = join(cfgDir, "wqnoroot.conf");
+    writeFileSync(conf, "[Interface]\n", { mode: 0o644 });
+    const asNobody = (argv: string[]) => {
+      const r = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv], { stdout: "pipe", stderr: "pipe" });
+      return { code: r.exitCode, stderr: r.stderr.toString() };
+    };
+    const orig = asNobody(argvOf("orig", ["strip", conf]));
+    const ours = asNobody(argvOf("ours", ["strip", conf]));
+    expect(orig.code).toBe(127);
+    expect(ours).toEqual({ code: 127, stderr: "wg-quick: must be run as root, and sudo is not installed\n" });
+  });
+});
