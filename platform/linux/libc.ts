@@ -17,6 +17,7 @@ const lib = dlopen("libc.so.6", {
   ioctl: { args: [i32, u64, P], returns: i32 },
   fcntl: { args: [i32, i32, i64], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
+  socketpair: { args: [i32, i32, i32, P], returns: i32 },
   setsockopt: { args: [i32, i32, i32, P, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, P, P], returns: i32 },
   bind: { args: [i32, P, u32], returns: i32 },

@@ -100,6 +100,14 @@ export class Tun {
     this.iov[1] = BigInt(VNET_HDR_LEN);
   }
 
+  /**
+   * Wraps an fd that already behaves like a TUN (one packet per read/write). Tests use a
+   * SOCK_DGRAM socketpair to check segmentation and merging byte for byte.
+   */
+  static fromFd(fd: number, name: string, vnet: boolean): Tun {
+    return new Tun(fd, name, vnet);
+  }
+
   /** Creates (or attaches to) the TUN named `name`; the kernel picks a name for "" or "wg%d". */
   static open(name: string, opts: TunOptions = {}): Tun {
     const vnet = opts.gro ?? true;
