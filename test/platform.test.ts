@@ -108,9 +108,9 @@ setTimeout(() => {
   sock.readable(1000);
   sock.receive((b, o, l, src) => { if (new TextDecoder().decode(b.subarray(o, o + l)) === "hello-tun" && src.ip === "10.9.0.2" && src.port === 5555) seen.written++; });
   sh("ip link set wgtun0 mtu 1380");
-}, 900);
-setTimeout(() => sh("ip link set wgtun0 down"), 1100);
-setTimeout(() => sh("ip link del wgtun0"), 1300);
+}, 1300);
+setTimeout(() => sh("ip link set wgtun0 down"), 1600);
+setTimeout(() => sh("ip link del wgtun0"), 1900);
 const guard = setTimeout(() => { console.log(JSON.stringify({ ...seen, reason: "timeout" })); process.exit(1); }, 8000);
 const reason = await io.start();
 clearTimeout(guard);
@@ -134,7 +134,7 @@ describe("UDP", () => {
   test("between two namespaces: SO_MARK, recvmmsg batches, UDP GSO/GRO, dual-stack sources, sticky reply source, EADDRINUSE", async () => {
     const a = lab.ns("ua");
     const b = lab.ns("ub");
-    lab.veth(a, b, { a: ["10.7.0.1/24", "fd07::1/64"], b: ["10.7.0.2/24", "10.7.0.3/24", "fd07::2/64"] });
+    const [dev] = lab.veth(a, b, { a: ["10.7.0.1/24", "fd07::1/64", "fe80::a/64"], b: ["10.7.0.2/24", "10.7.0.3/24", "fd07::2/64", "fe80::b/64"] });
     const server = script(
       "udp-server.ts",
       `
@@ -144,15 +144,15 @@ const port = u.bind(0, 0);
 console.log(JSON.stringify({ port }));
 let got = 0, maxBatch = 0, badLen = 0; const sources = new Set<string>();
 const end = Date.now() + 8000;
-while (got < 2001 && Date.now() < end) {
+while (got < 2002 && Date.now() < end) {
   if (!u.readable(200)) continue;
   await Bun.sleep(20); // let a burst queue up so one recvmmsg returns many
   const n = u.receive((buf, off, len, src) => {
     got++;
-    if (len !== 1200 && !(len === 8 && buf[off] === 0x50)) badLen++;
+    if (len !== 1200 && !(len === 8 && (buf[off] === 0x50 || buf[off] === 0x51))) badLen++;
     sources.add(src.family + " " + src.ip);
     // Reply to the probe: it must leave from the address it was sent to.
-    if (buf[off] === 0x50) { u.send(buf, off, len, src); u.flush(); }
+    if (buf[off] === 0x50 || buf[off] === 0x51) { u.send(buf, off, len, src); u.flush(); }
   });
   if (n > maxBatch) maxBatch = n;
 }
@@ -179,7 +179,12 @@ msg[0] = 0x50;
 u.send(msg, 0, 8, { family: 4, ip: "10.7.0.3", port }); u.flush();
 let replyFrom = "";
 if (u.readable(2000)) u.receive((b, o, l, src) => { replyFrom = src.ip + ":" + src.port; });
-console.log(JSON.stringify({ mark, replyFrom, tx: u.txPackets, dropped: u.txDropped, gsoMessages: u.gsoMessages }));
+// Link-local with a zone: the server must answer back through the same interface.
+msg[0] = 0x51;
+u.send(msg, 0, 8, { family: 6, ip: "fe80::b%" + process.argv[3], port }); u.flush();
+let linkLocalReply = "";
+if (u.readable(2000)) u.receive((b, o, l, src) => { linkLocalReply = src.ip + ":" + src.port; });
+console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, tx: u.txPackets, dropped: u.txDropped, gsoMessages: u.gsoMessages }));
 `,
     );
     const srv = b.spawn([BUN, server]);
@@ -190,20 +195,23 @@ console.log(JSON.stringify({ mark, replyFrom, tx: u.txPackets, dropped: u.txDrop
       if (m) port = Number(m[1]);
     }
     expect(port).toBeGreaterThan(0);
-    const c = runIn(a, client, [String(port)]);
+    const c = runIn(a, client, [String(port), dev]);
     await srv.exited;
     const s = JSON.parse(srv.output().trim().split("\n").pop()!);
     expect(c.mark).toBe(0x2a5);
     expect(c.dropped).toBe(0);
     expect(c.replyFrom).toBe(`10.7.0.3:${port}`);
-    expect(s.got).toBe(2001);
+    expect(s.got).toBe(2002);
+    expect(c.linkLocalReply).toBe(`fe80::b%${dev}:${port}`);
     // Sent as UDP GSO messages, received through UDP_GRO, split back into 1200-byte datagrams.
     expect(c.gsoMessages).toBeGreaterThan(0);
-    expect(c.tx).toBe(2001);
+    expect(c.tx).toBe(2002);
     expect(s.gro).toBe(true);
     expect(s.badLen).toBe(0);
     expect(s.maxBatch).toBeGreaterThan(1);
-    expect(s.sources).toEqual(["4 10.7.0.1", "6 fd07::1"]);
+    expect(s.sources.length).toBe(3);
+    expect(s.sources.slice(0, 2)).toEqual(["4 10.7.0.1", "6 fd07::1"]);
+    expect(s.sources[2]).toMatch(new RegExp(`^6 fe80::[0-9a-f:]+%${dev}$`));
     expect(s.inUse).toBe(98);
   }, 20000);
 });

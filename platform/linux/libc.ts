@@ -31,6 +31,7 @@ const lib = dlopen("libc.so.6", {
   poll: { args: [P, u64, i32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
   if_nametoindex: { args: [P], returns: u32 },
+  if_indextoname: { args: [u32, P], returns: P },
   __errno_location: { args: [], returns: P },
 });
 

@@ -142,6 +142,13 @@ export function formatIPv6(b: Uint8Array, off: number): string {
   return hex(0, bestStart) + "::" + hex(bestStart + bestLen, 8);
 }
 
+function zoneName(index: number): string {
+  const name = new Uint8Array(16);
+  if (libc.if_indextoname(index, name) === null) return String(index);
+  const end = name.indexOf(0);
+  return new TextDecoder().decode(name.subarray(0, end < 0 ? 16 : end));
+}
+
 function isV4Mapped(b: Uint8Array, off: number): boolean {
   for (let i = 0; i < 10; i++) if (b[off + i] !== 0) return false;
   return b[off + 10] === 0xff && b[off + 11] === 0xff;
@@ -370,7 +377,7 @@ export class Udp {
       key = ((b[a + 12]! * 16777216 + ((b[a + 13]! << 16) | (b[a + 14]! << 8) | b[a + 15]!)) * 65536) + port;
     } else {
       let h = 0x811c9dc5;
-      for (let k = 0; k < 16; k++) h = Math.imul(h ^ b[a + k]!, 0x01000193);
+      for (let k = 0; k < 20; k++) h = Math.imul(h ^ b[a + k]!, 0x01000193); // address + scope id
       key = -((h >>> 0) * 65536 + port) - 1; // negative keys cannot collide with IPv4 keys
     }
     const hit = this.sources.get(key);
@@ -378,7 +385,7 @@ export class Udp {
       if (v4) return hit.ep;
       const r = hit.raw;
       let same = true;
-      for (let k = 0; k < 16; k++)
+      for (let k = 0; k < 20; k++)
         if (r[k] !== b[a + k]) {
           same = false;
           break;
@@ -387,10 +394,14 @@ export class Udp {
     }
     // Bounded: unauthenticated sources must not grow memory without limit.
     if (this.sources.size >= 4096) this.sources.clear();
-    const raw = b.slice(a, a + 16);
-    const ep: Endpoint = v4
-      ? { family: 4, ip: `${raw[12]}.${raw[13]}.${raw[14]}.${raw[15]}`, port }
-      : { family: 6, ip: formatIPv6(raw, 0), port };
+    const raw = b.slice(a, a + 20);
+    let ep: Endpoint;
+    if (v4) ep = { family: 4, ip: `${raw[12]}.${raw[13]}.${raw[14]}.${raw[15]}`, port };
+    else {
+      // Link-local senders keep their zone ("fe80::1%eth0") so replies can be routed back.
+      const scope = raw[16]! | (raw[17]! << 8) | (raw[18]! << 16) | (raw[19]! * 16777216);
+      ep = { family: 6, ip: formatIPv6(raw, 0) + (scope !== 0 ? `%${zoneName(scope)}` : ""), port };
+    }
     this.sources.set(key, { ep, raw });
     return ep;
   }
