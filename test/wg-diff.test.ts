@@ -534,6 +534,122 @@ describe("requests sent (recorded by a fake daemon)", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Generated inputs: random config files and `wg set` word lists built from valid and invalid
+// pieces, applied to a recording fake by both tools (seeded, so failures reproduce).
+
+describe("generated inputs", () => {
+  let seed = 0x2545f491;
+  const rnd = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const pick = <T,>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+  const mixCase = (w: string) => [...w].map((c) => (rnd(2) ? c.toUpperCase() : c.toLowerCase())).join("");
+  const blank = () => pick(["", "", " ", "\t", "  ", " \t "]);
+  const spaced = (w: string) => (rnd(4) ? w : [...w].join(pick([" ", "\t"])));
+  const keys = [K(100), K(101), K(102), K(103)];
+  const values: Record<string, string[]> = {
+    PrivateKey: [...keys, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "abc", K(104).slice(0, 43) + "B", ""],
+    ListenPort: ["51820", "0", "+5", "00012", "65536", "99999", "domain", "abc", "-1", ""],
+    FwMark: ["0", "off", "OFF", "0x10", "0X10", "010", "4294967296", "0x", "12z", ""],
+    PublicKey: [...keys, "bad", ""],
+    PresharedKey: [...keys, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "x", ""],
+    AllowedIPs: ["10.0.0.0/8", "10.4.4.4/16", "fd00::/8, 10.1.0.0/16", "0.0.0.0/0,::/0", "::ffff:1.2.3.4/128", "10.0.0.0/33", "1.2.3", "10.0.0.1,", "", "FD00::1/64"],
+    Endpoint: ["127.0.0.1:1", "[::1]:2", "2001:db8::4:4444", "[fe80::1%lo]:5", "[::1", "1.2.3.4", "1.2.3.4:65536", "1.2.3.4:abc", ""],
+    PersistentKeepalive: ["0", "off", "25", "65535", "65536", "+1", ""],
+  };
+  const ifaceKeys = ["PrivateKey", "ListenPort", "FwMark"];
+  const peerKeys = ["PublicKey", "PresharedKey", "AllowedIPs", "Endpoint", "PersistentKeepalive"];
+  function configText(): string {
+    const lines: string[] = [];
+    let section: "none" | "i" | "p" = "none";
+    const n = 1 + rnd(10);
+    for (let i = 0; i < n; i++) {
+      const r = rnd(20);
+      if (r < 3) {
+        lines.push(blank() + mixCase("[Interface]") + blank());
+        section = "i";
+      } else if (r < 6) {
+        lines.push(blank() + mixCase("[Peer]") + blank());
+        section = "p";
+        if (rnd(4)) lines.push(`PublicKey = ${pick(keys)}`);
+      } else if (r < 7) lines.push(pick(["# comment", "", "   ", "Address = 10.0.0.1/24", "[Peers]", "junk", "\r", "DNS = 1.1.1.1"]));
+      else {
+        const key = section === "p" || (section === "none" && rnd(2)) ? pick(peerKeys) : pick(ifaceKeys);
+        const v = pick(values[key]!);
+        lines.push(`${blank()}${spaced(rnd(3) ? key : mixCase(key))}${blank()}=${blank()}${v}${rnd(5) ? "" : " # c"}${rnd(8) ? "" : "\r"}`);
+      }
+    }
+    return lines.join("\n") + (rnd(3) ? "\n" : "");
+  }
+  function setWords(): string[] {
+    const w: string[] = [];
+    const n = 1 + rnd(6);
+    let inPeer = false;
+    for (let i = 0; i < n; i++) {
+      const r = rnd(12);
+      if (r < 3) {
+        w.push("peer", pick([...keys, "bad"]));
+        inPeer = true;
+        if (!rnd(5)) w.push("remove");
+      } else if (!inPeer || r < 4) {
+        const opt = pick(["listen-port", "fwmark", "private-key"]);
+        w.push(opt, opt === "listen-port" ? pick(values.ListenPort!) : opt === "fwmark" ? pick(values.FwMark!) : pick([keyFile, "/dev/null", "/nonexistent"]));
+      } else {
+        const opt = pick(["endpoint", "allowed-ips", "persistent-keepalive", "preshared-key", "remove", "bogus"]);
+        if (opt === "remove" || opt === "bogus") w.push(opt);
+        else w.push(opt, opt === "endpoint" ? pick(values.Endpoint!) : opt === "allowed-ips" ? pick(values.AllowedIPs!) : opt === "persistent-keepalive" ? pick(values.PersistentKeepalive!) : pick([keyFile, "/dev/null", badKeyFile]));
+      }
+    }
+    if (!rnd(6)) w.pop();
+    return w;
+  }
+  let keyFile = "", badKeyFile = "";
+  const noRetry = { env: { WG_ENDPOINT_RESOLUTION_RETRIES: "0" } };
+
+  async function compare(args: (name: string) => string[]) {
+    const runtime: FakeState = { peers: [keys[0]!, K(105), keys[3]!].map((k) => ({ pub: Buffer.from(k, "base64") })) };
+    const d = await fake(runtime);
+    const rR = await R(args(d.name), noRetry);
+    const reqR = d.setRequests();
+    d.requests.length = 0;
+    const rO = await O(args(d.name), noRetry);
+    const reqO = d.setRequests();
+    await d.stop();
+    expect({ args: args("IF"), ...rO, req: reqO }).toEqual({ args: args("IF"), ...rR, req: reqR });
+    return rR.code;
+  }
+
+  test("random config files via setconf/addconf/syncconf", async () => {
+    keyFile = file("gen-key", K(106) + "\n");
+    badKeyFile = file("gen-badkey", K(106) + "x");
+    const codes: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const p = file(`gen-${i}.conf`, configText());
+      const cmd = pick(["setconf", "addconf", "syncconf"]);
+      codes.push(await compare((n) => [cmd, n, p]));
+    }
+    // The generator must exercise both outcomes.
+    expect(codes.filter((c) => c === 0).length).toBeGreaterThan(3);
+    expect(codes.filter((c) => c === 1).length).toBeGreaterThan(3);
+  }, TIMEOUT);
+
+  test("random wg set word lists", async () => {
+    keyFile = file("gen-key", K(106) + "\n");
+    badKeyFile = file("gen-badkey", K(106) + "x");
+    const codes: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const words = setWords();
+      codes.push(await compare((n) => ["set", n, ...words]));
+    }
+    expect(codes.filter((c) => c === 0).length).toBeGreaterThan(3);
+    expect(codes.filter((c) => c === 1).length).toBeGreaterThan(3);
+  }, TIMEOUT);
+});
+
+// ---------------------------------------------------------------------------------------------
 // wireguard-go: the same commands must leave a real daemon in the same state.
 
 const DAEMONS: [string, (name: string) => string[]][] = [
