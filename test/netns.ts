@@ -3,7 +3,7 @@
 //   const lab = new Lab("daemon");            // namespaces are named wgt-daemon-<pid>-<n>-<name>
 //   const a = lab.ns("a"), b = lab.ns("b");   // created at once, loopback up
 //   lab.veth(a, b, { a: ["10.0.0.1/24", "fd00::1/64"], b: ["10.0.0.2/24", "fd00::2/64"] });
-//                                             // -> ["veth0", "veth0"] (names inside each ns)
+//                                             // -> ["veth1", "veth1"]: the name inside each ns
 //   a.sh("ip addr");                          // run a shell line inside a; throws on failure, returns stdout
 //   a.run(["ping", "-c1", "10.0.0.2"]);       // { code, stdout, stderr }, never throws
 //   const p = a.spawn(["iperf3", "-s"]);      // background process inside a; tracked by the lab
@@ -12,8 +12,11 @@
 //   await lab.cleanup();                      // kills every spawned PID, deletes every namespace
 //
 // cleanup() is idempotent; call it from afterAll/finally. As a last resort the lab also cleans up
-// synchronously when the test process exits. Names are unique per process, so concurrent test
-// files and helpers never collide; nothing outside the lab's namespaces is touched.
+// synchronously when the test process exits or gets SIGINT/SIGTERM, and a new Lab deletes
+// namespaces of its area left behind by processes that no longer exist (a SIGKILLed run).
+// Names are unique per process, so concurrent test files and helpers never collide; nothing
+// outside the lab's namespaces is touched. Note: /var/run/wireguard is shared by all
+// namespaces, so interface names of daemons must be unique too (e.g. include process.pid).
 
 import type { Subprocess } from "bun";
 
@@ -39,6 +42,34 @@ const liveLabs = new Set<Lab>();
 process.on("exit", () => {
   for (const lab of liveLabs) lab.cleanupSync();
 });
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    for (const lab of liveLabs) lab.cleanupSync();
+    process.exit(130);
+  });
+}
+
+/** Deletes namespaces `wgt-<area>-<pid>-*` whose creating process is gone. */
+function sweepStale(area: string): void {
+  const list = runSync(["ip", "netns", "list"]).stdout;
+  const re = new RegExp(`^(wgt-${area}-(\\d+)-\\S+)`, "gm");
+  for (const m of list.matchAll(re)) {
+    const pid = Number(m[2]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (alive) continue;
+    for (const p of runSync(["ip", "netns", "pids", m[1]!]).stdout.split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(p), "SIGKILL");
+      } catch {}
+    }
+    runSync(["ip", "netns", "del", m[1]!]);
+  }
+}
 
 function runSync(cmd: string[], env?: Record<string, string>): RunResult {
   const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", env: env ? { ...process.env, ...env } : undefined });
@@ -76,6 +107,8 @@ export class Lab {
   private readonly procs = new Set<Proc>();
 
   constructor(area: string) {
+    if (!/^[a-z0-9]+$/.test(area)) throw new Error(`Lab area must be [a-z0-9]+: ${area}`);
+    sweepStale(area);
     this.prefix = `wgt-${area}-${process.pid}-${labCounter++}-`;
     liveLabs.add(this);
   }
