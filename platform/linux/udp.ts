@@ -606,7 +606,7 @@ export class Udp {
         this.finish(start, false);
         continue;
       }
-      if (this.mSegs[start]! > 1) {
+      if (this.mSegs[start]! > 1 && (e === E.EIO || e === E.EINVAL || e === E.EMSGSIZE || e === 95 /* EOPNOTSUPP */)) {
         // The route or kernel refused UDP GSO (EIO without checksum offload, EINVAL on old
         // kernels): send this message datagram by datagram and stop batching that way.
         this.gso = false;
@@ -614,8 +614,8 @@ export class Udp {
         start++;
         continue;
       }
-      // Unsendable message (unreachable network, ...): skip it like a lost packet.
-      this.txDropped++;
+      // Unsendable message (unreachable network, ...): skip it like lost packets.
+      this.txDropped += this.mSegs[start]!;
       start++;
     }
     this.sCount = 0;
