@@ -142,14 +142,15 @@ import { Udp } from "@ROOT@/platform/linux/udp.ts";
 const u = new Udp();
 const port = u.bind(0, 0);
 console.log(JSON.stringify({ port }));
-let got = 0, maxBatch = 0, badLen = 0; const sources = new Set<string>();
+let got = 0, maxBatch = 0, badLen = 0, big = 0; const sources = new Set<string>();
 const end = Date.now() + 8000;
-while (got < 2002 && Date.now() < end) {
+while (got < 2006 && Date.now() < end) {
   if (!u.readable(200)) continue;
   await Bun.sleep(20); // let a burst queue up so one recvmmsg returns many
   const n = u.receive((buf, off, len, src) => {
     got++;
-    if (len !== 1200 && !(len === 8 && (buf[off] === 0x50 || buf[off] === 0x51))) badLen++;
+    if (len === 3000) big++;
+    else if (len !== 1200 && !(len === 8 && (buf[off] === 0x50 || buf[off] === 0x51))) badLen++;
     sources.add(src.family + " " + src.ip);
     // Reply to the probe: it must leave from the address it was sent to.
     if (buf[off] === 0x50 || buf[off] === 0x51) { u.send(buf, off, len, src); u.flush(); }
@@ -158,7 +159,7 @@ while (got < 2002 && Date.now() < end) {
 }
 let inUse = 0;
 try { new Udp().bind(port, 0); } catch (e: any) { inUse = e.errno; }
-console.log(JSON.stringify({ got, maxBatch, badLen, gro: u.gro, sources: [...sources].sort(), inUse }));
+console.log(JSON.stringify({ got, maxBatch, badLen, big, gro: u.gro, sources: [...sources].sort(), inUse }));
 `,
     );
     const client = script(
@@ -184,7 +185,12 @@ msg[0] = 0x51;
 u.send(msg, 0, 8, { family: 6, ip: "fe80::b%" + process.argv[3], port }); u.flush();
 let linkLocalReply = "";
 if (u.readable(2000)) u.receive((b, o, l, src) => { linkLocalReply = src.ip + ":" + src.port; });
-console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, tx: u.txPackets, dropped: u.txDropped, gsoMessages: u.gsoMessages }));
+// Datagrams above the path MTU: the kernel refuses them as one GSO message (EINVAL); they must
+// still arrive (as IP fragments), sent one by one, and GSO is switched off.
+const big = new Uint8Array(3000);
+for (let i = 0; i < 4; i++) u.send(big, 0, 3000, { family: 4, ip: "10.7.0.2", port });
+u.flush();
+console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, gsoAfter: u.gso, tx: u.txPackets, dropped: u.txDropped, gsoMessages: u.gsoMessages }));
 `,
     );
     const srv = b.spawn([BUN, server]);
@@ -201,11 +207,13 @@ console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, tx: u.txPackets, d
     expect(c.mark).toBe(0x2a5);
     expect(c.dropped).toBe(0);
     expect(c.replyFrom).toBe(`10.7.0.3:${port}`);
-    expect(s.got).toBe(2002);
+    expect(s.got).toBe(2006);
+    expect(s.big).toBe(4);
+    expect(c.gsoAfter).toBe(false);
     expect(c.linkLocalReply).toBe(`fe80::b%${dev}:${port}`);
     // Sent as UDP GSO messages, received through UDP_GRO, split back into 1200-byte datagrams.
     expect(c.gsoMessages).toBeGreaterThan(0);
-    expect(c.tx).toBe(2002);
+    expect(c.tx).toBe(2006);
     expect(s.gro).toBe(true);
     expect(s.badLen).toBe(0);
     expect(s.maxBatch).toBeGreaterThan(1);
