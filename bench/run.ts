@@ -13,13 +13,12 @@
 // Tunnel numbers come from two fresh namespaces joined by veth with one daemon in each; rounds
 // alternate the implementations (A B A B ...) and the table shows medians. An implementation
 // may be "x" (both sides) or "x:y" (side A runs x, side B runs y, e.g. an interop pair).
-// Results go to stdout and bench/RESULTS.md. Needs root.
+// Needs root, iperf3, ping, wireguard-go and /usr/bin/wg.
 import { readFileSync, writeFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generatePrivateKey, publicKey } from "../core/crypto.ts";
+import { generatePrivateKey, nobleAead, publicKey } from "../core/crypto.ts";
 import { loadOpenSslAead } from "../platform/linux/aead-openssl.ts";
-import { nobleAead } from "../core/crypto.ts";
 import { benchBackend } from "./aead.ts";
 import { cleanupImpls, compiledWg, getImplementation, type Implementation } from "./lib/impls.ts";
 import { iperf, pingMedianMs, startIperfServer, stopIperfServer, type ThroughputResult } from "./lib/net.ts";
