@@ -29,6 +29,7 @@ const lib = dlopen("libc.so.6", {
   sendmsg: { args: [i32, P, i32], returns: i64 },
   recv: { args: [i32, P, u64, i32], returns: i64 },
   poll: { args: [P, u64, i32], returns: i32 },
+  ppoll: { args: [P, u64, P, P], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
   if_nametoindex: { args: [P], returns: u32 },
   if_indextoname: { args: [u32, P], returns: P },
