@@ -4,10 +4,10 @@
 // Instead every fd is non-blocking and a tiny Worker does nothing but a blocking poll() on them;
 // when something is readable it flips a shared flag and the main thread, woken through
 // Atomics.waitAsync, drains everything it can in batches (recvmmsg, a run of TUN reads), flushes
-// one sendmmsg, then re-arms the poller. A wakeup costs ~30 us, so work is batched per wakeup.
-// Measured (2 cores): this worker+waitAsync round trip ~31k/s with no work; polling with a zero
-// timeout from setImmediate burns a core when idle, and node:fs reads cost a threadpool hop per
-// packet, so neither was kept.
+// one sendmmsg, then waits up to LINGER_US in ppoll itself for the next burst before re-arming
+// the poller. Measured on the 2-core box: the worker/waitAsync hand-off round trip runs ~31k/s
+// when hot; an idle wake costs a median ~60 us (postMessage: ~100 us). Not tried, by reasoning:
+// poll(0) from setImmediate burns a core while idle; node:fs reads cost a threadpool hop per packet.
 
 import type { DeviceIO, Endpoint, Engine } from "../../core/device-api.ts";
 import { E, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
@@ -81,10 +81,10 @@ export class LinuxIO implements DeviceIO {
   };
   /** Statistics for tests/benchmarks. */
   wakeups = 0;
-  spins = 0;
-  private readonly spinFds = new Int32Array(MAX_FDS * 2);
+  lingerHits = 0;
+  private readonly lingerFds = new Int32Array(MAX_FDS * 2);
   private readonly linger = new BigInt64Array([0n, BigInt(LINGER_US * 1000)]);
-  private spinCount = 0;
+  private lingerCount = 0;
   tunRx = 0;
   tunTx = 0;
 
@@ -158,8 +158,8 @@ export class LinuxIO implements DeviceIO {
       // paying the ~60-150 us hand-off through the poller thread and the event loop for each.
       // Bounded so UAPI requests and timers still get the event loop under constant load.
       for (let extra = 0; extra < 64 && this.running; extra++) {
-        if (libc.ppoll(this.spinFds, this.spinCount, this.linger, null) <= 0) break;
-        this.spins++;
+        if (libc.ppoll(this.lingerFds, this.lingerCount, this.linger, null) <= 0) break;
+        this.lingerHits++;
         this.safeDrain();
       }
       Atomics.store(st, S_STATE, 0);
@@ -167,7 +167,7 @@ export class LinuxIO implements DeviceIO {
     }
     this.opts.log(
       "verbose",
-      `I/O stats: wakeups ${this.wakeups}, spin hits ${this.spins}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} (gso messages ${this.udp.gsoMessages}) dropped ${this.udp.txDropped}`,
+      `I/O stats: wakeups ${this.wakeups}, linger hits ${this.lingerHits}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} (gso messages ${this.udp.gsoMessages}) dropped ${this.udp.txDropped}`,
     );
     return this.exitReason;
   }
@@ -203,13 +203,13 @@ export class LinuxIO implements DeviceIO {
     const fds = [this.tun.fd, this.kickFd, this.nlFd, this.udp.fd].filter((fd) => fd >= 0).slice(0, MAX_FDS);
     for (let i = 0; i < fds.length; i++) Atomics.store(this.st, S_FDS + i, fds[i]!);
     Atomics.store(this.st, S_NFDS, fds.length);
-    // The spin set leaves out the kick eventfd (only the poller thread consumes it).
-    const spin = [this.tun.fd, this.udp.fd].filter((fd) => fd >= 0);
-    for (let i = 0; i < spin.length; i++) {
-      this.spinFds[2 * i] = spin[i]!;
-      this.spinFds[2 * i + 1] = 1;
+    // The linger set leaves out the kick eventfd (only the poller thread consumes it).
+    const linger = [this.tun.fd, this.udp.fd].filter((fd) => fd >= 0);
+    for (let i = 0; i < linger.length; i++) {
+      this.lingerFds[2 * i] = linger[i]!;
+      this.lingerFds[2 * i + 1] = 1;
     }
-    this.spinCount = spin.length;
+    this.lingerCount = linger.length;
     this.kick();
   }
 
