@@ -10,6 +10,7 @@
 // checksum is left to us; receive() cuts them into MTU-sized segments with correct checksums.
 
 import {
+  Copier,
   E,
   IFF_NO_PI,
   IFF_TUN,
@@ -66,6 +67,7 @@ export class Tun {
   // GRO state: one flow being merged, stored after a virtio header in `pend`.
   private readonly pend = new Uint8Array(VNET_HDR_LEN + GRO_MAX + 64);
   private readonly pendPtr: number;
+  private readonly pendCopy: Copier;
   private pendLen = 0; // IP packet bytes in pend (0 = nothing pending)
   private pendCount = 0;
   private pendIpHl = 0;
@@ -87,6 +89,7 @@ export class Tun {
   private readonly rbuf = new Uint8Array(VNET_HDR_LEN + 65536 + 256);
   private readonly rbufPtr = addr(this.rbuf, 0);
   private readonly seg = new Uint8Array(65536 + 256);
+  private readonly segCopy = new Copier(addr(this.seg, 0));
   private readonly segView = new DataView(this.seg.buffer);
   private readonly rView = new DataView(this.rbuf.buffer);
 
@@ -96,6 +99,7 @@ export class Tun {
     this.vnet = vnet;
     this.readOffset = vnet ? VNET_HDR_LEN : 0;
     this.pendPtr = addr(this.pend, 0);
+    this.pendCopy = new Copier(this.pendPtr);
     this.iov[0] = BigInt(addr(this.zeroHdr, 0));
     this.iov[1] = BigInt(VNET_HDR_LEN);
   }
@@ -208,7 +212,7 @@ export class Tun {
       const plen = Math.min(gso, payloadTotal - done);
       const last = done + plen >= payloadTotal;
       const segLen = hl + plen;
-      seg.set(r.subarray(h + hl + done, h + hl + done + plen), hl);
+      this.segCopy.copy(hl, r, h + hl + done, plen);
       if (v4) {
         sv.setUint16(2, segLen);
         sv.setUint16(4, (id0 + count) & 0xffff);
@@ -333,7 +337,7 @@ export class Tun {
     const thl = (b[t + 12]! >> 4) * 4;
     if ((b[t + 13]! & TCP_FLAG_PSH) !== 0) return false; // would end the merge at once
     const payload = len - ipHl - thl;
-    this.pend.set(b.subarray(o, o + len), VNET_HDR_LEN);
+    this.pendCopy.copy(VNET_HDR_LEN, b, o, len);
     this.pendLen = len;
     this.pendCount = 1;
     this.pendIpHl = ipHl;
@@ -373,7 +377,7 @@ export class Tun {
     if ((flags & ~TCP_FLAG_PSH) !== p[pt + 13]) return false;
     for (let i = 14; i < 16; i++) if (b[t + i] !== p[pt + i]) return false;
     for (let i = 18; i < thl; i++) if (b[t + i] !== p[pt + i]) return false;
-    p.set(b.subarray(o + this.pendHl, o + len), h + this.pendLen);
+    this.pendCopy.copy(h + this.pendLen, b, o + this.pendHl, payload);
     this.pendLen += payload;
     this.pendCount++;
     this.merged++;

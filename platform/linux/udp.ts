@@ -6,6 +6,7 @@
 
 import type { Endpoint } from "../../core/device-api.ts";
 import {
+  Copier,
   AF_INET,
   AF_INET6,
   CMSG_HDR,
@@ -207,6 +208,7 @@ export class Udp {
   private readonly sCtrlView = new DataView(this.sCtrl.buffer);
   private readonly sData = new Uint8Array(SEND_ARENA);
   private readonly sDataPtr: number;
+  private readonly sCopy: Copier;
   private sCount = 0;
   private sTail = 0;
   // The message being filled (index sCount - 1) and what later datagrams must match to join it.
@@ -249,6 +251,7 @@ export class Udp {
       sm.setBigUint64(m + MSG_CONTROL, BigInt(addr(this.sCtrl, i * CTRL_SLOT)), true);
     }
     this.sDataPtr = addr(this.sData, 0);
+    this.sCopy = new Copier(this.sDataPtr);
   }
 
   /**
@@ -515,7 +518,7 @@ export class Udp {
       this.mLen[i]! + len <= GSO_MAX_BYTES &&
       this.sTail + len <= SEND_ARENA
     ) {
-      this.sData.set(buf.subarray(off, off + len), this.sTail);
+      this.sCopy.copy(this.sTail, buf, off, len);
       this.sTail += len;
       this.mLen[i] = this.mLen[i]! + len;
       this.mSegs[i] = this.mSegs[i]! + 1;
@@ -525,7 +528,7 @@ export class Udp {
     if (this.sCount === BATCH || this.sTail + len > SEND_ARENA) this.flush();
     i = this.sCount++;
     const start = this.sTail;
-    this.sData.set(buf.subarray(off, off + len), start);
+    this.sCopy.copy(start, buf, off, len);
     this.sTail += len;
     this.mSeg[i] = len;
     this.mSegs[i] = 1;
