@@ -152,6 +152,13 @@ function hostNs(label: string, extra: string[] = []): Netns {
       ...extra,
     ].join(" && "),
   );
+  // Carrier (and with it the link-local addresses and their routes) arrives asynchronously via
+  // linkwatch; snapshots taken before that would differ from later ones.
+  for (let i = 0; i < 150; i++) {
+    const ll = ns.run(["ip", "-o", "-6", "route", "show", "table", "local"]).stdout.match(/local fe80::/g)?.length ?? 0;
+    if (ll >= 2) break;
+    Bun.sleepSync(20);
+  }
   return ns;
 }
 
