@@ -151,14 +151,27 @@ function seekable(fd: number): boolean {
 }
 
 function makeEnv(o: Output): ParseEnv {
+  return defaultParseEnv((s) => o.err(s));
+}
+
+/** The OS side of wg's parsers (glibc resolver, key files, sleeping); for in-process setconf/set. */
+export function defaultParseEnv(err: (text: string) => void): ParseEnv {
+  const openKey = (path: string) => {
+    try {
+      return openSync(Buffer.from(path, "latin1"), "r");
+    } catch (e) {
+      err(`fopen: ${strerror(errnoFromCode((e as NodeJS.ErrnoException).code))}\n`);
+      return null;
+    }
+  };
   return {
-    err: (s) => o.err(s),
+    err,
     resolvePort,
     resolveEndpoint,
     sleep: (us) => Bun.sleepSync(us / 1000),
     retries: env("WG_ENDPOINT_RESOLUTION_RETRIES"),
     readKeyFile(path) {
-      const fd = openForRead(path, o);
+      const fd = openKey(path);
       if (fd === null) return null;
       try {
         const head = readUpTo(fd, 44);

@@ -407,7 +407,15 @@ describe("show and showconf against fake daemons", () => {
   }, TIMEOUT);
 
   test("wg with no arguments on the shared directory", async () => {
-    await expectSame([], { isolate: undefined }, 5);
+    // Other test files run busy tunnels here: counters and handshake ages move between the two
+    // runs, so those values are masked; names, keys, order and layout must still agree.
+    const mask = (t: string) => t.replace(/^( {2}(transfer|latest handshake): ).*$/gm, "$1*");
+    let r: Awaited<ReturnType<typeof both>>;
+    for (let i = 0; ; i++) {
+      r = await both([], { isolate: undefined });
+      if (mask(r.real.stdout) === mask(r.ours.stdout) || i === 4) break;
+    }
+    expect({ ...r.ours, stdout: mask(r.ours.stdout) }).toEqual({ ...r.real, stdout: mask(r.real.stdout) });
   }, TIMEOUT);
 
   test("no such interface, names with /, stale sockets, non-sockets", async () => {
