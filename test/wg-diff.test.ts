@@ -561,12 +561,18 @@ describe("generated inputs", () => {
   const values: Record<string, string[]> = {
     PrivateKey: [...keys, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "abc", K(104).slice(0, 43) + "B", ""],
     ListenPort: ["51820", "0", "+5", "00012", "65536", "99999", "domain", "abc", "-1", ""],
-    FwMark: ["0", "off", "OFF", "0x10", "0X10", "010", "4294967296", "0x", "12z", ""],
+    FwMark: ["0", "off", "OFF", "0x10", "010", "0xffffffff", "4294967295", "0X10", "4294967296", "0x", "12z", ""],
     PublicKey: [...keys, "bad", ""],
     PresharedKey: [...keys, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "x", ""],
-    AllowedIPs: ["10.0.0.0/8", "10.4.4.4/16", "fd00::/8, 10.1.0.0/16", "0.0.0.0/0,::/0", "::ffff:1.2.3.4/128", "10.0.0.0/33", "1.2.3", "10.0.0.1,", "", "FD00::1/64"],
+    AllowedIPs: ["10.0.0.0/8", "10.4.4.4/16", "fd00::/8, 10.1.0.0/16", "0.0.0.0/0,::/0", "FD00::1/64", "::ffff:1.2.3.4/128", "10.0.0.0/33", "1.2.3", "10.0.0.1,", ""],
     Endpoint: ["127.0.0.1:1", "[::1]:2", "2001:db8::4:4444", "[fe80::1%lo]:5", "[::1", "1.2.3.4", "1.2.3.4:65536", "1.2.3.4:abc", ""],
     PersistentKeepalive: ["0", "off", "25", "65535", "65536", "+1", ""],
+  };
+  /** How many leading entries of each pool are valid; invalid ones are drawn 1 time in 8. */
+  const validCount: Record<string, number> = { PrivateKey: 5, ListenPort: 7, FwMark: 7, PublicKey: 4, PresharedKey: 5, AllowedIPs: 5, Endpoint: 4, PersistentKeepalive: 4 };
+  const value = (key: string) => {
+    const pool = values[key]!, n = validCount[key]!;
+    return rnd(8) ? pool[rnd(n)]! : pool[n + rnd(pool.length - n)]!;
   };
   const ifaceKeys = ["PrivateKey", "ListenPort", "FwMark"];
   const peerKeys = ["PublicKey", "PresharedKey", "AllowedIPs", "Endpoint", "PersistentKeepalive"];
@@ -583,10 +589,10 @@ describe("generated inputs", () => {
         lines.push(blank() + mixCase("[Peer]") + blank());
         section = "p";
         if (rnd(4)) lines.push(`PublicKey = ${pick(keys)}`);
-      } else if (r < 7) lines.push(pick(["# comment", "", "   ", "Address = 10.0.0.1/24", "[Peers]", "junk", "\r", "DNS = 1.1.1.1"]));
+      } else if (r < 7) lines.push(rnd(6) ? pick(["# comment", "", "   ", "\r"]) : pick(["Address = 10.0.0.1/24", "[Peers]", "junk", "DNS = 1.1.1.1"]));
       else {
-        const key = section === "p" || (section === "none" && rnd(2)) ? pick(peerKeys) : pick(ifaceKeys);
-        const v = pick(values[key]!);
+        const key = section === "p" || (section === "none" && !rnd(6)) ? pick(peerKeys) : pick(ifaceKeys);
+        const v = value(key);
         lines.push(`${blank()}${spaced(rnd(3) ? key : mixCase(key))}${blank()}=${blank()}${v}${rnd(5) ? "" : " # c"}${rnd(8) ? "" : "\r"}`);
       }
     }
@@ -604,11 +610,11 @@ describe("generated inputs", () => {
         if (!rnd(5)) w.push("remove");
       } else if (!inPeer || r < 4) {
         const opt = pick(["listen-port", "fwmark", "private-key"]);
-        w.push(opt, opt === "listen-port" ? pick(values.ListenPort!) : opt === "fwmark" ? pick(values.FwMark!) : pick([keyFile, "/dev/null", "/nonexistent"]));
+        w.push(opt, opt === "listen-port" ? value("ListenPort") : opt === "fwmark" ? value("FwMark") : pick([keyFile, "/dev/null", "/nonexistent"]));
       } else {
         const opt = pick(["endpoint", "allowed-ips", "persistent-keepalive", "preshared-key", "remove", "bogus"]);
         if (opt === "remove" || opt === "bogus") w.push(opt);
-        else w.push(opt, opt === "endpoint" ? pick(values.Endpoint!) : opt === "allowed-ips" ? pick(values.AllowedIPs!) : opt === "persistent-keepalive" ? pick(values.PersistentKeepalive!) : pick([keyFile, "/dev/null", badKeyFile]));
+        else w.push(opt, opt === "endpoint" ? value("Endpoint") : opt === "allowed-ips" ? value("AllowedIPs") : opt === "persistent-keepalive" ? value("PersistentKeepalive") : pick([keyFile, "/dev/null", badKeyFile]));
       }
     }
     if (!rnd(6)) w.pop();
@@ -631,6 +637,7 @@ describe("generated inputs", () => {
   }
 
   test("random config files via setconf/addconf/syncconf", async () => {
+    seed = 0x2545f491 + 1; // each test reproducible on its own
     keyFile = file("gen-key", K(106) + "\n");
     badKeyFile = file("gen-badkey", K(106) + "x");
     const codes: number[] = [];
@@ -645,21 +652,24 @@ describe("generated inputs", () => {
   }, TIMEOUT);
 
   test("random daemon answers via show/showconf/dump", async () => {
+    seed = 0x2545f491 + 2; // each test reproducible on its own
     const hex = (k: string) => Buffer.from(k, "base64").toString("hex");
-    const devLines = [`private_key=${hex(K(107))}`, `private_key=${hex(K(107)).toUpperCase()}`, "private_key=00", "listen_port=51820", "listen_port=65536", "listen_port=0", "fwmark=4294967295", "fwmark=x", "protocol_version=1", "bogus"];
+    const devLines = [`private_key=${hex(K(107))}`, `private_key=${hex(K(107)).toUpperCase()}`, "listen_port=51820", "listen_port=0", "fwmark=4294967295", "protocol_version=1"];
+    const badDevLines = ["private_key=00", "listen_port=65536", "fwmark=x", "bogus"];
     const peerLines = [
-      `public_key=${hex(K(108))}`, `public_key=${hex(K(109))}`, `public_key=${hex(K(108))}`, "public_key=zz",
-      `preshared_key=${hex(K(110))}`, `preshared_key=${"0".repeat(64)}`, "endpoint=127.0.0.1:5", "endpoint=[::1]:6", "endpoint=[fe80::1%1]:7", "endpoint=1.2.3.4",
+      `public_key=${hex(K(108))}`, `public_key=${hex(K(109))}`, `public_key=${hex(K(108))}`,
+      `preshared_key=${hex(K(110))}`, `preshared_key=${"0".repeat(64)}`, "endpoint=127.0.0.1:5", "endpoint=[::1]:6", "endpoint=[fe80::1%1]:7",
       "last_handshake_time_sec=1", "last_handshake_time_sec=1700000000", "last_handshake_time_nsec=5", "last_handshake_time_sec=99999999999",
-      "rx_bytes=1263", "tx_bytes=18446744073709551615", "rx_bytes=x", "persistent_keepalive_interval=25", "persistent_keepalive_interval=65536",
-      "allowed_ip=10.0.0.0/8", "allowed_ip=fd00::/64", "allowed_ip=10.0.0.1/32", "allowed_ip=1.2.3.4/40", "allowed_ip=::ffff:1.2.3.4/128", "private_key=00", "listen_port=9",
+      "rx_bytes=1263", "tx_bytes=18446744073709551615", "persistent_keepalive_interval=25",
+      "allowed_ip=10.0.0.0/8", "allowed_ip=fd00::/64", "allowed_ip=10.0.0.1/32", "allowed_ip=::ffff:1.2.3.4/128", "private_key=00", "listen_port=9",
     ];
-    const ends = ["errno=0\n\n", "errno=0\n\n", "errno=0\n\n", "errno=13\n\n", "errno=-1\n\n", "\n", ""];
+    const badPeerLines = ["public_key=zz", "endpoint=1.2.3.4", "rx_bytes=x", "persistent_keepalive_interval=65536", "allowed_ip=1.2.3.4/40"];
+    const ends = ["errno=0\n\n", "errno=0\n\n", "errno=0\n\n", "errno=0\n\n", "errno=0\n\n", "errno=13\n\n", "errno=-1\n\n", "\n", ""];
     const codes: number[] = [];
     for (let i = 0; i < 30; i++) {
       const lines: string[] = [];
-      for (let j = rnd(4); j > 0; j--) lines.push(pick(devLines));
-      for (let j = rnd(14); j > 0; j--) lines.push(pick(peerLines));
+      for (let j = rnd(4); j > 0; j--) lines.push(pick(rnd(10) ? devLines : badDevLines));
+      for (let j = rnd(14); j > 0; j--) lines.push(pick(rnd(20) ? peerLines : badPeerLines));
       const answer = lines.map((l) => l + "\n").join("") + pick(ends);
       const d = await scripted(() => answer);
       for (const args of [["show", d.name], ["showconf", d.name], ["show", d.name, "dump"]]) {
@@ -674,6 +684,7 @@ describe("generated inputs", () => {
   }, TIMEOUT);
 
   test("random wg set word lists", async () => {
+    seed = 0x2545f491 + 3; // each test reproducible on its own
     keyFile = file("gen-key", K(106) + "\n");
     badKeyFile = file("gen-badkey", K(106) + "x");
     const codes: number[] = [];
