@@ -75,3 +75,18 @@ describe("formatting", () => {
     expect(stripAnsi("a\x1b[")).toBe("a\x1b[");
   });
 });
+
+describe("bash completion", () => {
+  const complete = (words: string[]) => {
+    const script = `source ${import.meta.dir}/../completions/wg.bash; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _wg_completion; printf '%s\\n' "\${COMPREPLY[@]}"`;
+    const r = Bun.spawnSync(["bash", "-c", script], { stdout: "pipe", stderr: "pipe" });
+    return r.stdout.toString().split("\n").filter(Boolean);
+  };
+  test("subcommands, fields and set options", () => {
+    expect(complete(["wg", "se"])).toEqual(["set", "setconf"]);
+    expect(complete(["wg", "show", "wg0", "pe"])).toEqual(["peers", "persistent-keepalive"]);
+    expect(complete(["wg", "set", "wg0", "f"])).toEqual(["fwmark"]);
+    expect(complete(["wg", "set", "wg0", "peer", "KEY", "p"])).toEqual(["peer", "preshared-key", "persistent-keepalive"]);
+    expect(complete(["wg", "show", "int"])).toContain("interfaces");
+  });
+});
