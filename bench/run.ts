@@ -39,6 +39,7 @@ const quick = flag("--quick");
 const rounds = Number(option("--rounds") ?? (quick ? 2 : 3));
 const seconds = Number(option("--seconds") ?? (quick ? 2 : 5));
 const pings = quick ? 30 : 100;
+const idlePings = quick ? 10 : 20;
 const sections = new Set((option("--only") ?? "aead,tunnel,handshake,scale,startup").split(","));
 const HS_PEERS = 256;
 // Below go's under-load threshold (128 queued); --hs-window shows where another daemon's lies.
@@ -73,6 +74,7 @@ const log = (s: string) => process.stderr.write(s + "\n");
 
 interface TunnelSample {
   ping: number;
+  idlePing: number;
   one: ThroughputResult;
   four: ThroughputResult;
 }
@@ -82,10 +84,11 @@ async function tunnelRound(v: Variant): Promise<TunnelSample> {
   try {
     const server = await startIperfServer(pair);
     try {
-      const ping = pingMedianMs(pair, pings);
+      const idlePing = pingMedianMs(pair, idlePings, 0.2);
+      const ping = pingMedianMs(pair, pings, 0.01);
       const one = iperf(pair, 1, seconds);
       const four = iperf(pair, 4, seconds);
-      return { ping, one, four };
+      return { ping, idlePing, one, four };
     } finally {
       await stopIperfServer(server);
     }
@@ -146,7 +149,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const out: string[] = [];
   out.push(`# Benchmark results`, "", `Run ${started.toISOString()} (${quick ? "quick" : "full"} mode: ${rounds} rounds, ` +
-    `iperf3 ${seconds} s + 1 s omitted, ${pings} pings).`, "", `Machine: ${machine()}`, "",
+    `iperf3 ${seconds} s + 1 s omitted, ${pings} pings 10 ms apart + ${idlePings} pings 200 ms apart).`, "", `Machine: ${machine()}`, "",
     "Numbers are noisy: the machine has 2 cores shared by both daemons, iperf3, the load generator and " +
     "whatever else runs at the time (other work was often running). Compare implementations only within one run.", "");
 
@@ -185,7 +188,8 @@ async function main(): Promise<void> {
     const metrics: [string, (s: TunnelSample) => number, number][] = [
       ["TCP 1 stream (Mbit/s)", (s) => s.one.mbps, 0],
       ["TCP 4 streams (Mbit/s)", (s) => s.four.mbps, 0],
-      ["ping median RTT (ms)", (s) => s.ping, 3],
+      [`ping median RTT, ${pings} pings 10 ms apart (ms)`, (s) => s.ping, 3],
+      [`ping median RTT, ${idlePings} pings 200 ms apart (ms)`, (s) => s.idlePing, 3],
       ["daemon CPU, 1 stream (cores, both daemons)", (s) => s.one.daemonCores, 2],
       ["  sender daemon A (cores)", (s) => s.one.coresA, 2],
       ["  receiver daemon B (cores)", (s) => s.one.coresB, 2],

@@ -46,11 +46,14 @@ export function iperf(pair: Pair, streams: number, seconds: number): ThroughputR
   return { mbps, daemonCores, coresA: used[0]! / wall, coresB: used[1]! / wall, cpuSecPerGbit: daemonCores / (mbps / 1000), retransmits: j.end.sum_sent?.retransmits ?? 0 };
 }
 
-/** Median round-trip time in ms of `count` pings through the tunnel. */
-export function pingMedianMs(pair: Pair, count: number): number {
-  const r = nsRun(pair.a.ns, ["ping", "-n", "-c", String(count), "-i", "0.02", "-W", "1", TUNNEL_B], {
+/**
+ * Median round-trip time in ms of `count` pings through the tunnel, `intervalSec` apart. The
+ * interval matters: a daemon that sleeps between packets pays its wake-up cost on every ping.
+ */
+export function pingMedianMs(pair: Pair, count: number, intervalSec: number): number {
+  const r = nsRun(pair.a.ns, ["ping", "-n", "-c", String(count), "-i", String(intervalSec), "-W", "1", TUNNEL_B], {
     allowFail: true,
-    timeoutMs: count * 1000 + 5000,
+    timeoutMs: count * (intervalSec + 1) * 1000 + 5000,
   });
   const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   if (rtts.length === 0) return NaN;
