@@ -114,6 +114,13 @@ function nonce12(counter: bigint, out = new Uint8Array(12)): Uint8Array {
   return out;
 }
 
+/** The 12-byte nonce for a counter given as a safe integer (no BigInt on the data path). */
+function nonce12Number(counter: number, view: DataView): void {
+  view.setUint32(0, 0);
+  view.setUint32(4, counter >>> 0, true);
+  view.setUint32(8, Math.floor(counter / 0x1_0000_0000), true);
+}
+
 /** One-shot ChaCha20-Poly1305 for handshake fields (small, not on the data path). */
 export function aeadSeal(key: Uint8Array, counter: bigint, plain: Uint8Array, ad: Uint8Array): Uint8Array {
   return getAead().seal(key, counter, plain, ad);
@@ -142,6 +149,12 @@ export interface AeadKey {
   sealInto(counter: bigint, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
   /** Opens src[srcOff, srcOff+len) (ciphertext+tag) into dst; returns plaintext length or -1. */
   openInto(counter: bigint, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
+  /**
+   * sealInto/openInto with the counter as a number, which must be a non-negative safe integer
+   * (< 2^53): the per-packet path then creates no BigInt. Larger counters use the bigint forms.
+   */
+  sealIntoNumber(counter: number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
+  openIntoNumber(counter: number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number;
   /** Forget the key material. */
   destroy(): void;
 }
@@ -160,22 +173,38 @@ export const nobleAead: AeadBackend = {
   prepare(key: Uint8Array): AeadKey {
     const k = Uint8Array.from(key);
     const nonce = new Uint8Array(12);
+    const nonceView = new DataView(nonce.buffer);
+    const seal = (src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number => {
+      const out = dst.subarray(dstOff, dstOff + len + 16);
+      chacha20poly1305(k, nonce, EMPTY).encrypt(src.subarray(srcOff, srcOff + len), out);
+      return len + 16;
+    };
+    const open = (src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number => {
+      try {
+        chacha20poly1305(k, nonce, EMPTY).decrypt(src.subarray(srcOff, srcOff + len), dst.subarray(dstOff, dstOff + len - 16));
+      } catch {
+        return -1;
+      }
+      return len - 16;
+    };
     return {
       sealInto(counter, src, srcOff, len, dst, dstOff) {
         nonce12(counter, nonce);
-        const out = dst.subarray(dstOff, dstOff + len + 16);
-        chacha20poly1305(k, nonce, EMPTY).encrypt(src.subarray(srcOff, srcOff + len), out);
-        return len + 16;
+        return seal(src, srcOff, len, dst, dstOff);
       },
       openInto(counter, src, srcOff, len, dst, dstOff) {
         if (len < 16) return -1;
         nonce12(counter, nonce);
-        try {
-          chacha20poly1305(k, nonce, EMPTY).decrypt(src.subarray(srcOff, srcOff + len), dst.subarray(dstOff, dstOff + len - 16));
-        } catch {
-          return -1;
-        }
-        return len - 16;
+        return open(src, srcOff, len, dst, dstOff);
+      },
+      sealIntoNumber(counter, src, srcOff, len, dst, dstOff) {
+        nonce12Number(counter, nonceView);
+        return seal(src, srcOff, len, dst, dstOff);
+      },
+      openIntoNumber(counter, src, srcOff, len, dst, dstOff) {
+        if (len < 16) return -1;
+        nonce12Number(counter, nonceView);
+        return open(src, srcOff, len, dst, dstOff);
       },
       destroy() {
         k.fill(0);

@@ -1,7 +1,7 @@
 // The protocol engine (core/device-api.ts Engine): receive pipeline (protocol.md §5), rotation
 // (§7), timers (§8), roaming (§11). Everything is driven by calls and injected time; output goes
 // through DeviceIO. The data path reuses preallocated buffers and does no per-packet allocation
-// beyond the BigInt nonce the AeadKey interface takes.
+// (counters travel as numbers, never BigInt).
 import { clampPrivateKey, equal, generatePrivateKey, isZero, publicKey as derivePublic, randomBytes, tai64n } from "./crypto.ts";
 import type { DeviceEvent, DeviceIO, DeviceOptions, Clock, Endpoint, Engine } from "./device-api.ts";
 import { AllowedIPs, formatPrefix } from "./allowedips.ts";
@@ -324,7 +324,8 @@ export class Device implements Engine {
     const hi = readU32(buf, off + 12);
     // Cheap pre-check so obvious replays cost no decryption; recorded only after auth.
     if (!kp.replay.wouldAcceptU32(hi, lo)) return;
-    const counter = hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+    // Exact as a number below 2^53; only forged or absurd counters take the BigInt path.
+    const counter = hi < 0x20_0000 ? hi * 0x1_0000_0000 + lo : (BigInt(hi) << 32n) | BigInt(lo);
     const n = decryptTransport(kp, counter, buf, off, len, this.recvBuf, 0);
     if (n < 0) return;
     if (!kp.replay.acceptU32(hi, lo)) return;

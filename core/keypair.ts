@@ -85,25 +85,29 @@ export function encryptTransport(
   const body = dstOff + DATA_HEADER_LEN;
   // Full-size packets need no padding: seal straight from the caller's buffer, no copy.
   if (padded === len && src !== dst) {
-    return DATA_HEADER_LEN + kp.sendKey.sealInto(BigInt(counter), src, srcOff, len, dst, body);
+    return DATA_HEADER_LEN + kp.sendKey.sealIntoNumber(counter, src, srcOff, len, dst, body);
   }
   if (len > 0) dst.set(src.subarray(srcOff, srcOff + len), body);
   if (padded > len) dst.fill(0, body + len, body + padded);
-  return DATA_HEADER_LEN + kp.sendKey.sealInto(BigInt(counter), dst, body, padded, dst, body);
+  return DATA_HEADER_LEN + kp.sendKey.sealIntoNumber(counter, dst, body, padded, dst, body);
 }
 
 /**
- * Open the data message msg[off, off+len) into dst[dstOff...). Returns the plaintext length or
- * -1; the keypair is not modified (the replay window is updated by the caller after success).
+ * Open the data message msg[off, off+len) into dst[dstOff...). The counter is a number when it is
+ * below 2^53 (every real one: the data path creates no BigInt), else a bigint. Returns the
+ * plaintext length or -1; the keypair is not modified (the replay window is updated by the
+ * caller after success).
  */
 export function decryptTransport(
   kp: Keypair,
-  counter: bigint,
+  counter: number | bigint,
   msg: Uint8Array,
   off: number,
   len: number,
   dst: Uint8Array,
   dstOff: number,
 ): number {
-  return kp.receiveKey.openInto(counter, msg, off + DATA_HEADER_LEN, len - DATA_HEADER_LEN, dst, dstOff);
+  const body = off + DATA_HEADER_LEN;
+  if (typeof counter === "number") return kp.receiveKey.openIntoNumber(counter, msg, body, len - DATA_HEADER_LEN, dst, dstOff);
+  return kp.receiveKey.openInto(counter, msg, body, len - DATA_HEADER_LEN, dst, dstOff);
 }

@@ -211,11 +211,15 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
     buf.length > 0 ? ptr(buf, off) : ptr(other, otherOff);
 
   /** EVP driver: returns bytes written or -1; `enc` 1 seals, 0 opens. */
-  function evpCrypt(ctx: Pointer, enc: number, counter: bigint | Uint8Array, src: Uint8Array, srcOff: number, len: number,
+  function evpCrypt(ctx: Pointer, enc: number, counter: bigint | number | Uint8Array, src: Uint8Array, srcOff: number, len: number,
                     dst: Uint8Array, dstOff: number, ad: Uint8Array | null, key: Uint8Array | null): number {
     if (typeof counter === "bigint") {
       nonceView.setUint32(0, 0);
       nonceView.setBigUint64(4, counter, true);
+    } else if (typeof counter === "number") {
+      nonceView.setUint32(0, 0);
+      nonceView.setUint32(4, counter >>> 0, true);
+      nonceView.setUint32(8, Math.floor(counter / 0x1_0000_0000), true);
     } else nonce.set(counter);
     const plen = enc ? len : len - TAG_LEN;
     if (plen < 0) return -1;
@@ -262,25 +266,31 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
     };
     const shimSeal = shim?.symbols.wg_aead_seal;
     const shimOpen = shim?.symbols.wg_aead_open;
+    // bigint and number counters share one path: the shim's u64 argument takes either without
+    // conversion, and the EVP driver writes either into the nonce.
+    const seal = (counter: bigint | number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number => {
+      const ctx = sealCtx ?? make(1);
+      if (!ctx) return -1;
+      checkRange(src, srcOff, len);
+      checkRange(dst, dstOff, len + TAG_LEN);
+      // Typed arrays go straight into "ptr" arguments with their offsets: cheaper than ptr().
+      if (shimSeal) return shimSeal(ctx, counter, src.length > 0 ? src : dst, srcOff, len, dst, dstOff);
+      return evpCrypt(ctx, 1, counter, src, srcOff, len, dst, dstOff, null, null);
+    };
+    const open = (counter: bigint | number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number => {
+      if (len < TAG_LEN) return -1;
+      const ctx = openCtx ?? make(0);
+      if (!ctx) return -1;
+      checkRange(src, srcOff, len);
+      checkRange(dst, dstOff, len - TAG_LEN);
+      if (shimOpen) return shimOpen(ctx, counter, src, srcOff, len, dst.length > 0 ? dst : src, dstOff);
+      return evpCrypt(ctx, 0, counter, src, srcOff, len, dst, dstOff, null, null);
+    };
     const k: AeadKey = {
-      sealInto(counter, src, srcOff, len, dst, dstOff) {
-        const ctx = sealCtx ?? make(1);
-        if (!ctx) return -1;
-        checkRange(src, srcOff, len);
-        checkRange(dst, dstOff, len + TAG_LEN);
-        // Typed arrays go straight into "ptr" arguments with their offsets: cheaper than ptr().
-        if (shimSeal) return shimSeal(ctx, counter, src.length > 0 ? src : dst, srcOff, len, dst, dstOff);
-        return evpCrypt(ctx, 1, counter, src, srcOff, len, dst, dstOff, null, null);
-      },
-      openInto(counter, src, srcOff, len, dst, dstOff) {
-        if (len < TAG_LEN) return -1;
-        const ctx = openCtx ?? make(0);
-        if (!ctx) return -1;
-        checkRange(src, srcOff, len);
-        checkRange(dst, dstOff, len - TAG_LEN);
-        if (shimOpen) return shimOpen(ctx, counter, src, srcOff, len, dst.length > 0 ? dst : src, dstOff);
-        return evpCrypt(ctx, 0, counter, src, srcOff, len, dst, dstOff, null, null);
-      },
+      sealInto: seal,
+      openInto: open,
+      sealIntoNumber: seal,
+      openIntoNumber: open,
       destroy() {
         finalizer.unregister(k);
         for (const ctx of owned.splice(0)) freeCtx(ctx);
