@@ -138,7 +138,7 @@ async function runForeground(iface: string, level: LogLevel): Promise<number> {
   try {
     const { createDevice } = await import("../core/device.ts");
     const clock: Clock = { mono: () => performance.now(), wall: () => Date.now() };
-    engine = createDevice(io, clock, { mtu: DEFAULT_MTU }) as Engine;
+    engine = createDevice(io, clock, { mtu: DEFAULT_MTU, deferHandshakes: true }) as Engine;
     io.attach(engine);
     log("verbose", "Device started");
     uapi = listenUapi(socketPath(iface), (req) => io.uapi(req), (m) => log("error", m));

@@ -59,6 +59,11 @@ export interface Engine {
   up(): void;
   down(): void;
   setMtu(mtu: number): void;
+  /**
+   * With DeviceOptions.deferHandshakes: work through queued handshake messages for about
+   * `budgetMs` (their backlog is the under-load signal). tick() also does this.
+   */
+  processHandshakes?(budgetMs: number): void;
   /** Zero every key and stop. */
   close(): void;
 }
@@ -67,4 +72,9 @@ export interface DeviceOptions {
   /** Randomness source (tests inject a deterministic one). */
   random?: (n: number) => Uint8Array;
   mtu?: number;
+  /**
+   * Queue received handshake messages (bounded, like go's handshake queue) instead of answering
+   * them inside receiveUdp; processHandshakes()/tick() answer them. Default false: synchronous.
+   */
+  deferHandshakes?: boolean;
 }

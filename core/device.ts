@@ -42,9 +42,17 @@ import {
 import { handleUapi } from "./uapi-server.ts";
 
 export const DEFAULT_MTU = 1420;
-/** Handshake messages per second that count as "under load" (go: queue of 1024 / 8). */
-export const UNDER_LOAD_THRESHOLD = 128;
+/** Handshake messages waiting beyond this many are dropped (go's QueueHandshakeSize). */
+export const HANDSHAKE_QUEUE_SIZE = 1024;
+/**
+ * Backlog of waiting handshake messages that means "under load" (go: QueueHandshakeSize / 8):
+ * a backlog only builds when messages arrive faster than we can answer them, so a busy but
+ * legitimate stream of handshakes is never asked for cookies while we keep up.
+ */
+export const UNDER_LOAD_QUEUE_DEPTH = HANDSHAKE_QUEUE_SIZE / 8;
 export const UNDER_LOAD_AFTER_MS = 1000;
+/** Time tick() spends on queued handshake messages before yielding (ms of clock.mono()). */
+export const HANDSHAKE_TICK_BUDGET_MS = 4;
 const MAX_PACKET = 65535;
 const EMPTY = new Uint8Array(0);
 
@@ -60,6 +68,14 @@ export interface PeerStatus {
 
 export function createDevice(io: DeviceIO, clock: Clock, opts: DeviceOptions = {}): Device {
   return new Device(io, clock, opts);
+}
+
+/** One queued handshake message (slots are preallocated and reused). */
+interface HandshakeSlot {
+  readonly buf: Uint8Array;
+  len: number;
+  type: number;
+  readonly src: { family: 4 | 6; ip: string; port: number };
 }
 
 export class Device implements Engine {
@@ -80,9 +96,13 @@ export class Device implements Engine {
   readonly rateLimiter = new RateLimiter();
   private readonly timerHint = new TimerHint();
   private lastGcMono = -Infinity;
-  // Load detection: handshake messages seen in the current one-second window.
-  private loadWindowStart = -Infinity;
-  private loadCount = 0;
+  // Handshake messages wait here (a ring) until processHandshakes(); its depth is the load signal.
+  private readonly deferHandshakes: boolean;
+  private hsQueue: HandshakeSlot[] = [];
+  private hsHead = 0;
+  private hsCount = 0;
+  /** Handshake messages dropped because the queue was full (statistics). */
+  handshakesDropped = 0;
   private underLoadUntil = -Infinity;
   // Preallocated output buffers (valid only during the io call they are passed to).
   private readonly sendBuf = new Uint8Array(MAX_PACKET + 64);
@@ -99,6 +119,7 @@ export class Device implements Engine {
     this.random = opts.random ?? randomBytes;
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     this.cookieChecker = new CookieChecker(this.random);
+    this.deferHandshakes = opts.deferHandshakes ?? false;
   }
 
   // ------------------------------------------------------------------ Engine
@@ -110,7 +131,8 @@ export class Device implements Engine {
     if (type === MSG_DATA) {
       if (len >= DATA_MIN_LEN) this.receiveData(buf, off, len, src);
     } else if ((type === MSG_INITIATION && len === INITIATION_LEN) || (type === MSG_RESPONSE && len === RESPONSE_LEN)) {
-      this.receiveHandshake(type, buf, off, len, src);
+      this.enqueueHandshake(type, buf, off, len, src);
+      if (!this.deferHandshakes) this.processHandshakes(Infinity);
     } else if (type === MSG_COOKIE_REPLY && len === COOKIE_REPLY_LEN) {
       this.receiveCookieReply(buf, off);
     }
@@ -142,6 +164,7 @@ export class Device implements Engine {
 
   tick(): void {
     if (!this.isUp) return;
+    if (this.hsCount > 0) this.processHandshakes(HANDSHAKE_TICK_BUDGET_MS);
     const now = this.clock.mono();
     if (now >= this.timerHint.at) {
       // Handlers re-arm through the hint, so start from Infinity and fold in every peer.
@@ -166,6 +189,7 @@ export class Device implements Engine {
 
   nextDeadline(): number {
     if (!this.isUp) return Infinity;
+    if (this.hsCount > 0) return this.clock.mono();
     // May be early (a disarmed timer); tick() then finds nothing due and tightens it.
     let t = this.timerHint.at;
     if (this.rateLimiter.size() > 0) t = Math.min(t, this.lastGcMono + 1000);
@@ -197,6 +221,7 @@ export class Device implements Engine {
   down(): void {
     if (!this.isUp) return;
     this.isUp = false;
+    this.hsHead = this.hsCount = 0;
     for (const peer of this.peers.values()) this.stopPeer(peer);
     this.log("verbose", "Interface state was Up, requested Down, now Down");
   }
@@ -367,13 +392,54 @@ export class Device implements Engine {
     this.io.writeTun(p, 0, innerLen);
   }
 
-  private receiveHandshake(type: number, buf: Uint8Array, off: number, len: number, src: Endpoint): void {
-    const now = this.clock.mono();
-    if (now - this.loadWindowStart >= 1000) {
-      this.loadWindowStart = now;
-      this.loadCount = 0;
+  /** Number of handshake messages waiting for processHandshakes(). */
+  handshakeBacklog(): number {
+    return this.hsCount;
+  }
+
+  /**
+   * Work through queued handshake messages, oldest first, for about `budgetMs` of clock.mono()
+   * (at least one message). Each one sees the backlog behind it: at UNDER_LOAD_QUEUE_DEPTH or
+   * more the device is under load, and stays so for UNDER_LOAD_AFTER_MS (go's IsUnderLoad).
+   */
+  processHandshakes(budgetMs: number): void {
+    if (this.hsCount === 0) return;
+    const start = this.clock.mono();
+    const q = this.hsQueue;
+    do {
+      const slot = q[this.hsHead]!;
+      this.hsHead = (this.hsHead + 1) % HANDSHAKE_QUEUE_SIZE;
+      this.hsCount--;
+      const now = this.clock.mono();
+      if (this.hsCount >= UNDER_LOAD_QUEUE_DEPTH) this.underLoadUntil = now + UNDER_LOAD_AFTER_MS;
+      this.receiveHandshake(slot.type, slot.buf, 0, slot.len, slot.src, now);
+      if (!this.isUp) return;
+    } while (this.hsCount > 0 && this.clock.mono() - start < budgetMs);
+  }
+
+  private enqueueHandshake(type: number, buf: Uint8Array, off: number, len: number, src: Endpoint): void {
+    if (this.hsCount >= HANDSHAKE_QUEUE_SIZE) {
+      this.handshakesDropped++;
+      return;
     }
-    if (++this.loadCount >= UNDER_LOAD_THRESHOLD) this.underLoadUntil = now + UNDER_LOAD_AFTER_MS;
+    const q = this.hsQueue;
+    const at = (this.hsHead + this.hsCount) % HANDSHAKE_QUEUE_SIZE;
+    let slot = q[at];
+    if (slot === undefined) {
+      // Slots are made on first need, so an idle device keeps no 150 KB queue.
+      slot = { buf: new Uint8Array(INITIATION_LEN), len: 0, type: 0, src: { family: 4, ip: "", port: 0 } };
+      q[at] = slot;
+    }
+    slot.buf.set(buf.subarray(off, off + len));
+    slot.len = len;
+    slot.type = type;
+    slot.src.family = src.family;
+    slot.src.ip = src.ip;
+    slot.src.port = src.port;
+    this.hsCount++;
+  }
+
+  private receiveHandshake(type: number, buf: Uint8Array, off: number, len: number, src: Endpoint, now: number): void {
     const identity = this.identity;
     if (identity === null) return;
     if (!this.cookieChecker.checkMac1(buf, off, len)) return;

@@ -66,7 +66,7 @@ class SimNode {
         event: (e) => this.events.push(e),
       },
       net.clock,
-      { random: r.bytes, mtu: 1420 },
+      { random: r.bytes, mtu: 1420, deferHandshakes: true },
     );
   }
   uapi(s: string): string {
@@ -384,7 +384,7 @@ describe("engine pair", () => {
     net.run(100);
     expect(B.tun.length).toBe(before + 1);
     expect(A.events.filter((e) => e.type === "handshake-failed").length).toBe(0);
-  });
+  }, 30_000);
 
   test("replayed data is dropped without touching counters or endpoint", () => {
     const { net, A, B, aToB } = pair();
@@ -569,9 +569,9 @@ describe("engine pair", () => {
     expect(B.sentOfType(2).length).toBe(0);
     const cookieReplies = B.sentOfType(3).filter((p) => p.to.ip === "192.0.2.1");
     expect(cookieReplies.length).toBe(1);
-    // the first 127 junk messages were processed (and failed silently); from the 128th in the
-    // same second B is under load and the attacker (valid mac1, no mac2) gets cookie replies
-    expect(B.sentOfType(3).filter((p) => p.to.ip === attacker.ip).length).toBe(200 - 127);
+    // the 200 junk messages arrived together: the first ones saw a backlog of >= 128 behind them,
+    // so B was under load for all of them (and for the next second): every one got a cookie reply
+    expect(B.sentOfType(3).filter((p) => p.to.ip === attacker.ip).length).toBe(200);
     // A does not resend early because of the cookie
     expect(A.sentOfType(1).length).toBe(1);
     // keep flooding; A's retransmission carries mac2 and is processed despite the load
@@ -586,6 +586,77 @@ describe("engine pair", () => {
     expect(B.sentOfType(2).length).toBe(1);
     expect(B.tun.map(tagOf)).toEqual([1]);
   });
+
+  test("under load means a handshake backlog of >= 128 (go's queue / 8), not a message rate", () => {
+    const { net, A, B } = pair();
+    const attacker: Endpoint = { family: 4, ip: "198.51.100.13", port: 13 };
+    const r = prng(4);
+    const mac1Key = hash(LABEL_MAC1, B.pub);
+    const junk = () => {
+      const m = r.bytes(148);
+      m[0] = 1;
+      m[1] = m[2] = m[3] = 0;
+      m.set(mac(mac1Key, m.subarray(0, 116)), 116);
+      m.fill(0, 132);
+      return m;
+    };
+    const toAttacker = () => B.sentOfType(3).filter((p) => p.to.ip === attacker.ip).length;
+    // 128 at once: the first one dequeued still has 127 behind it — not under load
+    for (let i = 0; i < 128; i++) net.inject(attacker, B.ep, junk());
+    net.run(1);
+    expect(toAttacker()).toBe(0);
+    // thousands per second, but each answered before the next arrives: never a backlog
+    for (let i = 0; i < 600; i++) {
+      net.inject(attacker, B.ep, junk());
+      net.run(0.5);
+    }
+    expect(toAttacker()).toBe(0);
+    // 129 at once: the first one has 128 behind it — under load from there, for 1 s
+    for (let i = 0; i < 129; i++) net.inject(attacker, B.ep, junk());
+    net.run(1);
+    expect(toAttacker()).toBe(129);
+    net.inject(attacker, B.ep, junk());
+    net.run(900);
+    expect(toAttacker()).toBe(130);
+    net.run(200);
+    net.inject(attacker, B.ep, junk());
+    net.run(1);
+    expect(toAttacker()).toBe(130);
+    // the queue is bounded like go's (1024); the rest is dropped
+    for (let i = 0; i < 1100; i++) net.inject(attacker, B.ep, junk());
+    net.run(1);
+    expect(B.dev.handshakesDropped).toBe(1100 - 1024);
+    void A;
+  }, 30_000);
+
+  test("many peers handshaking at 500/s, each answered in time, get responses, not cookies", () => {
+    const net = new Net();
+    net.latency = 1;
+    const B = net.node("B", "192.0.2.2", 2);
+    const n = 150;
+    const peers: SimNode[] = [];
+    let conf = `set=1\nprivate_key=${hex(B.priv)}\nlisten_port=51820\n`;
+    for (let i = 0; i < n; i++) {
+      const P = net.node(`P${i}`, `198.18.${i >> 8}.${(i & 255) + 1}`, 100 + i);
+      expect(
+        P.uapi(`set=1\nprivate_key=${hex(P.priv)}\nlisten_port=51820\npublic_key=${hex(B.pub)}\nendpoint=192.0.2.2:51820\nallowed_ip=10.9.0.2/32\n\n`),
+      ).toBe("errno=0\n\n");
+      P.dev.up();
+      conf += `public_key=${hex(P.pub)}\nallowed_ip=10.10.${i >> 8}.${i & 255}/32\n`;
+      peers.push(P);
+    }
+    expect(B.uapi(conf + "\n")).toBe("errno=0\n\n");
+    B.dev.up();
+    for (let i = 0; i < n; i++) {
+      const p = ip4(`10.10.${i >> 8}.${i & 255}`, "10.9.0.2", 36, i);
+      peers[i]!.dev.sendTunPacket(p, 0, p.length);
+      net.run(2);
+    }
+    net.run(100);
+    expect(B.sentOfType(3).length).toBe(0);
+    expect(B.sentOfType(2).length).toBe(n);
+    expect(B.tun.length).toBe(n);
+  }, 30_000);
 
   test("down() clears sessions and stops timers; up() with persistent keepalive sends one", () => {
     const { net, A, B, aToB } = pair({ pkaA: 30 });

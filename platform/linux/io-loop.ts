@@ -23,6 +23,8 @@ const S_STOP = 1;
 const S_NFDS = 2;
 const S_FDS = 3; // up to 8 fds
 const MAX_FDS = 8;
+/** Time per drain round spent answering queued handshake messages (ms). */
+const HANDSHAKE_ROUND_BUDGET_MS = 2;
 /** How long the main thread waits in ppoll for more packets after a batch (microseconds). */
 const LINGER_US = Number(process.env.WG_LINGER_US ?? 250);
 
@@ -246,6 +248,9 @@ export class LinuxIO implements DeviceIO {
         progress += n;
         if (n < BATCH) break;
       }
+      // Handshakes wait in the engine's queue and get a slice of time per round: when they
+      // arrive faster than that, the backlog grows and the engine turns to cookies (go's rule).
+      engine.processHandshakes?.(HANDSHAKE_ROUND_BUDGET_MS);
       tun.flush();
       for (let k = 0; k < BATCH; k++) {
         const n = tun.receive(this.onTun);
