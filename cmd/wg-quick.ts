@@ -8,7 +8,16 @@ import { fieldOfDevice, showconfDevice, strerror as wgStrerror } from "../core/w
 import { getDevice, listInterfaces, socketPath } from "../platform/uapi-client.ts";
 import * as rt from "../platform/linux/rtnetlink.ts";
 import { NFT_MISSING, nftApply, nftPath, nftRemovalScript, nftScript } from "../platform/linux/firewall.ts";
-import { resolvconfAdd, resolvconfDel, resolvconfIfacePrefix, resolvconfList } from "../platform/linux/resolvconf.ts";
+import {
+  dnsManager,
+  resolvconfAdd,
+  resolvconfDel,
+  resolvconfIfacePrefix,
+  resolvconfList,
+  resolvectl,
+  resolvectlQuery,
+  type DnsManager,
+} from "../platform/linux/resolvconf.ts";
 import { memfdWith } from "../platform/linux/memfd.ts";
 import { wgMain } from "./wg.ts";
 import { selfCommand } from "./self.ts";
@@ -178,6 +187,7 @@ function parseOptions(prog: string, arg: string): Options {
 
 class Session {
   haveSetDns = false;
+  private dnsManagerCache: DnsManager | null = null;
   haveSetFirewall = false;
   interrupted = 0; // 128 + signal number once SIGINT/SIGTERM arrived during `up`
   tearingDown = false;
@@ -367,6 +377,18 @@ class Session {
       this.netlink(() => rt.linkSet(idx, { mtu, up: true }));
       return;
     }
+    const mtu = await this.autoMtu(0);
+    this.echo(`ip link set mtu ${mtu} up dev ${this.iface}`);
+    const idx = this.ifindex();
+    this.netlink(() => rt.linkSet(idx, { mtu, up: true }));
+  }
+
+  /**
+   * The MTU `up` picks without MTU =: the largest MTU of the endpoints' routes (else of the
+   * default route, else 1500) minus 80. `selfIndex` (reload) ignores routes through the tunnel
+   * itself, which `up` never sees because it asks before adding them.
+   */
+  async autoMtu(selfIndex: number): Promise<number> {
     let mtu = 0;
     const endpoints = await this.wgShow("endpoints");
     for (const line of readLines(endpoints ?? "")) {
@@ -385,6 +407,7 @@ class Session {
         if (!(e instanceof rt.NetlinkError)) throw e;
         err(`${e.ipText()}\n`);
       }
+      if (r && selfIndex !== 0 && r.oif === selfIndex) r = null;
       const v = this.routeMtu(r);
       if (v !== null && v > mtu) mtu = v;
     }
@@ -393,13 +416,36 @@ class Session {
       if (v !== null && v > mtu) mtu = v;
     }
     if (mtu <= 0) mtu = 1500;
-    this.echo(`ip link set mtu ${mtu - 80} up dev ${this.iface}`);
-    const idx = this.ifindex();
-    this.netlink(() => rt.linkSet(idx, { mtu: mtu - 80, up: true }));
+    return mtu - 80;
+  }
+
+  /** Decided on first use, so configurations without DNS never look for a resolver. */
+  get dnsManager(): DnsManager {
+    return (this.dnsManagerCache ??= dnsManager());
+  }
+
+  /** `resolvectl dns IF S...` then `resolvectl domain IF D...`; `~d` entries are routing domains. */
+  async resolvectlSet(exe: string): Promise<void> {
+    this.haveSetDns = true; // a half-applied link setting is reverted by the teardown too
+    this.echo(`resolvectl dns ${this.iface} ${this.o.dns.join(" ")}`);
+    let code = await resolvectl(exe, ["dns", this.iface, ...this.o.dns]);
+    if (code !== 0) this.fail(code);
+    if (this.o.dnsSearch.length === 0) return;
+    this.echo(`resolvectl domain ${this.iface} ${this.o.dnsSearch.join(" ")}`);
+    code = await resolvectl(exe, ["domain", this.iface, ...this.o.dnsSearch]);
+    if (code !== 0) this.fail(code);
+  }
+
+  /** `resolvectl revert IF`; its failure does not stop a teardown (resolved forgets dead links anyway). */
+  async resolvectlRevert(exe: string): Promise<void> {
+    this.echo(`resolvectl revert ${this.iface}`);
+    await resolvectl(exe, ["revert", this.iface]);
   }
 
   async setDns(): Promise<void> {
     if (this.o.dns.length === 0) return;
+    const m = this.dnsManager;
+    if (m.kind === "resolvectl") return await this.resolvectlSet(m.exe);
     const name = resolvconfIfacePrefix() + this.iface;
     this.echo(`resolvconf -a ${name} -m 0 -x`);
     const code = await resolvconfAdd(name, this.o.dns, this.o.dnsSearch);
@@ -409,6 +455,8 @@ class Session {
 
   async unsetDns(): Promise<void> {
     if (this.o.dns.length === 0) return;
+    const m = this.dnsManager;
+    if (m.kind === "resolvectl") return await this.resolvectlRevert(m.exe);
     const name = resolvconfIfacePrefix() + this.iface;
     this.echo(`resolvconf -d ${name} -f`);
     const code = await resolvconfDel(name);
@@ -532,10 +580,17 @@ class Session {
     if (idx !== 0)
       for (const a of rt.addrList(idx)) header += `Address = ${rt.formatAddr(a.prefix.addr)}/${a.prefix.len}\n`;
     else err(`Device "${this.iface}" does not exist.\n`);
-    const dnsText = await resolvconfList(resolvconfIfacePrefix() + this.iface);
-    for (const line of readLines(dnsText)) {
-      const m = /^nameserver ([a-zA-Z0-9_=+:%.-]+)$/.exec(line);
-      if (m) header += `DNS = ${m[1]}\n`;
+    const dm = this.dnsManager;
+    if (dm.kind === "resolvectl") {
+      // resolved keeps the domains too, routing ones with their `~`: nothing of DNS = is lost.
+      for (const w of await resolvectlQuery(dm.exe, "dns", this.iface)) header += `DNS = ${w}\n`;
+      for (const w of await resolvectlQuery(dm.exe, "domain", this.iface)) header += `DNS = ${w}\n`;
+    } else {
+      const dnsText = await resolvconfList(resolvconfIfacePrefix() + this.iface);
+      for (const line of readLines(dnsText)) {
+        const m = /^nameserver ([a-zA-Z0-9_=+:%.-]+)$/.exec(line);
+        if (m) header += `DNS = ${m[1]}\n`;
+      }
     }
     if (this.o.mtu !== "" && idx !== 0) {
       const link = rt.linkByIndex(idx);
@@ -644,11 +699,16 @@ class Session {
     if (!(await this.isWgInterface())) die(this.o.prog, `\`${this.iface}' is not a WireGuard interface`);
     await this.executeHooks(this.o.preDown);
     if (this.o.saveConfig) await this.saveConfig();
+    // resolved only knows live links, so its per-link setting goes before the link does.
+    const viaResolved = this.o.dns.length > 0 && this.dnsManager.kind === "resolvectl";
+    if (viaResolved) await this.unsetDns();
     await this.delIf();
-    try {
-      await this.unsetDns();
-    } catch (e) {
-      if (!(e instanceof Exit)) throw e;
+    if (!viaResolved) {
+      try {
+        await this.unsetDns();
+      } catch (e) {
+        if (!(e instanceof Exit)) throw e;
+      }
     }
     try {
       await this.removeFirewall();
@@ -658,10 +718,255 @@ class Session {
     await this.executeHooks(this.o.postDown);
   }
 
+  // ---- reload: bring a running interface to what `up` of the (changed) file would give ----
+
+  /**
+   * `wg syncconf` (peers whose settings did not change keep their sessions), then Address, MTU,
+   * DNS and the routes of added/removed allowed IPs, each only where it differs. The link stays;
+   * hooks do not run. Every value is checked before anything changes.
+   */
+  async reload(): Promise<void> {
+    if (!(await this.isWgInterface())) die(this.o.prog, `\`${this.iface}' is not a WireGuard interface`);
+    const idx = this.ifindex();
+    const want = this.o.addresses.map((text) => {
+      const family = text.includes(":") ? rt.AF_INET6 : rt.AF_INET;
+      return { text, prefix: this.ipPrefix(text, family) };
+    });
+    let mtu: number | null = null;
+    if (this.o.mtu !== "") {
+      mtu = parseCInt(this.o.mtu);
+      if (mtu === null) {
+        err(`Error: argument "${this.o.mtu}" is wrong: Invalid "mtu" value\n\n`);
+        this.fail(255);
+      }
+    }
+    if (this.o.table !== "" && this.o.table !== "auto" && this.o.table !== "off") this.ipTable(this.o.table);
+    const oldPrefixes = await this.routePrefixes();
+    const oldAddrs = [rt.AF_INET, rt.AF_INET6].map((f) => this.addrTexts(idx, f).join(" "));
+    // syncconf zeroes what the file leaves out. The fwmark of the default-route procedure must
+    // stay (else the tunnel's own UDP loops into it), and so does a random port (peers keep
+    // sending to it); `up` of the file would choose them anew, reload keeps the running ones.
+    const keep: string[] = [];
+    const lp = await this.wgShow("listen-port");
+    if (!configHasKey(this.o.wgConfig, "listenport") && lp !== null && /^[1-9][0-9]*$/.test(lp.trim())) keep.push(`ListenPort = ${lp.trim()}`);
+    const mark = await this.getFwmark();
+    if (!configHasKey(this.o.wgConfig, "fwmark") && mark !== null) keep.push(`FwMark = ${mark}`);
+    await this.syncConfig(keep);
+    this.reloadAddresses(idx, want);
+    await this.reloadMtu(idx, mtu);
+    await this.reloadDns();
+    await this.reloadRoutes(idx, oldPrefixes, oldAddrs);
+  }
+
+  /** `wg syncconf IF` of the wg part, with `extra` lines added to its [Interface] section. */
+  async syncConfig(extra: readonly string[]): Promise<void> {
+    this.echo(`wg syncconf ${this.iface} /dev/fd/63`);
+    let text = this.o.wgConfig;
+    if (extra.length) {
+      const lines = readLines(text);
+      const at = lines.findIndex((l) => trimSpace(l.replace(/#.*/, "")).toLowerCase() === "[interface]");
+      if (at < 0) lines.unshift("[Interface]", ...extra);
+      else lines.splice(at + 1, 0, ...extra);
+      text = lines.map((l) => `${l}\n`).join("");
+    }
+    const f = memfdWith(Buffer.from(`${text}\n`, "latin1"));
+    try {
+      const code = await wgMain("wg", ["syncconf", this.iface, f.path]);
+      if (code !== 0) this.fail(code);
+    } finally {
+      f.close();
+    }
+  }
+
+  addrTexts(idx: number, family: number): string[] {
+    return rt.addrList(idx, family).map((a) => rt.formatAddr(a.prefix.addr));
+  }
+
+  /** Adds the file's new addresses, then removes the ones it no longer has (the kernel's IPv6 link-local stays). */
+  reloadAddresses(idx: number, want: readonly { text: string; prefix: rt.Prefix }[]): void {
+    const present = () => rt.addrList(idx).map((a) => a.prefix);
+    const addMissing = () => {
+      const have = present();
+      for (const w of want) {
+        if (have.some((h) => samePrefix(h, w.prefix))) continue;
+        this.addAddr(w.text);
+        have.push(w.prefix);
+      }
+    };
+    // Adding first: removing the last IPv4 address would flush every IPv4 route of the link.
+    addMissing();
+    for (const h of present()) {
+      if (want.some((w) => samePrefix(h, w.prefix))) continue;
+      if (h.family === rt.AF_INET6 && h.addr[0] === 0xfe && (h.addr[1]! & 0xc0) === 0x80) continue;
+      this.echo(`ip ${h.family === rt.AF_INET6 ? "-6" : "-4"} address del ${rt.formatAddr(h.addr)}/${h.len} dev ${this.iface}`);
+      this.netlink(() => rt.addrDel(idx, h));
+    }
+    // Removing a primary IPv4 address takes its secondaries along unless promote_secondaries is set.
+    addMissing();
+  }
+
+  async reloadMtu(idx: number, mtu: number | null): Promise<void> {
+    const target = mtu ?? (await this.autoMtu(idx));
+    if (rt.linkByIndex(idx)?.mtu === target) return;
+    this.echo(`ip link set mtu ${mtu !== null ? this.o.mtu : target} up dev ${this.iface}`);
+    this.netlink(() => rt.linkSet(idx, { mtu: target, up: true }));
+  }
+
+  /** Re-applies DNS only if the resolver's record for the link differs from the file's. */
+  async reloadDns(): Promise<void> {
+    const hasDns = this.o.dns.length > 0;
+    const m = this.dnsManager;
+    if (m.kind === "resolvectl") {
+      const servers = await resolvectlQuery(m.exe, "dns", this.iface);
+      const domains = await resolvectlQuery(m.exe, "domain", this.iface);
+      const wantServers = hasDns ? this.o.dns : [];
+      const wantDomains = hasDns ? this.o.dnsSearch : [];
+      if (servers.join(" ") === wantServers.join(" ") && domains.join(" ") === wantDomains.join(" ")) return;
+      if (servers.length || domains.length) await this.resolvectlRevert(m.exe);
+      if (hasDns) await this.resolvectlSet(m.exe);
+      return;
+    }
+    if (m.kind === "missing") {
+      if (hasDns) await this.setDns(); // prints what to install, status 127
+      return;
+    }
+    const name = resolvconfIfacePrefix() + this.iface;
+    const record = (text: string) =>
+      readLines(text)
+        .filter((l) => /^(nameserver|search)[ \t]/.test(l))
+        .map((l) => words(l).join(" "))
+        .join("\n");
+    const current = record(await resolvconfList(name));
+    let wanted = this.o.dns.map((s) => `nameserver ${s}`).join("\n");
+    if (hasDns && this.o.dnsSearch.length) wanted += `\nsearch ${this.o.dnsSearch.join(" ")}`;
+    if (current === wanted) return;
+    if (hasDns) return await this.setDns();
+    this.echo(`resolvconf -d ${name} -f`);
+    const code = await resolvconfDel(name);
+    if (code !== 0) this.fail(code);
+  }
+
+  /** The link's exact route P in table T (`ip route show table T dev IF exact P`). */
+  routeExists(p: rt.Prefix, idx: number, table: number): boolean {
+    return rt.routeList(p.family).some((r) => r.table === table && r.oif === idx && samePrefix(r.dst, p));
+  }
+
+  /** Routes of allowed IPs that went away are deleted, new ones added as `up` adds them. */
+  async reloadRoutes(idx: number, oldPrefixes: readonly string[], oldAddrs: readonly string[]): Promise<void> {
+    const table = this.o.table;
+    if (table === "off") return;
+    const custom = table !== "" && table !== "auto";
+    const t = custom ? this.ipTable(table) : rt.RT_TABLE_MAIN;
+    const now = await this.routePrefixes();
+    const fwmark = custom ? null : await this.getFwmark();
+    const famOf = (p: string) => (p.includes(":") ? rt.AF_INET6 : rt.AF_INET);
+    const protoOf = (f: number) => (f === rt.AF_INET6 ? "-6" : "-4");
+
+    for (const p of oldPrefixes) {
+      if (now.includes(p)) continue;
+      const family = famOf(p);
+      const pp = rt.parsePrefix(p, family);
+      if (!pp) continue;
+      if (!custom && p.endsWith("/0")) {
+        if (fwmark !== null) await this.removeDefault(idx, p, pp, fwmark);
+      } else if (this.routeExists(pp, idx, t)) {
+        this.echo(`ip ${protoOf(family)} route del ${p} dev ${this.iface}${custom ? ` table ${table}` : ""}`);
+        this.netlink(() => rt.routeDel(pp, idx, t));
+      }
+    }
+
+    for (const p of now) {
+      const family = famOf(p);
+      const pp = rt.parsePrefix(p, family);
+      if (!pp) continue;
+      if (custom) {
+        if (!this.routeExists(pp, idx, t)) await this.addRoute(p);
+      } else if (!p.endsWith("/0")) {
+        await this.addRoute(p);
+      } else if (fwmark === null || !oldPrefixes.includes(p)) {
+        await this.addDefault(p);
+      } else {
+        // Already routed: the route goes with the family's last address; the firewall names the addresses.
+        if (!this.routeExists(pp, idx, fwmark)) {
+          this.echo(`ip ${protoOf(family)} route add ${p} dev ${this.iface} table ${fwmark}`);
+          this.netlink(() => rt.routeAdd(pp, idx, fwmark));
+        }
+        const addrs = this.addrTexts(idx, family);
+        if (addrs.join(" ") !== oldAddrs[family === rt.AF_INET6 ? 1 : 0]) await this.replaceFirewall(family, fwmark, addrs);
+      }
+    }
+
+    // `up` of this file would leave no fwmark: only a default route makes one up.
+    const mark = custom ? null : await this.getFwmark();
+    if (mark !== null && !now.some((p) => p.endsWith("/0")) && !configHasKey(this.o.wgConfig, "fwmark")) {
+      await this.wg(["set", this.iface, "fwmark", "0"]);
+    }
+  }
+
+  /** Undoes the default-route procedure for one family: route, both rules, the family's nft table. */
+  async removeDefault(idx: number, p: string, pp: rt.Prefix, table: number): Promise<void> {
+    const family = pp.family;
+    const proto = family === rt.AF_INET6 ? "-6" : "-4";
+    if (this.routeExists(pp, idx, table)) {
+      this.echo(`ip ${proto} route del ${p} dev ${this.iface} table ${table}`);
+      this.netlink(() => rt.routeDel(pp, idx, table));
+    }
+    const name = rt.tableName(table);
+    while (this.rulesText(family).includes(`lookup ${name}`)) {
+      this.echo(`ip ${proto} rule delete table ${table}`);
+      this.netlink(() => rt.ruleDel(family, { table }));
+    }
+    while (this.rulesText(family).includes("from all lookup main suppress_prefixlength 0")) {
+      this.echo(`ip ${proto} rule delete table main suppress_prefixlength 0`);
+      this.netlink(() => rt.ruleDel(family, { table: rt.RT_TABLE_MAIN, suppressPrefixlen: 0 }));
+    }
+    await this.replaceFirewall(family, table, null);
+  }
+
+  /** Deletes the family's wg-quick nft table and, given addresses, creates it anew for them. */
+  async replaceFirewall(family: number, table: number, addrs: readonly string[] | null): Promise<void> {
+    const nft = nftPath();
+    const pf = family === rt.AF_INET6 ? "ip6" : "ip";
+    if (nft === null) {
+      if (addrs === null) return;
+      this.echo("nft -f /dev/fd/63");
+      err(`${this.o.prog}: ${NFT_MISSING}\n`);
+      this.fail(127);
+    }
+    const removal = (await nftRemovalScript(nft, this.iface))
+      .split("\n")
+      .filter((l) => l.startsWith(`delete table ${pf} `))
+      .map((l) => `${l}\n`)
+      .join("");
+    const script = removal + (addrs === null ? "" : nftScript(pf, this.iface, table, addrs));
+    if (script === "") return;
+    this.echo("nft -f /dev/fd/63");
+    const code = await nftApply(nft, script);
+    if (code !== 0) this.fail(code);
+  }
+
   async save(): Promise<void> {
     if (!(await this.isWgInterface())) die(this.o.prog, `\`${this.iface}' is not a WireGuard interface`);
     await this.saveConfig();
   }
+}
+
+function samePrefix(a: rt.Prefix, b: rt.Prefix): boolean {
+  if (a.family !== b.family || a.len !== b.len || a.addr.length !== b.addr.length) return false;
+  for (let i = 0; i < a.addr.length; i++) if (a.addr[i] !== b.addr[i]) return false;
+  return true;
+}
+
+/** The [Interface] section of the wg part sets `key` (lower case), e.g. FwMark: then it is the user's. */
+function configHasKey(wgConfig: string, key: string): boolean {
+  let inInterface = false;
+  for (const line of readLines(wgConfig)) {
+    const stripped = line.replace(/#.*/, "");
+    const k = trimSpace(stripped.split("=")[0]!).toLowerCase();
+    if (k.startsWith("[")) inInterface = k === "[interface]";
+    else if (inInterface && k === key && stripped.includes("=")) return true;
+  }
+  return false;
 }
 
 /** A C integer as strtol(..., 0) reads it, the whole string consumed (ip's get_integer). */
@@ -700,7 +1005,8 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
     return 0;
   }
   const cmd = args[0];
-  if (args.length !== 2 || (cmd !== "up" && cmd !== "down" && cmd !== "save" && cmd !== "strip")) {
+  // `reload` is ours; the usage text stays the reference's byte for byte.
+  if (args.length !== 2 || (cmd !== "up" && cmd !== "down" && cmd !== "save" && cmd !== "strip" && cmd !== "reload")) {
     usage(prog);
     return 1;
   }
@@ -723,6 +1029,9 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
         break;
       case "save":
         await s.save();
+        break;
+      case "reload":
+        await s.reload();
         break;
       case "strip":
         process.stdout.write(Buffer.from(`${o.wgConfig}\n`, "latin1"));

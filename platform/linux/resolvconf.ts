@@ -1,10 +1,70 @@
-// DNS for wg-quick through resolvconf(8) (Debian's resolvconf, openresolv, or systemd's
-// resolvectl symlink). Without one, `DNS =` cannot work: callers get status 127 and a message
-// that says what to install instead of bash's bare "command not found".
-import { readFileSync } from "node:fs";
+// DNS for wg-quick: through resolvconf(8) (Debian's resolvconf, openresolv) as the reference
+// does, or, where systemd-resolved manages DNS and no real resolvconf is installed, per link
+// through resolvectl(1), which also gives routing domains (`~example.com`). Without either,
+// `DNS =` cannot work: callers get status 127 and a message that says what to install instead
+// of bash's bare "command not found".
+import { existsSync, lstatSync, readFileSync, realpathSync } from "node:fs";
+import { basename } from "node:path";
 
 export const RESOLVCONF_MISSING =
-  "resolvconf: command not found (DNS = needs resolvconf: install openresolv, resolvconf or systemd-resolved, or remove DNS = from the configuration)";
+  "resolvconf: command not found (DNS = needs resolvconf or systemd-resolved: on Debian/Ubuntu install the openresolv or the systemd-resolved package, or remove DNS = from the configuration)";
+
+export const RESOLVED_NOT_RUNNING =
+  "resolvconf: command not found (DNS = needs resolvconf or systemd-resolved: resolvectl is installed but systemd-resolved is not running; start it with `systemctl enable --now systemd-resolved`, or install the openresolv package, or remove DNS = from the configuration)";
+
+/** Exists while systemd-resolved runs (its RuntimeDirectory); the test for "resolved manages DNS". */
+export const RESOLVED_RUNTIME_DIR = "/run/systemd/resolve";
+
+/**
+ * Who takes `DNS =`:
+ * - "resolvconf": a resolvconf in PATH that is not systemd's compatibility symlink, or that
+ *   symlink while resolved is not running: exactly the reference's behaviour;
+ * - "resolvectl": resolvectl in PATH and resolved running, and resolvconf absent or only the
+ *   symlink to resolvectl/systemctl (newer wireguard-tools also tell the two apart by the symlink);
+ * - "missing": neither; `message` says what to install.
+ */
+export type DnsManager = { kind: "resolvconf" } | { kind: "resolvectl"; exe: string } | { kind: "missing"; message: string };
+
+function isSystemdShim(path: string): boolean {
+  try {
+    if (!lstatSync(path).isSymbolicLink()) return false;
+    return ["resolvectl", "systemctl", "systemd-resolve"].includes(basename(realpathSync(path)));
+  } catch {
+    return false;
+  }
+}
+
+export function dnsManager(): DnsManager {
+  const resolvconf = resolvconfPath();
+  const resolvectl = Bun.which("resolvectl");
+  const resolved = resolvectl !== null && existsSync(RESOLVED_RUNTIME_DIR);
+  if (resolvconf !== null && !(resolved && isSystemdShim(resolvconf))) return { kind: "resolvconf" };
+  if (resolved) return { kind: "resolvectl", exe: resolvectl! };
+  if (resolvconf !== null) return { kind: "resolvconf" };
+  return { kind: "missing", message: resolvectl !== null ? RESOLVED_NOT_RUNNING : RESOLVCONF_MISSING };
+}
+
+/** `resolvectl ARGS...` with its messages passed through. Returns the status. */
+export async function resolvectl(exe: string, args: readonly string[]): Promise<number> {
+  const p = Bun.spawn([exe, ...args], { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+  return await p.exited;
+}
+
+/**
+ * The words after "Link N (IF):" of `resolvectl dns|domain IF` (errors hidden), i.e. the link's
+ * current servers or domains; empty when unset or the link is unknown.
+ */
+export async function resolvectlQuery(exe: string, what: "dns" | "domain", iface: string): Promise<string[]> {
+  const p = Bun.spawn([exe, what, iface], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  const out = await new Response(p.stdout).text();
+  if ((await p.exited) !== 0) return [];
+  const words: string[] = [];
+  for (const line of out.split("\n")) {
+    const m = /^Link \d+ \([^)]*\):(.*)$/.exec(line.trim());
+    if (m) words.push(...m[1]!.split(/\s+/).filter((w) => w !== ""));
+  }
+  return words;
+}
 
 /** Debian resolvconf orders interfaces by /etc/resolvconf/interface-order: "tun." when it lists "tun*". */
 export function resolvconfIfacePrefix(): string {
@@ -28,7 +88,10 @@ function resolvconfPath(): string | null {
 async function run(args: string[], stdin: string | null, stdout: "inherit" | "pipe" | "ignore", stderr: "inherit" | "ignore"): Promise<{ status: number; out: string }> {
   const exe = resolvconfPath();
   if (exe === null) {
-    if (stderr === "inherit") process.stderr.write(`${RESOLVCONF_MISSING}\n`);
+    if (stderr === "inherit") {
+      const m = dnsManager();
+      process.stderr.write(`${m.kind === "missing" ? m.message : RESOLVCONF_MISSING}\n`);
+    }
     return { status: 127, out: "" };
   }
   const p = Bun.spawn([exe, ...args], {

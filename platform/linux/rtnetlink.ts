@@ -70,6 +70,7 @@ const RT_SCOPE_HOST = 254;
 const RTN_UNICAST = 1;
 const RT_TABLE_UNSPEC = 0;
 export const RT_TABLE_MAIN = 254;
+const RT_SCOPE_NOWHERE = 255;
 
 const FRA_DST = 1;
 const FRA_SRC = 2;
@@ -611,8 +612,9 @@ export function routeAdd(dst: Prefix, oif: number, table = RT_TABLE_MAIN): void 
   transact(m);
 }
 
+/** `ip -4|-6 route del P dev IF [table T]`: scope "nowhere" matches a route of any scope, as ip sends it. */
 export function routeDel(dst: Prefix, oif: number, table = RT_TABLE_MAIN): void {
-  const m = new Msg(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK).bytes(rtmsg(dst.family, dst.len, table, 0, 0, 0));
+  const m = new Msg(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK).bytes(rtmsg(dst.family, dst.len, table, 0, RT_SCOPE_NOWHERE, 0));
   m.attr(RTA_DST, dst.addr);
   if (table >= 256) m.u32(RTA_TABLE, table);
   m.u32(RTA_OIF, oif);

@@ -261,7 +261,9 @@ export class Udp {
   bind(port: number, fwmark: number): number {
     // A mark-only change keeps the socket, as wireguard-go does: closing and re-binding the same
     // port fails with EADDRINUSE while the poller thread still holds the old fd in poll().
-    if (this.fd >= 0 && port === this.port && fwmark !== this.fwmark) {
+    // The same port again (`wg syncconf` of an unchanged ListenPort) keeps it for the same reason.
+    if (this.fd >= 0 && port === this.port) {
+      if (fwmark === this.fwmark) return this.port;
       if (setInt(this.fd, SOL_SOCKET, SO_MARK, fwmark | 0) < 0) throw new SysError("setsockopt(SO_MARK)", errno());
       this.fwmark = fwmark;
       return this.port;
