@@ -14,7 +14,7 @@ interface Vector {
   ciphertext_and_tag: string;
   must_fail: boolean | string;
 }
-const file = JSON.parse(readFileSync("/work/shared/vectors/chacha20poly1305.json", "utf8")) as Record<string, unknown>;
+const file = JSON.parse(readFileSync(new URL("./vectors/chacha20poly1305.json", import.meta.url), "utf8")) as Record<string, unknown>;
 const vectors: Vector[] = ["rfc8439", "derived_must_fail", "kernel_encrypt", "kernel_decrypt"].flatMap(
   (k) => file[k] as Vector[],
 );

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AeadBackend } from "../core/crypto.ts";
 
-export const VECTOR_DIR = join(import.meta.dir, "..", "..", "shared", "vectors");
+export const VECTOR_DIR = join(import.meta.dir, "vectors");
 
 export function loadVector<T = any>(file: string): T {
   return JSON.parse(readFileSync(join(VECTOR_DIR, file), "utf8")) as T;

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { AllowedIPs, formatIp, formatPrefix, maskAddr, parseIp, parsePrefix, type Family } from "../core/allowedips.ts";
 
-const vectors = (await Bun.file(new URL("../../shared/vectors/allowedips.json", import.meta.url)).json()) as {
+const vectors = (await Bun.file(new URL("./vectors/allowedips.json", import.meta.url)).json()) as {
   ops: {
     op: "insert" | "lookup" | "remove_by_peer" | "reset" | "expect_entries_for_peer";
     peer?: string;

@@ -19,7 +19,7 @@ import {
 import { createDevice } from "../core/device.ts";
 import type { Endpoint } from "../core/device-api.ts";
 
-const V = (await Bun.file(new URL("../../shared/vectors/wireguard_handshake.json", import.meta.url)).json()) as any;
+const V = (await Bun.file(new URL("./vectors/wireguard_handshake.json", import.meta.url)).json()) as any;
 const h = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 

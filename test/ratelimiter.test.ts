@@ -8,7 +8,7 @@ import {
   rateLimitKey,
 } from "../core/ratelimiter.ts";
 
-const vectors = (await Bun.file(new URL("../../shared/vectors/ratelimiter.json", import.meta.url)).json()) as {
+const vectors = (await Bun.file(new URL("./vectors/ratelimiter.json", import.meta.url)).json()) as {
   parameters: {
     packets_per_second: number;
     packets_burstable: number;

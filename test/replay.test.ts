@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { REJECT_AFTER_MESSAGES, ReplayWindow, WINDOW_SIZE } from "../core/replay.ts";
 
-const vectors = (await Bun.file(new URL("../../shared/vectors/replay_counter.json", import.meta.url)).json()) as {
+const vectors = (await Bun.file(new URL("./vectors/replay_counter.json", import.meta.url)).json()) as {
   window_size: number;
   reject_after_messages: { wireguard_go: string };
   sequences: {

@@ -1,4 +1,4 @@
-// Every entry of the primitive vector files (shared/vectors) against core/crypto.ts.
+// Every entry of the primitive vector files (test/vectors, copied from the team's shared/vectors) against core/crypto.ts.
 import { describe, expect, test } from "bun:test";
 import { blake2s } from "@noble/hashes/blake2.js";
 import { chacha20poly1305, hchacha } from "@noble/ciphers/chacha.js";
