@@ -30,9 +30,11 @@ export async function main(): Promise<number> {
   const argv0 = invokedAs();
   const name = basename(argv0);
   const args = process.argv.slice(2);
-  if (name === "wg" || name === "wg-quick") return run(name, argv0, args);
   const first = args[0];
+  // A tool word first wins, so `dist/wg daemon wg0` and `dist/wg wg-quick up x` work through the
+  // `wg` name too; none of these words is a valid first argument of the real wg or wg-quick.
   if (first && (TOOLS as readonly string[]).includes(first)) return run(first as Tool, first, args.slice(1));
+  if (name === "wg" || name === "wg-quick") return run(name, argv0, args);
   process.stderr.write(
     `Usage: ${name} <wg|wg-quick|daemon> [arguments...]\n` +
       `  wg ...        configure and show WireGuard interfaces (wg(8))\n` +
