@@ -3,8 +3,15 @@
 // implementation; the noble one here is the always-available fallback.
 import { blake2s } from "@noble/hashes/blake2.js";
 import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
-import { x25519 } from "@noble/curves/ed25519.js";
-import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import type { x25519 as X25519 } from "@noble/curves/ed25519.js";
+import type * as Chacha from "@noble/ciphers/chacha.js";
+
+// The curve and cipher modules are loaded on first use: building them costs start-up time that
+// `wg genkey` and most of `wg` never need.
+let curve: typeof X25519 | undefined;
+const x25519Lazy = () => (curve ??= (require("@noble/curves/ed25519.js") as { x25519: typeof X25519 }).x25519);
+let chachaMod: typeof Chacha | undefined;
+const chacha = () => (chachaMod ??= require("@noble/ciphers/chacha.js") as typeof Chacha);
 
 export const KEY_LEN = 32;
 
@@ -57,7 +64,7 @@ export function generatePrivateKey(random: (n: number) => Uint8Array = randomByt
 }
 
 export function publicKey(priv: Uint8Array): Uint8Array {
-  return x25519.scalarMult(priv, x25519.GuBytes ?? BASEPOINT);
+  return x25519Lazy().scalarMult(priv, BASEPOINT);
 }
 const BASEPOINT = (() => {
   const b = new Uint8Array(32);
@@ -75,7 +82,7 @@ export function isZero(b: Uint8Array): boolean {
 export function dh(priv: Uint8Array, pub: Uint8Array): Uint8Array | null {
   let out: Uint8Array;
   try {
-    out = x25519.scalarMult(priv, pub);
+    out = x25519Lazy().scalarMult(priv, pub);
   } catch {
     return null;
   }
@@ -130,11 +137,11 @@ export function aeadOpen(key: Uint8Array, counter: bigint, sealed: Uint8Array, a
 }
 
 export function xaeadSeal(key: Uint8Array, nonce24: Uint8Array, plain: Uint8Array, ad: Uint8Array): Uint8Array {
-  return xchacha20poly1305(key, nonce24, ad).encrypt(plain);
+  return chacha().xchacha20poly1305(key, nonce24, ad).encrypt(plain);
 }
 export function xaeadOpen(key: Uint8Array, nonce24: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null {
   try {
-    return xchacha20poly1305(key, nonce24, ad).decrypt(sealed);
+    return chacha().xchacha20poly1305(key, nonce24, ad).decrypt(sealed);
   } catch {
     return null;
   }
@@ -176,12 +183,12 @@ export const nobleAead: AeadBackend = {
     const nonceView = new DataView(nonce.buffer);
     const seal = (src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number => {
       const out = dst.subarray(dstOff, dstOff + len + 16);
-      chacha20poly1305(k, nonce, EMPTY).encrypt(src.subarray(srcOff, srcOff + len), out);
+      chacha().chacha20poly1305(k, nonce, EMPTY).encrypt(src.subarray(srcOff, srcOff + len), out);
       return len + 16;
     };
     const open = (src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number => {
       try {
-        chacha20poly1305(k, nonce, EMPTY).decrypt(src.subarray(srcOff, srcOff + len), dst.subarray(dstOff, dstOff + len - 16));
+        chacha().chacha20poly1305(k, nonce, EMPTY).decrypt(src.subarray(srcOff, srcOff + len), dst.subarray(dstOff, dstOff + len - 16));
       } catch {
         return -1;
       }
@@ -212,11 +219,11 @@ export const nobleAead: AeadBackend = {
     };
   },
   seal(key, counter, plain, ad) {
-    return chacha20poly1305(key, nonce12(counter), ad).encrypt(plain);
+    return chacha().chacha20poly1305(key, nonce12(counter), ad).encrypt(plain);
   },
   open(key, counter, sealed, ad) {
     try {
-      return chacha20poly1305(key, nonce12(counter), ad).decrypt(sealed);
+      return chacha().chacha20poly1305(key, nonce12(counter), ad).decrypt(sealed);
     } catch {
       return null;
     }
