@@ -55,6 +55,8 @@ export interface Engine {
   nextDeadline(): number;
   /** One whole UAPI request ("get=1\n\n" or "set=1\n...\n\n") in, the whole response text out. */
   uapi(request: string): string;
+  /** uapi() plus whether the connection must be closed after the response (go closes on an unknown operation). */
+  uapiSession?(request: string): { response: string; close: boolean };
   /** Interface administratively up/down (timers only run while up; down clears sessions like go). */
   up(): void;
   down(): void;

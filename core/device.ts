@@ -39,7 +39,7 @@ import {
   TimerHint,
   TimerKind,
 } from "./timers.ts";
-import { handleUapi } from "./uapi-server.ts";
+import { handleUapi, handleUapiSession, type UapiReply } from "./uapi-server.ts";
 
 export const DEFAULT_MTU = 1420;
 /** Handshake messages waiting beyond this many are dropped (go's QueueHandshakeSize). */
@@ -198,6 +198,10 @@ export class Device implements Engine {
 
   uapi(request: string): string {
     return handleUapi(this, request);
+  }
+
+  uapiSession(request: string): UapiReply {
+    return handleUapiSession(this, request);
   }
 
   /** Bring the device up: bind the port, start timers. Throws the io.bind error (device stays down). */

@@ -29,17 +29,28 @@ interface SetPeer {
   pkaOn: boolean;
 }
 
+/** What to send back, and whether the connection must be closed after it (go's IpcHandle returns). */
+export interface UapiReply {
+  response: string;
+  close: boolean;
+}
+
 /**
  * Handle the bytes of one UAPI connection. Returns the whole response; operations are served in
  * order. An unknown operation or a truncated request ends the answer there (go closes the
  * connection); "" therefore means "close without answering".
  */
 export function handleUapi(dev: Device, request: string): string {
+  return handleUapiSession(dev, request).response;
+}
+
+/** handleUapi plus `close`: true when go would close the connection after this answer. */
+export function handleUapiSession(dev: Device, request: string): UapiReply {
   const lines = new LineReader(request);
   let out = "";
   for (;;) {
     const op = lines.readLine();
-    if (op === null) return out;
+    if (op === null) return { response: out, close: false };
     let errno = 0;
     if (op === "set=1") {
       try {
@@ -50,10 +61,10 @@ export function handleUapi(dev: Device, request: string): string {
       }
       out += `errno=${errno === 0 ? 0 : -errno}\n\n`;
       // go's line scanner has read ahead past a failed set; nothing after it is served.
-      if (errno !== 0) return out;
+      if (errno !== 0) return { response: out, close: false };
     } else if (op === "get=1") {
       const c = lines.readChar();
-      if (c === null) return out;
+      if (c === null) return { response: out, close: true };
       if (c !== "\n") {
         dev.log("error", `UAPI: trailing character in UAPI get: ${JSON.stringify(c)}`);
         out += `errno=${-EINVAL}\n\n`;
@@ -62,7 +73,7 @@ export function handleUapi(dev: Device, request: string): string {
       }
     } else {
       dev.log("error", `UAPI: invalid UAPI operation: ${op}`);
-      return out;
+      return { response: out, close: true };
     }
   }
 }

@@ -193,9 +193,18 @@ export class LinuxIO implements DeviceIO {
     this.opts.onExit?.(reason);
   }
 
-  /** Runs one UAPI request through the engine, then flushes what it queued and re-arms timers. */
-  uapi(request: string): string {
-    const res = this.engine!.uapi(request);
+  /**
+   * Runs one UAPI request through the engine, then flushes what it queued and re-arms timers.
+   * `close`: the connection must be closed after the response (an unknown operation, like go).
+   */
+  uapi(request: string): { response: string; close: boolean } {
+    const engine = this.engine!;
+    let res: { response: string; close: boolean };
+    if (engine.uapiSession) res = engine.uapiSession(request);
+    else {
+      const response = engine.uapi(request);
+      res = { response, close: response === "" };
+    }
     this.udp.flush();
     this.schedule();
     return res;
