@@ -41,6 +41,8 @@ export interface Outputs {
   tun: Uint8Array[];
   events: string[];
   errors: string[];
+  /** Every log line at every level ("level: msg"). */
+  logs: string[];
 }
 
 export interface Node {
@@ -82,7 +84,7 @@ export function makeWorld(seed: number, psk = true): World {
   const c = { mono: () => clock.mono, wall: () => clock.wall };
   const r = prng(seed);
   const mk = (ip: string, port: number): Node => {
-    const out: Outputs = { udp: [], tun: [], events: [], errors: [] };
+    const out: Outputs = { udp: [], tun: [], events: [], errors: [], logs: [] };
     const priv = generatePrivateKey(r.bytes);
     const node: Node = { dev: null!, priv, pub: publicKey(priv), ep: { family: 4, ip, port }, out, sentLog: [] };
     node.dev = createDevice(
@@ -96,6 +98,7 @@ export function makeWorld(seed: number, psk = true): World {
         bind: (p) => p || port,
         event: (e) => void out.events.push(e.type),
         log: (lvl, msg) => {
+          out.logs.push(`${lvl}: ${msg}`);
           if (lvl === "error") out.errors.push(msg);
         },
       },
@@ -380,6 +383,7 @@ export function fuzzEngine(w: World, count: number, seed: number, snapshotEvery 
       return stats;
     }
     const o = node.out;
+    o.logs.length = 0;
     // The one allowed answer (protocol.md §15.1): a cookie reply to a valid-mac1 handshake
     // message while under load, sent back to the packet's source.
     if (o.udp.length === 1 && o.udp[0]!.data.length === COOKIE_REPLY_LEN && o.udp[0]!.data[0] === 3 &&
