@@ -139,6 +139,10 @@ export class LinuxIO implements DeviceIO {
     this.running = true;
     this.mtu = this.tun.mtu();
     if (this.mtu > 0) engine.setMtu(this.mtu);
+    // wireguard-go 0.0.20220316 brings the device up as soon as it exists, whatever the link
+    // state: its TUN status probe (a zero-length write) reads as "up" on a down link, so the
+    // UDP port is bound and `wg show` lists it right after start. Measured, see checkLink().
+    this.bringUp();
     this.checkLink();
     this.publishFds();
     const url = URL.createObjectURL(new Blob([POLLER_SOURCE], { type: "application/javascript" }));
@@ -291,7 +295,13 @@ export class LinuxIO implements DeviceIO {
     if (any) this.checkLink();
   }
 
-  /** Mirrors the link's IFF_UP into engine.up()/down() and its MTU into setMtu; exits when gone. */
+  /**
+   * Follows the link: MTU into setMtu, exit when it is gone, and "up" retries engine.up() (a
+   * no-op when already up; go's "Interface up requested"). Link down changes nothing, like
+   * wireguard-go 0.0.20220316 on Linux: it never sees a down event for its own TUN (its netlink
+   * watcher keys on IFF_RUNNING and its write probe keeps saying "up"), so the device stays up,
+   * the port stays bound and sessions and timers continue across `ip link set down`/`up`.
+   */
   checkLink(): void {
     const engine = this.engine!;
     const flags = this.tun.flags();
@@ -308,22 +318,19 @@ export class LinuxIO implements DeviceIO {
     }
     if (up !== this.linkUp) {
       this.linkUp = up;
-      if (up) {
-        try {
-          engine.up();
-        } catch {
-          // The engine logged the bind failure and stays down, like go.
-        }
-      } else {
-        engine.down();
-        // wireguard-go closes its sockets while down; up() binds again with the same port.
-        this.udp.flush();
-        this.udp.close();
-      }
-      this.udp.flush();
-      this.publishFds();
+      if (up) this.bringUp();
     }
     this.schedule();
+  }
+
+  private bringUp(): void {
+    try {
+      this.engine!.up();
+    } catch {
+      // The engine logged the bind failure and stays down, like go; the next link-up retries.
+    }
+    this.udp.flush();
+    this.publishFds();
   }
 
   /** Keeps one setTimeout aimed at engine.nextDeadline(). */
