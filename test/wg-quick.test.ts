@@ -566,6 +566,7 @@ describe("ours: clear errors where the reference needs tools we do not replace",
     const r = runSide("ours", ns, ["up", path], iface, noSbin);
     expect(r.code).toBe(127);
     expect(r.stderr).toContain(`[#] resolvconf -a ${iface} -m 0 -x\nresolvconf: command not found (DNS = needs resolvconf`);
+    expect(r.stderr).toContain("install the openresolv or the systemd-resolved package");
     expect(r.stderr).toEndWith(`[#] ip link delete dev ${iface}\n`);
     await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
     expect(snapshot(ns)).toEqual(before);
@@ -661,5 +662,271 @@ describe("not root", () => {
     const ours = asNobody(argvOf("ours", ["strip", conf]));
     expect(orig.code).toBe(127);
     expect(ours).toEqual({ code: 127, stderr: "wg-quick: must be run as root, and sudo is not installed\n" });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Extensions of ours (not in the reference): DNS through systemd-resolved, and `reload`.
+
+const rcBin = join(dir, "rcbin"); // resolvectl stand-in and systemd's resolvconf symlink to it
+mkdirSync(rcBin);
+const rcOnlyBin = join(dir, "rconly"); // resolvectl stand-in alone
+mkdirSync(rcOnlyBin);
+// resolvectl stand-in: logs every call, keeps per-link servers/domains, answers queries in
+// resolvectl's "Link N (IF): ..." format, and like the real one fails for links that do not
+// exist (so a revert after the link is gone would show) or when resolved is not running.
+const FAKE_RESOLVECTL = `#!/bin/sh
+d="${stateDir}"
+echo "resolvectl $*" >> "$d/resolvectl.log"
+[ -d /run/systemd/resolve ] || { echo "Failed to connect to bus: resolved not running" >&2; exit 1; }
+[ -n "$FAKE_RESOLVECTL_FAIL" ] && [ "$1" = "$FAKE_RESOLVECTL_FAIL" ] && { echo "Failed to set $1: simulated" >&2; exit 1; }
+cmd=$1; i=$2; shift 2
+[ -e "/sys/class/net/$i" ] || { echo "Failed to resolve interface \\"$i\\": No such device" >&2; exit 1; }
+case "$cmd" in
+dns|domain)
+  if [ $# -eq 0 ]; then echo "Link $(cat /sys/class/net/$i/ifindex) ($i): $(cat "$d/rc-$cmd-$i" 2>/dev/null)"
+  else echo "$*" > "$d/rc-$cmd-$i"; fi ;;
+revert) rm -f "$d/rc-dns-$i" "$d/rc-domain-$i" ;;
+*) exit 1 ;;
+esac
+`;
+writeFileSync(join(rcBin, "resolvectl"), FAKE_RESOLVECTL, { mode: 0o755 });
+symlinkSync("resolvectl", join(rcBin, "resolvconf"));
+writeFileSync(join(rcOnlyBin, "resolvectl"), FAKE_RESOLVECTL, { mode: 0o755 });
+
+function readStateFile(name: string): string {
+  const p = join(stateDir, name);
+  return existsSync(p) ? readFileSync(p, "latin1") : "";
+}
+
+/**
+ * Runs wg-quick command lines (ours, our daemon) in one shell inside `ns` and a private mount
+ * namespace in which, if `resolved`, /run/systemd/resolve exists (a tmpfs over /run/systemd, so
+ * the host's /run is never written).
+ */
+function runWithResolved(ns: Netns, resolved: boolean, cmds: string[][], env: Record<string, string>): RunResult {
+  const q = (args: string[]) => argvOf("daemon", args).map((w) => `'${w}'`).join(" ");
+  const prep = resolved ? "mount -t tmpfs -o mode=0755 none /run/systemd && mkdir /run/systemd/resolve" : "mount -t tmpfs -o mode=0755 none /run/systemd";
+  const script = [prep, ...cmds.map(q)].join(" && ");
+  return ns.run(["unshare", "-m", "sh", "-c", script], { ...envOf("daemon"), ...env });
+}
+
+describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd/resolve in a private mount namespace)", () => {
+  const conf = SPLIT.replace(/^DNS.*$/m, "DNS = 10.71.0.53, fd71::53, example.com, ~corp.test");
+
+  test("resolvconf only as systemd's symlink: per-link servers, search and routing domains; save keeps them; revert before the link goes", async () => {
+    const iface = ifname();
+    const ns = hostNs("rd");
+    const before = snapshot(ns);
+    resetState();
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, conf, { mode: 0o600 });
+    const r = runWithResolved(ns, true, [["up", path], ["save", path], ["down", path]], { PATH: `${rcBin}:/usr/bin:/bin` });
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      `[#] ip link set mtu 1380 up dev ${iface}\n[#] resolvectl dns ${iface} 10.71.0.53 fd71::53\n[#] resolvectl domain ${iface} example.com ~corp.test\n[#] ip -4 route add`,
+    );
+    expect(r.stderr).toContain(`[#] resolvectl revert ${iface}\n[#] ip link delete dev ${iface}\n`);
+    expect(r.stderr).not.toContain("resolvconf");
+    expect(r.stderr).not.toContain("Failed");
+    expect(readStateFile("resolvectl.log")).toBe(
+      [
+        `resolvectl dns ${iface} 10.71.0.53 fd71::53`,
+        `resolvectl domain ${iface} example.com ~corp.test`,
+        `resolvectl dns ${iface}`, // save
+        `resolvectl domain ${iface}`,
+        `resolvectl revert ${iface}`,
+        "",
+      ].join("\n"),
+    );
+    expect(readFileSync(path, "latin1")).toContain("DNS = 10.71.0.53\nDNS = fd71::53\nDNS = example.com\nDNS = ~corp.test\n");
+    expect(readStateFile("resolvconf.log")).toBe("");
+  }, TIMEOUT);
+
+  test("resolvectl failing during up: status passes through, the link setting is reverted, full teardown", async () => {
+    const iface = ifname();
+    const ns = hostNs("rf");
+    const before = snapshot(ns);
+    resetState();
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, conf, { mode: 0o600 });
+    const r = runWithResolved(ns, true, [["up", path]], { PATH: `${rcOnlyBin}:/usr/bin:/bin`, FAKE_RESOLVECTL_FAIL: "domain" });
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `[#] resolvectl domain ${iface} example.com ~corp.test\nFailed to set domain: simulated\n[#] resolvectl revert ${iface}\n[#] ip link delete dev ${iface}\n`,
+    );
+  }, TIMEOUT);
+
+  test("a real resolvconf stays in charge even while resolved runs (the reference's behaviour)", async () => {
+    const iface = ifname();
+    const ns = hostNs("rr");
+    resetState();
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, conf, { mode: 0o600 });
+    const r = runWithResolved(ns, true, [["up", path], ["down", path]], { PATH: `${binDir}:${rcOnlyBin}:/usr/bin:/bin` });
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`[#] resolvconf -a ${iface} -m 0 -x\n`);
+    expect(r.stderr).toContain(`[#] ip link delete dev ${iface}\n[#] resolvconf -d ${iface} -f\n`);
+    expect(readStateFile("resolvectl.log")).toBe("");
+    expect(readStateFile("resolvconf.log")).toContain("  | search example.com ~corp.test\n");
+  }, TIMEOUT);
+
+  test("resolvectl installed but resolved not running, no resolvconf: status 127 and what to do", async () => {
+    const iface = ifname();
+    const ns = hostNs("rn");
+    const before = snapshot(ns);
+    resetState();
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, conf, { mode: 0o600 });
+    const r = runWithResolved(ns, false, [["up", path]], { PATH: `${rcOnlyBin}:/usr/bin:/bin` });
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toContain(`[#] resolvconf -a ${iface} -m 0 -x\nresolvconf: command not found (DNS = needs resolvconf or systemd-resolved: resolvectl is installed but systemd-resolved is not running`);
+    expect(r.stderr).toContain("systemctl enable --now systemd-resolved");
+    expect(r.stderr).toEndWith(`[#] ip link delete dev ${iface}\n`);
+    expect(readStateFile("resolvectl.log")).toBe("");
+  }, TIMEOUT);
+});
+
+describe("ours: wg-quick reload IFACE|CONFIG", () => {
+  for (const side of ["ours", "daemon"] as const) {
+    test(`${side === "ours" ? "wireguard-go" : "our daemon"}: reloads to B, C (full tunnel), B equal fresh ups of them; the unchanged peer keeps its session`, async () => {
+      const c = newNs(`rc${side}`);
+      const s = newNs(`rs${side}`);
+      lab.veth(c, s, { a: ["10.200.0.2/24"], b: ["10.200.0.1/24"] }, "up0");
+      const serverIf = ifname();
+      const iface = ifname();
+      const serverKey = key();
+      const clientKey = key();
+      const serverPub = b64(publicKey(serverKey));
+      const peer4 = b64(publicKey(key()));
+      const keyFile = join(dir, `${serverIf}.key`);
+      writeFileSync(keyFile, `${b64(serverKey)}\n`, { mode: 0o600 });
+      s.sh(
+        `wireguard-go ${serverIf} >/dev/null && wg set ${serverIf} private-key ${keyFile} listen-port 51820 ` +
+          `peer ${b64(publicKey(clientKey))} allowed-ips 10.80.0.2/32,fd80::2/128 && ` +
+          `ip addr add 10.80.0.1/24 dev ${serverIf} && ip link set ${serverIf} up`,
+      );
+      const head = (addr: string, mtu: number, dns: string) =>
+        `[Interface]\nPrivateKey = ${b64(clientKey)}\nListenPort = 51830\nAddress = ${addr}\nMTU = ${mtu}\nDNS = ${dns}\n`;
+      const server = (extra: string) => `\n[Peer]\nPublicKey = ${serverPub}\nEndpoint = 10.200.0.1:51820\nAllowedIPs = 10.80.0.1/32, 10.99.0.0/24${extra}\n`;
+      const A =
+        head("10.80.0.2/24, 10.85.0.2/32", 1400, "10.80.0.53") +
+        server("") +
+        `[Peer]\nPublicKey = ${PEER2}\nAllowedIPs = 10.81.0.0/24, 10.84.0.0/24\n[Peer]\nPublicKey = ${PEER3}\nAllowedIPs = 10.86.0.0/24\n`;
+      const peersB = `[Peer]\nPublicKey = ${PEER2}\nAllowedIPs = 10.81.0.0/24, 10.83.0.0/24\nPersistentKeepalive = 25\n[Peer]\nPublicKey = ${peer4}\nAllowedIPs = fd83::/64\n`;
+      const B = head("10.80.0.2/24, fd80::2/64", 1380, "10.80.0.53, 10.80.0.54, corp.test") + server("") + peersB;
+      const C = head("10.80.0.2/24, fd80::2/64", 1380, "10.80.0.53, 10.80.0.54, corp.test") + server(", 0.0.0.0/0, ::/0") + peersB;
+
+      const path = join(cfgDir, `${iface}.conf`);
+      const write = (text: string) => writeFileSync(path, text, { mode: 0o600 });
+      const run = (cmd: string) => runSide(side, c, [cmd, path], iface);
+      const stateOf = () => ({
+        ...snapshot(c),
+        showconf: sortPeers(normState(c.run(["wg", "showconf", iface]).stdout, c)),
+        dns: readStateFile(`if-${iface}`),
+      });
+      const handshake = () => c.sh(`wg show ${iface} latest-handshakes`).split("\n").find((l) => l.startsWith(serverPub))!.split("\t")[1]!;
+      const ping = () => c.run(["ping", "-c", "1", "-W", "3", "10.80.0.1"]).code;
+      /** Reload while a ping runs every 100 ms: none of its packets may be lost. */
+      const reloadPinging = async () => {
+        const p = c.spawn(["ping", "-i", "0.1", "-c", "25", "-W", "3", "10.80.0.1"]);
+        await Bun.sleep(300);
+        const r = run("reload");
+        await p.exited;
+        expect(p.output()).toContain("25 packets transmitted, 25 received");
+        return r;
+      };
+
+      // The veth's link-local address (and its route) arrives asynchronously.
+      expect(await waitFor(() => c.run(["ip", "-6", "route", "show", "table", "local"]).stdout.includes("local fe80::"), 5000)).toBe(true);
+      const before = snapshot(c);
+      resetState();
+      write(A);
+      expect(run("up").code).toBe(0);
+      const index = c.sh(`cat /sys/class/net/${iface}/ifindex`);
+      expect(ping()).toBe(0);
+      const hs = handshake();
+      expect(Number(hs)).toBeGreaterThan(0);
+      await Bun.sleep(1100); // a new handshake would show a later second
+
+      write(B);
+      const rB = await reloadPinging();
+      expect(rB).toEqual({
+        code: 0,
+        stdout: "",
+        stderr: [
+          `[#] wg syncconf ${iface} /dev/fd/63`,
+          `[#] ip -6 address add fd80::2/64 dev ${iface}`,
+          `[#] ip -4 address del 10.85.0.2/32 dev ${iface}`,
+          `[#] ip link set mtu 1380 up dev ${iface}`,
+          `[#] resolvconf -a ${iface} -m 0 -x`,
+          `[#] ip -4 route del 10.86.0.0/24 dev ${iface}`,
+          `[#] ip -4 route del 10.84.0.0/24 dev ${iface}`,
+          `[#] ip -6 route add fd83::/64 dev ${iface}`,
+          `[#] ip -4 route add 10.83.0.0/24 dev ${iface}`,
+          "",
+        ].join("\n"),
+      });
+      expect(handshake()).toBe(hs);
+      expect(ping()).toBe(0);
+      expect(handshake()).toBe(hs);
+      const stateB = stateOf();
+      expect(stateB.showconf).toContain("PersistentKeepalive = 25");
+
+      write(C);
+      const rC = await reloadPinging();
+      expect(rC.code).toBe(0);
+      expect(rC.stderr).toStartWith(`[#] wg syncconf ${iface} /dev/fd/63\n[#] wg set ${iface} fwmark 51820\n[#] ip -6 route add ::/0 dev ${iface} table 51820\n`);
+      expect(handshake()).toBe(hs);
+      expect(c.run(["ip", "route", "get", "192.0.2.1"]).stdout).toContain(`dev ${iface} table 51820`);
+      const stateC = stateOf();
+
+      write(B);
+      const rB2 = await reloadPinging();
+      expect(rB2.code).toBe(0);
+      expect(rB2.stderr).toContain(`[#] ip -4 rule delete table main suppress_prefixlength 0\n[#] nft -f /dev/fd/63\n[#] wg set ${iface} fwmark 0\n`);
+      expect(stateOf()).toEqual(stateB);
+      expect(run("reload")).toEqual({ code: 0, stdout: "", stderr: `[#] wg syncconf ${iface} /dev/fd/63\n` });
+      expect(handshake()).toBe(hs);
+      expect(c.sh(`cat /sys/class/net/${iface}/ifindex`)).toBe(index);
+
+      // Invalid values are found before anything changes.
+      write(B.replace("fd80::2/64", "fd80::2/129"));
+      const bad = run("reload");
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toBe('Error: inet6 prefix is expected rather than "fd80::2/129".\n');
+      expect(stateOf()).toEqual(stateB);
+
+      // The same files brought up from scratch give the same state.
+      for (const [text, state] of [
+        [B, stateB],
+        [C, stateC],
+      ] as const) {
+        expect(run("down").code).toBe(0);
+        await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+        write(text);
+        expect(run("up").code).toBe(0);
+        expect(stateOf()).toEqual(state);
+      }
+      expect(run("down").code).toBe(0);
+      await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+      expect(snapshot(c)).toEqual(before);
+      s.run(["ip", "link", "del", serverIf]);
+    }, TIMEOUT);
+  }
+
+  test("reload of an interface that is not up: the message of down, status 1", () => {
+    const iface = ifname();
+    const ns = newNs("rl");
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, SPLIT, { mode: 0o600 });
+    expect(runSide("ours", ns, ["reload", path], iface)).toEqual({ code: 1, stdout: "", stderr: `wg-quick: \`${iface}' is not a WireGuard interface\n` });
   });
 });
