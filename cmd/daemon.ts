@@ -5,7 +5,8 @@
 
 import { openSync } from "node:fs";
 import { spawn } from "node:child_process";
-import type { Clock, Engine } from "../core/device-api.ts";
+import type { Clock, DeviceEvent } from "../core/device-api.ts";
+import type { Device } from "../core/device.ts";
 import { setAead } from "../core/crypto.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
 import { libc } from "../platform/linux/libc.ts";
@@ -14,6 +15,29 @@ import { listenUapi, socketInode, socketPath, type UapiListener } from "../platf
 
 const VERSION = "0.1.0";
 const READY_ENV = "WG_DAEMON_NOTIFY_PID";
+
+/** Seconds since the last handshake within which a peer counts as online (dashboards use 120-180). */
+export const ONLINE_WINDOW_MS = 180_000;
+
+/**
+ * One line of the event stream: {"time", "interface", "type", "public_key" (base64), then
+ * "endpoint" when known, "last_handshake" (ISO 8601) when there was one, and "online"}.
+ */
+export function eventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs = Date.now()): string {
+  const rec: Record<string, unknown> = {
+    time: new Date(nowWallMs).toISOString(),
+    interface: iface,
+    type: ev.type,
+    public_key: Buffer.from(ev.publicKey, "hex").toString("base64"),
+  };
+  const peer = ev.type === "peer-removed" ? undefined : dev.peers.get(ev.publicKey);
+  const endpoint = "endpoint" in ev ? ev.endpoint : null;
+  if (endpoint) rec.endpoint = endpoint;
+  const last = peer?.lastHandshakeWallMs ?? 0;
+  if (last > 0) rec.last_handshake = new Date(last).toISOString();
+  rec.online = last > 0 && nowWallMs - last < ONLINE_WINDOW_MS;
+  return JSON.stringify(rec);
+}
 
 function usage(prog: string): void {
   process.stderr.write(`Usage: ${prog} [-f/--foreground] INTERFACE-NAME\n`);
@@ -133,15 +157,27 @@ async function runForeground(iface: string, level: LogLevel): Promise<number> {
   }
 
   let uapi: UapiListener | null = null;
-  let engine: Engine | null = null;
-  const io = new LinuxIO(tun, { log });
+  let engine: Device | null = null;
+  // Event stream subscribers (UAPI extension `events=1`); lines are only built when someone listens.
+  const subscribers = new Set<(line: string) => boolean>();
+  const onEvent = (ev: DeviceEvent) => {
+    if (subscribers.size === 0 || engine === null) return;
+    const line = eventLine(iface, ev, engine) + "\n";
+    for (const write of subscribers) write(line);
+  };
+  const io = new LinuxIO(tun, { log, onEvent });
   try {
     const { createDevice } = await import("../core/device.ts");
     const clock: Clock = { mono: () => performance.now(), wall: () => Date.now() };
-    engine = createDevice(io, clock, { mtu: DEFAULT_MTU, deferHandshakes: true }) as Engine;
+    engine = createDevice(io, clock, { mtu: DEFAULT_MTU, deferHandshakes: true });
     io.attach(engine);
     log("verbose", "Device started");
-    uapi = listenUapi(socketPath(iface), (req) => io.uapi(req), (m) => log("error", m));
+    uapi = listenUapi(socketPath(iface), (req) => io.uapi(req), (m) => log("error", m), {
+      subscribe(write) {
+        subscribers.add(write);
+        return () => subscribers.delete(write);
+      },
+    });
     log("verbose", "UAPI listener started");
   } catch (e) {
     log("error", `Failed to start: ${(e as Error).message}`);

@@ -331,6 +331,11 @@ export class Device implements Engine {
     this.emit({ type: "peer-removed", publicKey: peer.publicKeyHex });
   }
 
+  /** UAPI `endpoint=`: a changed endpoint is reported like a roaming one. */
+  configureEndpoint(peer: Peer, ep: Endpoint): void {
+    this.setEndpoint(peer, ep);
+  }
+
   removeAllPeers(): void {
     for (const peer of [...this.peers.values()]) this.removePeer(peer);
   }

@@ -248,7 +248,7 @@ function peerLine(dev: Device, cur: SetPeer, key: string, value: string): void {
       dev.log("verbose", `${name} - UAPI: Updating endpoint`);
       const ep = parseEndpoint(value);
       if (ep === null) throw new UapiError(EINVAL, `failed to set endpoint ${value}`);
-      if (peer) peer.endpoint = ep;
+      if (peer) dev.configureEndpoint(peer, ep);
       return;
     }
     case "persistent_keepalive_interval": {

@@ -76,3 +76,84 @@ describe("startup and link state (wireguard-go parity)", () => {
     }
   }, 30_000);
 });
+
+describe("events (UAPI extension events=1)", () => {
+  test("handshake (online), endpoint change, peer removal arrive as JSON lines; wg events prints them", async () => {
+    const { subscribeEvents } = await import("../platform/events-client.ts");
+    const nsA = lab.ns("ea");
+    const nsB = lab.ns("eb");
+    const [dev] = lab.veth(nsA, nsB, { a: ["10.77.0.1/24"], b: ["10.77.0.2/24", "10.77.0.3/24"] });
+    void dev;
+    const ia = ifname();
+    const ib = ifname();
+    const ka = genkey();
+    const kb = genkey();
+    const pa = await startDaemon(nsA, "ours", ia);
+    const pb = await startDaemon(nsB, "go", ib);
+    const lines: any[] = [];
+    const r = await subscribeEvents(`${SOCK_DIR}/${ia}.sock`, (l) => lines.push(JSON.parse(l)));
+    expect(r.ok).toBe(true);
+    // the CLI, followed until it has printed something
+    const cli = nsA.spawn([BUN, join(ROOT, "cmd/wg-events.ts"), ia]);
+    try {
+      nsB.sh(`wg set ${ib} private-key ${keyFile(kb.priv)} listen-port 47002 peer ${ka.pub} allowed-ips 10.78.0.1/32 && ip addr add 10.78.0.2/24 dev ${ib} && ip link set ${ib} up`);
+      nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 47001 && ip addr add 10.78.0.1/24 dev ${ia} && ip link set ${ia} up`);
+      await Bun.sleep(300); // the CLI subscribes
+      nsA.sh(`wg set ${ia} peer ${kb.pub} endpoint 10.77.0.2:47002 allowed-ips 10.78.0.2/32`);
+      const ping = nsA.run(["ping", "-c", "1", "-W", "3", "10.78.0.2"]);
+      expect(ping.code).toBe(0);
+      expect(await waitFor(() => lines.some((e) => e.type === "handshake"), 5000)).toBe(true);
+      nsA.sh(`wg set ${ia} peer ${kb.pub} endpoint 10.77.0.3:47002`);
+      nsA.sh(`wg set ${ia} peer ${kb.pub} remove`);
+      expect(await waitFor(() => lines.some((e) => e.type === "peer-removed"), 5000)).toBe(true);
+      const b64 = kb.pub;
+      const types = lines.map((e) => e.type);
+      expect(types[0]).toBe("peer-added");
+      expect(types).toContain("keys-rotated");
+      const hs = lines.find((e) => e.type === "handshake")!;
+      expect(hs).toMatchObject({ interface: ia, public_key: b64, endpoint: "10.77.0.2:47002", online: true });
+      expect(Date.parse(hs.time)).toBeGreaterThan(Date.now() - 60_000);
+      expect(Date.parse(hs.last_handshake)).toBeGreaterThan(Date.now() - 60_000);
+      const ep = lines.filter((e) => e.type === "endpoint").at(-1)!;
+      expect(ep).toMatchObject({ public_key: b64, endpoint: "10.77.0.3:47002", online: true });
+      expect(lines.at(-1)).toMatchObject({ type: "peer-removed", public_key: b64, online: false });
+      for (const e of lines) expect(e.public_key).toBe(b64);
+      // the CLI printed the same stream
+      expect(await waitFor(() => cli.output().includes('"peer-removed"'), 5000)).toBe(true);
+      const cliTypes = cli
+        .output()
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).type);
+      expect(cliTypes).toEqual(types);
+      // the stream ends (and the CLI exits 0) when the daemon goes away
+      r.ok && (await Promise.race([r.sub.ended, Bun.sleep(10)]));
+      nsA.run(["ip", "link", "del", ia]);
+      expect(await Promise.race([cli.exited, Bun.sleep(5000).then(() => -1)])).toBe(0);
+    } finally {
+      if (r.ok) r.sub.close();
+      await cli.kill();
+      nsA.run(["ip", "link", "del", ia]);
+      nsB.run(["ip", "link", "del", ib]);
+      await pa.kill();
+      await pb.kill();
+    }
+  }, 40_000);
+
+  test("wireguard-go closes the connection: the client reports no event support", async () => {
+    const { subscribeEvents } = await import("../platform/events-client.ts");
+    const ns = lab.ns("eg");
+    const iface = ifname();
+    const p = await startDaemon(ns, "go", iface);
+    try {
+      const r = await subscribeEvents(`${SOCK_DIR}/${iface}.sock`, () => {});
+      expect(r).toEqual({ ok: false, error: "the daemon does not support event streams" });
+      const cli = ns.run([BUN, join(ROOT, "cmd/wg-events.ts"), iface]);
+      expect(cli.code).toBe(1);
+      expect(cli.stderr).toBe(`Unable to follow interface ${iface}: the daemon does not support event streams\n`);
+    } finally {
+      ns.run(["ip", "link", "del", iface]);
+      await p.kill();
+    }
+  }, 20_000);
+});

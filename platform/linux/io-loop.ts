@@ -9,7 +9,7 @@
 // when hot; an idle wake costs a median ~60 us (postMessage: ~100 us). Not tried, by reasoning:
 // poll(0) from setImmediate burns a core while idle; node:fs reads cost a threadpool hop per packet.
 
-import type { DeviceIO, Endpoint, Engine } from "../../core/device-api.ts";
+import type { DeviceEvent, DeviceIO, Endpoint, Engine } from "../../core/device-api.ts";
 import { E, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
 import type { Tun } from "./tun.ts";
 import { BATCH, Udp } from "./udp.ts";
@@ -53,6 +53,8 @@ export interface LoopOptions {
   log: Logger;
   /** Called once when the loop stops because the interface vanished or stop() was called. */
   onExit?: (reason: string) => void;
+  /** The engine's structured notifications (handshakes, endpoints, peers). */
+  onEvent?: (ev: DeviceEvent) => void;
 }
 
 /**
@@ -121,6 +123,10 @@ export class LinuxIO implements DeviceIO {
 
   log(level: "error" | "verbose" | "debug", msg: string): void {
     this.opts.log(level, msg);
+  }
+
+  event(ev: DeviceEvent): void {
+    this.opts.onEvent?.(ev);
   }
 
   // ---- loop -----------------------------------------------------------------------------------

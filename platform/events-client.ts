@@ -1,0 +1,70 @@
+// Client side of the event stream (a UAPI extension of our daemon): connect to the interface's
+// UAPI socket, send `events=1\n\n`, expect `errno=0\n\n`, then read one JSON object per line.
+// wireguard-go does not know the operation and closes the connection without answering; that
+// is reported as "not supported".
+
+/** Resolves once the daemon accepted (ok) or refused/closed (error text). */
+export interface EventSubscription {
+  /** Resolves when the stream ends (daemon gone or close() called). */
+  readonly ended: Promise<void>;
+  close(): void;
+}
+
+export type SubscribeResult = { ok: true; sub: EventSubscription } | { ok: false; error: string };
+
+export async function subscribeEvents(path: string, onLine: (line: string) => void): Promise<SubscribeResult> {
+  const accepted = Promise.withResolvers<SubscribeResult>();
+  const ended = Promise.withResolvers<void>();
+  const dec = new TextDecoder();
+  let buf = "";
+  let subscribed = false;
+  let socket: Awaited<ReturnType<typeof Bun.connect>> | null = null;
+  const sub: EventSubscription = {
+    ended: ended.promise,
+    close() {
+      socket?.end();
+    },
+  };
+  const finish = () => {
+    if (!subscribed) accepted.resolve({ ok: false, error: "the daemon does not support event streams" });
+    ended.resolve();
+  };
+  try {
+    socket = await Bun.connect({
+      unix: path,
+      socket: {
+        data(_s, chunk) {
+          buf += dec.decode(chunk, { stream: true });
+          if (!subscribed) {
+            const end = buf.indexOf("\n\n");
+            if (end < 0) return;
+            const header = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            if (header !== "errno=0") {
+              accepted.resolve({ ok: false, error: `the daemon refused the subscription (${header.replace(/\n/g, " ")})` });
+              _s.end();
+              return;
+            }
+            subscribed = true;
+            accepted.resolve({ ok: true, sub });
+          }
+          for (;;) {
+            const nl = buf.indexOf("\n");
+            if (nl < 0) break;
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line !== "") onLine(line);
+          }
+        },
+        close: finish,
+        end: finish,
+        error: finish,
+      },
+    });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    return { ok: false, error: code === "ENOENT" ? "No such device" : code === "ECONNREFUSED" ? "Connection refused" : String(code) };
+  }
+  socket.write("events=1\n\n");
+  return accepted.promise;
+}
