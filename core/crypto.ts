@@ -64,7 +64,7 @@ export function generatePrivateKey(random: (n: number) => Uint8Array = randomByt
 }
 
 export function publicKey(priv: Uint8Array): Uint8Array {
-  return x25519Lazy().scalarMult(priv, BASEPOINT);
+  return dhBackend.publicKey(priv);
 }
 const BASEPOINT = (() => {
   const b = new Uint8Array(32);
@@ -80,13 +80,48 @@ export function isZero(b: Uint8Array): boolean {
 
 /** X25519; returns null when the shared secret is all zero (the message must be dropped). */
 export function dh(priv: Uint8Array, pub: Uint8Array): Uint8Array | null {
-  let out: Uint8Array;
+  let out: Uint8Array | null;
   try {
-    out = x25519Lazy().scalarMult(priv, pub);
+    out = dhBackend.scalarMult(priv, pub);
   } catch {
     return null;
   }
-  return isZero(out) ? null : out;
+  // Checked here whatever the backend claims (protocol.md §1): a native one must not skip it.
+  return out === null || isZero(out) ? null : out;
+}
+
+// ---------------------------------------------------------------- X25519 backend
+
+/**
+ * X25519 as a pluggable backend like the AEAD, so platform/ can supply a native one (handshake
+ * rate is bound by scalar multiplications). scalarMult clamps the scalar and masks the top bit of
+ * u (RFC 7748) and returns null for an all-zero result or a failure; publicKey throws on failure.
+ */
+export interface DhBackend {
+  readonly name: string;
+  scalarMult(priv: Uint8Array, pub: Uint8Array): Uint8Array | null;
+  publicKey(priv: Uint8Array): Uint8Array;
+}
+
+export const nobleDh: DhBackend = {
+  name: "noble",
+  scalarMult(priv, pub) {
+    try {
+      // noble throws on an all-zero result
+      return x25519Lazy().scalarMult(priv, pub);
+    } catch {
+      return null;
+    }
+  },
+  publicKey: (priv) => x25519Lazy().scalarMult(priv, BASEPOINT),
+};
+
+let dhBackend: DhBackend = nobleDh;
+export function setDh(b: DhBackend): void {
+  dhBackend = b;
+}
+export function getDh(): DhBackend {
+  return dhBackend;
 }
 
 /** Constant-time equality. */
