@@ -745,6 +745,42 @@ describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd
     expect(readStateFile("resolvconf.log")).toBe("");
   }, TIMEOUT);
 
+  test("reload: DNS re-applied only when it changed (revert, then servers and domains); reverted when DNS = goes", async () => {
+    const iface = ifname();
+    const ns = hostNs("rl");
+    const before = snapshot(ns);
+    resetState();
+    const files = ["DNS = 10.71.0.53, ~corp.test", "DNS = 10.71.0.54, example.com", ""].map((dns, i) => {
+      mkdirSync(join(cfgDir, `dns${i}`), { recursive: true, mode: 0o700 });
+      const p = join(cfgDir, `dns${i}`, `${iface}.conf`);
+      writeFileSync(p, SPLIT.replace(/^DNS.*\n/m, dns ? `${dns}\n` : ""), { mode: 0o600 });
+      return p;
+    });
+    const [d0, d1, d2] = files as [string, string, string];
+    const r = runWithResolved(ns, true, [["up", d0], ["reload", d0], ["reload", d1], ["reload", d2], ["down", d2]], { PATH: `${rcBin}:/usr/bin:/bin` });
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      `[#] wg syncconf ${iface} /dev/fd/63\n[#] wg syncconf ${iface} /dev/fd/63\n[#] resolvectl revert ${iface}\n[#] resolvectl dns ${iface} 10.71.0.54\n[#] resolvectl domain ${iface} example.com\n[#] wg syncconf ${iface} /dev/fd/63\n[#] resolvectl revert ${iface}\n[#] ip link delete`,
+    );
+    const q = [`resolvectl dns ${iface}`, `resolvectl domain ${iface}`];
+    expect(readStateFile("resolvectl.log")).toBe(
+      [
+        `resolvectl dns ${iface} 10.71.0.53`,
+        `resolvectl domain ${iface} ~corp.test`,
+        ...q,
+        ...q,
+        `resolvectl revert ${iface}`,
+        `resolvectl dns ${iface} 10.71.0.54`,
+        `resolvectl domain ${iface} example.com`,
+        ...q,
+        `resolvectl revert ${iface}`,
+        "",
+      ].join("\n"),
+    );
+  }, TIMEOUT);
+
   test("resolvectl failing during up: status passes through, the link setting is reverted, full teardown", async () => {
     const iface = ifname();
     const ns = hostNs("rf");
@@ -827,8 +863,10 @@ describe("ours: wg-quick reload IFACE|CONFIG", () => {
       const path = join(cfgDir, `${iface}.conf`);
       const write = (text: string) => writeFileSync(path, text, { mode: 0o600 });
       const run = (cmd: string) => runSide(side, c, [cmd, path], iface);
+      // Link-local addresses are random, so their routes' order is too: compared as sorted lines.
       const stateOf = () => ({
         ...snapshot(c),
+        routes: snapshot(c).routes.split("\n").sort().join("\n"),
         showconf: sortPeers(normState(c.run(["wg", "showconf", iface]).stdout, c)),
         dns: readStateFile(`if-${iface}`),
       });
@@ -921,6 +959,26 @@ describe("ours: wg-quick reload IFACE|CONFIG", () => {
       s.run(["ip", "link", "del", serverIf]);
     }, TIMEOUT);
   }
+
+  test("reload with resolvconf: a changed record is replaced, a removed DNS = deleted", async () => {
+    const iface = ifname();
+    const ns = hostNs("rl");
+    resetState();
+    const path = join(cfgDir, `${iface}.conf`);
+    const texts = [SPLIT, SPLIT, SPLIT.replace("10.71.0.53, ", ""), SPLIT.replace(/^DNS.*\n/m, "")];
+    const out: RunResult[] = [];
+    for (const [i, t] of texts.entries()) {
+      writeFileSync(path, t, { mode: 0o600 });
+      out.push(runSide("daemon", ns, [i === 0 ? "up" : "reload", path], iface));
+    }
+    out.push(runSide("daemon", ns, ["down", path], iface));
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(out.map((r) => r.code)).toEqual([0, 0, 0, 0, 0]);
+    expect(out[1]!.stderr).toBe(`[#] wg syncconf ${iface} /dev/fd/63\n`);
+    expect(out[2]!.stderr).toBe(`[#] wg syncconf ${iface} /dev/fd/63\n[#] resolvconf -a ${iface} -m 0 -x\n`);
+    expect(out[3]!.stderr).toBe(`[#] wg syncconf ${iface} /dev/fd/63\n[#] resolvconf -d ${iface} -f\n`);
+    expect(readStateFile("resolvconf.log")).toContain(`resolvconf -a ${iface} -m 0 -x\n  | nameserver fd71::53\n  | search example.com corp.test\nresolvconf -l ${iface}\nresolvconf -d ${iface} -f\n`);
+  }, TIMEOUT);
 
   test("reload of an interface that is not up: the message of down, status 1", () => {
     const iface = ifname();
