@@ -12,6 +12,7 @@ import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
 import { libc } from "../platform/linux/libc.ts";
 import { DEFAULT_MTU, Tun } from "../platform/linux/tun.ts";
 import { listenUapi, socketInode, socketPath, type UapiListener } from "../platform/linux/uapi-listener.ts";
+import { NetnsSwitch } from "../platform/linux/netns.ts";
 
 const VERSION = "0.1.0";
 const READY_ENV = "WG_DAEMON_NOTIFY_PID";
@@ -40,7 +41,13 @@ export function eventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs
 }
 
 function usage(prog: string): void {
-  process.stderr.write(`Usage: ${prog} [-f/--foreground] INTERFACE-NAME\n`);
+  process.stderr.write(`Usage: ${prog} [-f/--foreground] [--udp-netns NAME|PATH] INTERFACE-NAME\n`);
+}
+
+/** Options beyond wireguard-go's command line. */
+export interface DaemonOptions {
+  /** Create the UDP socket in this network namespace (name in /var/run/netns, or a path). */
+  udpNetns?: string;
 }
 
 function parseLevel(s: string | undefined): LogLevel {
@@ -78,12 +85,16 @@ export async function daemonMain(argv: string[]): Promise<number> {
   const prog = "wg daemon";
   let foreground = process.env.WG_PROCESS_FOREGROUND === "1";
   let iface: string | undefined;
+  const opts: DaemonOptions = {};
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
     process.stdout.write(`wgts daemon v${VERSION}\n\nUserspace WireGuard daemon for Linux (TypeScript on Bun).\n`);
     return 0;
   }
-  for (const a of argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
     if (a === "-f" || a === "--foreground") foreground = true;
+    else if (a === "--udp-netns" && i + 1 < argv.length && argv[i + 1] !== "") opts.udpNetns = argv[++i]!;
+    else if (a.startsWith("--udp-netns=") && a.length > 12) opts.udpNetns = a.slice(12);
     else if (iface === undefined && !a.startsWith("-")) iface = a;
     else {
       usage(prog);
@@ -96,7 +107,7 @@ export async function daemonMain(argv: string[]): Promise<number> {
   }
   const level = parseLevel(process.env.LOG_LEVEL);
   if (!foreground) return launchBackground();
-  return runForeground(iface, level);
+  return runForeground(iface, level, opts);
 }
 
 /** Re-runs our own command line detached; waits for the child's "ready" signal or its exit. */
@@ -131,9 +142,19 @@ async function launchBackground(): Promise<number> {
   });
 }
 
-async function runForeground(iface: string, level: LogLevel): Promise<number> {
+async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions = {}): Promise<number> {
   const log = makeLogger(iface, level);
   log("verbose", `Starting wgts daemon version ${VERSION}`);
+  // Opened before the TUN exists so a wrong namespace fails the start, not the first bind.
+  let udpNetns: NetnsSwitch | null = null;
+  if (opts.udpNetns !== undefined) {
+    try {
+      udpNetns = new NetnsSwitch(opts.udpNetns);
+    } catch (e) {
+      log("error", `Failed to open UDP network namespace ${opts.udpNetns}: ${(e as Error).message}`);
+      return 1;
+    }
+  }
   let tun: Tun;
   try {
     tun = Tun.open(iface);
@@ -166,6 +187,11 @@ async function runForeground(iface: string, level: LogLevel): Promise<number> {
     for (const write of subscribers) write(line);
   };
   const io = new LinuxIO(tun, { log, onEvent });
+  if (udpNetns !== null) {
+    const ns = udpNetns;
+    io.udp.createIn = (make) => ns.run(make);
+    log("verbose", `UDP sockets live in network namespace ${ns.spec}`);
+  }
   try {
     const { createDevice } = await import("../core/device.ts");
     const clock: Clock = { mono: () => performance.now(), wall: () => Date.now() };
@@ -220,6 +246,7 @@ async function runForeground(iface: string, level: LogLevel): Promise<number> {
   uapi.close();
   engine.close();
   io.udp.close();
+  udpNetns?.close();
   tun.close();
   log("verbose", "Device closed");
   return 0;

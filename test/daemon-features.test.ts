@@ -157,3 +157,50 @@ describe("events (UAPI extension events=1)", () => {
     }
   }, 20_000);
 });
+
+describe("--udp-netns: UDP in one namespace, the tunnel in another", () => {
+  test("TUN in B (no outside link), UDP in A: traffic reaches a peer only A can reach", async () => {
+    const nsA = lab.ns("na"); // outer: has the link to the peer
+    const nsB = lab.ns("nb"); // container: only lo and the tunnel
+    const nsC = lab.ns("nc"); // the peer (wireguard-go)
+    lab.veth(nsA, nsC, { a: ["10.79.0.1/24"], b: ["10.79.0.2/24"] });
+    nsB.sh("ip link set lo up");
+    const ib = ifname();
+    const ic = ifname();
+    const kb = genkey();
+    const kc = genkey();
+    const pb = await startDaemon(nsB, "ours", ib, ["--udp-netns", nsA.name]);
+    const pc = await startDaemon(nsC, "go", ic);
+    try {
+      nsC.sh(`wg set ${ic} private-key ${keyFile(kc.priv)} listen-port 47102 peer ${kb.pub} allowed-ips 10.80.0.1/32 && ip addr add 10.80.0.2/24 dev ${ic} && ip link set ${ic} up`);
+      nsB.sh(
+        `wg set ${ib} private-key ${keyFile(kb.priv)} listen-port 47101 peer ${kc.pub} endpoint 10.79.0.2:47102 allowed-ips 10.80.0.2/32 && ip addr add 10.80.0.1/24 dev ${ib} && ip link set ${ib} up`,
+      );
+      // the socket is in A, the interface in B
+      expect(nsA.sh("ss -Huan")).toContain(":47101 ");
+      expect(nsB.sh("ss -Huan")).not.toContain(":47101 ");
+      expect(nsA.run(["ip", "link", "show", ib]).code).not.toBe(0);
+      expect(nsB.run(["ping", "-c", "1", "-W", "1", "10.79.0.2"]).code).not.toBe(0); // B alone cannot reach C
+      const ok = await waitFor(() => nsB.run(["ping", "-c", "1", "-W", "1", "10.80.0.2"]).code === 0, 8000, 100);
+      expect(ok).toBe(true);
+      expect(nsC.run(["ping", "-c", "1", "-W", "2", "10.80.0.1"]).code).toBe(0);
+      // C saw us at A's address
+      expect(nsC.sh(`wg show ${ic} endpoints`)).toContain("10.79.0.1:47101");
+      // a new listen port is also created in A
+      nsB.sh(`wg set ${ib} listen-port 47111`);
+      expect(nsA.sh("ss -Huan")).toContain(":47111 ");
+    } finally {
+      nsB.run(["ip", "link", "del", ib]);
+      nsC.run(["ip", "link", "del", ic]);
+      await pb.kill();
+      await pc.kill();
+    }
+  }, 40_000);
+
+  test("a missing namespace fails the start", async () => {
+    const ns = lab.ns("nx");
+    const r = ns.run([BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", "--udp-netns", "wgt-no-such-ns-xyz", ifname()], { LOG_LEVEL: "error" });
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain("Failed to open UDP network namespace wgt-no-such-ns-xyz");
+  });
+});

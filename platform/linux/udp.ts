@@ -258,6 +258,13 @@ export class Udp {
    * (Re)binds to `port` (0 = random) with `fwmark` (0 = none). Returns the bound port; throws a
    * SysError (numeric errno) and leaves the device without a socket on failure, like go.
    */
+  /**
+   * Where sockets are created: null = the current network namespace; else a wrapper that runs
+   * the socket() call elsewhere (NetnsSwitch.run for the daemon's --udp-netns). The namespace
+   * is fixed at creation, so bind, send and receive need no switching.
+   */
+  createIn: ((make: () => number) => number) | null = null;
+
   bind(port: number, fwmark: number): number {
     // A mark-only change keeps the socket, as wireguard-go does: closing and re-binding the same
     // port fails with EADDRINUSE while the poller thread still holds the old fd in poll().
@@ -269,10 +276,14 @@ export class Udp {
       return this.port;
     }
     this.close();
-    let fd = libc.socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const open = (family: number) => {
+      const make = () => libc.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      return this.createIn ? this.createIn(make) : make();
+    };
+    let fd = open(AF_INET6);
     let family = AF_INET6;
     if (fd < 0) {
-      fd = libc.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      fd = open(AF_INET);
       family = AF_INET;
       if (fd < 0) throw new SysError("socket", errno());
     }
