@@ -7,7 +7,7 @@ import { openSync } from "node:fs";
 import { spawn } from "node:child_process";
 import type { Clock, DeviceEvent } from "../core/device-api.ts";
 import type { Device } from "../core/device.ts";
-import { setAead } from "../core/crypto.ts";
+import { setAead, setDh } from "../core/crypto.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
 import { libc } from "../platform/linux/libc.ts";
 import { DEFAULT_MTU, Tun } from "../platform/linux/tun.ts";
@@ -175,6 +175,14 @@ async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions
     log("verbose", `AEAD backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
   } catch (e) {
     log("verbose", `AEAD backend: noble (${(e as Error).message})`);
+  }
+  try {
+    const { loadOpenSslX25519 } = await import("../platform/linux/x25519-openssl.ts");
+    const native = loadOpenSslX25519();
+    if (native) setDh(native);
+    log("verbose", `X25519 backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
+  } catch (e) {
+    log("verbose", `X25519 backend: noble (${(e as Error).message})`);
   }
 
   let uapi: UapiListener | null = null;
