@@ -7,12 +7,14 @@ import { openSync } from "node:fs";
 import { spawn } from "node:child_process";
 import type { Clock, DeviceEvent } from "../core/device-api.ts";
 import type { Device } from "../core/device.ts";
+import { formatEndpoint } from "../core/peer.ts";
 import { setAead, setDh } from "../core/crypto.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
 import { libc } from "../platform/linux/libc.ts";
 import { DEFAULT_MTU, Tun } from "../platform/linux/tun.ts";
 import { listenUapi, socketInode, socketPath, type UapiListener } from "../platform/linux/uapi-listener.ts";
 import { NetnsSwitch } from "../platform/linux/netns.ts";
+import { EndpointReresolver, RERESOLVE_DEFAULT_INTERVAL_MS, parseHostnameEndpoint, type HostnameEndpoint } from "../platform/reresolve.ts";
 
 const VERSION = "0.1.0";
 const READY_ENV = "WG_DAEMON_NOTIFY_PID";
@@ -41,13 +43,26 @@ export function eventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs
 }
 
 function usage(prog: string): void {
-  process.stderr.write(`Usage: ${prog} [-f/--foreground] [--udp-netns NAME|PATH] INTERFACE-NAME\n`);
+  process.stderr.write(
+    `Usage: ${prog} [-f/--foreground] [--udp-netns NAME|PATH] [--endpoint-hostname PUBKEY=HOST:PORT]... [--reresolve-dns[=SECONDS]] INTERFACE-NAME\n`,
+  );
 }
 
 /** Options beyond wireguard-go's command line. */
 export interface DaemonOptions {
   /** Create the UDP socket in this network namespace (name in /var/run/netns, or a path). */
   udpNetns?: string;
+  /** Hostnames to look up again for peers whose handshakes have gone stale. */
+  hostnames?: HostnameEndpoint[];
+  /** Re-resolution check interval; set by --reresolve-dns[=SECONDS] or WG_RERESOLVE_DNS. */
+  reresolveIntervalMs?: number;
+}
+
+/** `1`/`true`/empty: the default interval; a number: that many seconds; else null. */
+function parseReresolve(v: string): number | null {
+  if (v === "" || v === "1" || v === "true" || v === "yes") return RERESOLVE_DEFAULT_INTERVAL_MS;
+  if (/^[0-9]+(\.[0-9]+)?s?$/.test(v) && parseFloat(v) > 0) return parseFloat(v) * 1000;
+  return null;
 }
 
 function parseLevel(s: string | undefined): LogLevel {
@@ -95,6 +110,22 @@ export async function daemonMain(argv: string[]): Promise<number> {
     if (a === "-f" || a === "--foreground") foreground = true;
     else if (a === "--udp-netns" && i + 1 < argv.length && argv[i + 1] !== "") opts.udpNetns = argv[++i]!;
     else if (a.startsWith("--udp-netns=") && a.length > 12) opts.udpNetns = a.slice(12);
+    else if (a === "--endpoint-hostname" || a.startsWith("--endpoint-hostname=")) {
+      const spec = a === "--endpoint-hostname" ? argv[++i] : a.slice(20);
+      const h = spec === undefined ? null : parseHostnameEndpoint(spec);
+      if (h === null) {
+        process.stderr.write(`${prog}: --endpoint-hostname wants PUBKEY=HOST:PORT (base64 key), got: ${spec ?? ""}\n`);
+        return 1;
+      }
+      (opts.hostnames ??= []).push(h);
+    } else if (a === "--reresolve-dns" || a.startsWith("--reresolve-dns=")) {
+      const ms = parseReresolve(a === "--reresolve-dns" ? "" : a.slice(16));
+      if (ms === null) {
+        usage(prog);
+        return 1;
+      }
+      opts.reresolveIntervalMs = ms;
+    }
     else if (iface === undefined && !a.startsWith("-")) iface = a;
     else {
       usage(prog);
@@ -104,6 +135,10 @@ export async function daemonMain(argv: string[]): Promise<number> {
   if (iface === undefined || iface.length === 0 || iface.length >= 16 || iface.includes("/")) {
     usage(prog);
     return 1;
+  }
+  const envReresolve = process.env.WG_RERESOLVE_DNS;
+  if (opts.reresolveIntervalMs === undefined && envReresolve !== undefined && envReresolve !== "0") {
+    opts.reresolveIntervalMs = parseReresolve(envReresolve) ?? undefined;
   }
   const level = parseLevel(process.env.LOG_LEVEL);
   if (!foreground) return launchBackground();
@@ -246,7 +281,29 @@ async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions
     } catch {}
   }
 
+  // Off unless hostnames were given; --reresolve-dns/WG_RERESOLVE_DNS only tune the interval.
+  let reresolver: EndpointReresolver | null = null;
+  if (opts.hostnames && opts.hostnames.length > 0) {
+    const dev = engine;
+    reresolver = new EndpointReresolver(opts.hostnames, {
+      intervalMs: opts.reresolveIntervalMs,
+      peer(hex) {
+        const p = dev.peers.get(hex);
+        if (p === undefined) return null;
+        return { endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null, lastHandshakeWallMs: p.lastHandshakeWallMs };
+      },
+      setEndpoint(hex, endpoint) {
+        const r = io.uapi(`set=1\npublic_key=${hex}\nupdate_only=true\nendpoint=${endpoint}\n\n`);
+        if (r.response !== "errno=0\n\n") log("error", `Setting re-resolved endpoint ${endpoint} failed: ${r.response.trim()}`);
+      },
+      log,
+    });
+    reresolver.start();
+    log("verbose", `Re-resolving ${opts.hostnames.length} endpoint hostname(s) every ${reresolver.intervalMs / 1000} s while stale`);
+  }
+
   const reason = await io.start();
+  reresolver?.stop();
   log("verbose", `Shutting down (${reason})`);
   clearInterval(watch);
   process.off("SIGINT", onSig);

@@ -204,3 +204,52 @@ describe("--udp-netns: UDP in one namespace, the tunnel in another", () => {
     expect(r.stdout + r.stderr).toContain("Failed to open UDP network namespace wgt-no-such-ns-xyz");
   });
 });
+
+describe("--endpoint-hostname: re-resolution of stale hostname endpoints", () => {
+  test("option parsing", async () => {
+    const { parseHostnameEndpoint } = await import("../platform/reresolve.ts");
+    const k = genkey();
+    const hex = Buffer.from(k.pub, "base64").toString("hex");
+    expect(parseHostnameEndpoint(`${k.pub}=peer.example:51820`)).toEqual({ publicKeyHex: hex, host: "peer.example", port: 51820 });
+    expect(parseHostnameEndpoint(`${k.pub}=[fd00::1]:7`)).toEqual({ publicKeyHex: hex, host: "fd00::1", port: 7 });
+    for (const bad of [`${k.pub}=peer.example`, `${k.pub}=:5`, `${k.pub}=h:70000`, `x=h:1`, `${k.pub}h:1`]) expect(parseHostnameEndpoint(bad)).toBeNull();
+  });
+
+  test("a peer that never completes a handshake is re-pointed when its name changes; a live session is left alone", async () => {
+    const nsA = lab.ns("ra");
+    const nsC = lab.ns("rc");
+    lab.veth(nsA, nsC, { a: ["10.81.0.1/24"], b: ["10.81.0.2/24"] });
+    const hosts = join(dir, "hosts");
+    writeFileSync(hosts, "127.0.0.1 localhost\n10.81.0.9 peer.test\n");
+    const ia = ifname();
+    const ic = ifname();
+    const ka = genkey();
+    const kc = genkey();
+    // The daemon sees `hosts` as /etc/hosts through a private mount namespace.
+    const daemon = [BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", "--endpoint-hostname", `${kc.pub}=peer.test:47302`, "--reresolve-dns=0.5", ia];
+    const pa = nsA.spawn(["unshare", "-m", "sh", "-c", `mount --bind ${hosts} /etc/hosts && exec "$@"`, "sh", ...daemon], { LOG_LEVEL: "debug" });
+    expect(await waitFor(() => existsSync(`${SOCK_DIR}/${ia}.sock`) && nsA.run(["ip", "link", "show", ia]).code === 0, 10000)).toBe(true);
+    const pc = await startDaemon(nsC, "go", ic);
+    try {
+      nsC.sh(`wg set ${ic} private-key ${keyFile(kc.priv)} listen-port 47302 peer ${ka.pub} allowed-ips 10.82.0.1/32 && ip addr add 10.82.0.2/24 dev ${ic} && ip link set ${ic} up`);
+      // what wg-quick would have sent after resolving peer.test
+      nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} peer ${kc.pub} endpoint 10.81.0.9:47302 allowed-ips 10.82.0.2/32 persistent-keepalive 1 && ip addr add 10.82.0.1/24 dev ${ia} && ip link set ${ia} up`);
+      await Bun.sleep(1500);
+      expect(nsA.sh(`wg show ${ia} endpoints`)).toContain("10.81.0.9:47302"); // same name, same address
+      expect(nsA.run(["ping", "-c", "1", "-W", "1", "10.82.0.2"]).code).not.toBe(0);
+      writeFileSync(hosts, "127.0.0.1 localhost\n10.81.0.2 peer.test\n");
+      expect(await waitFor(() => nsA.sh(`wg show ${ia} endpoints`).includes("10.81.0.2:47302"), 5000)).toBe(true);
+      expect(await waitFor(() => nsA.run(["ping", "-c", "1", "-W", "1", "10.82.0.2"]).code === 0, 10000, 200)).toBe(true);
+      // with a fresh handshake a changed name is not followed
+      writeFileSync(hosts, "127.0.0.1 localhost\n10.81.0.77 peer.test\n");
+      await Bun.sleep(1500);
+      expect(nsA.sh(`wg show ${ia} endpoints`)).toContain("10.81.0.2:47302");
+      expect(pa.output()).toContain("Endpoint of peer.test re-resolved: 10.81.0.9:47302 -> 10.81.0.2:47302");
+    } finally {
+      nsA.run(["ip", "link", "del", ia]);
+      nsC.run(["ip", "link", "del", ic]);
+      await pa.kill();
+      await pc.kill();
+    }
+  }, 40_000);
+});

@@ -1,0 +1,112 @@
+// Re-resolution of hostname endpoints (wg-tools.md §12 item 9). UAPI carries only numeric
+// endpoints, so the daemon learns hostnames from its own `--endpoint-hostname PUBKEY=HOST:PORT`
+// options. Like wireguard-tools' contrib/reresolve-dns script, a peer whose latest handshake is
+// older than 135 s (or that never had one) is looked up again every interval, and a changed
+// address becomes its endpoint. A working session is never touched, so roaming still wins.
+import { lookup } from "node:dns/promises";
+
+/** Handshake age after which the hostname is looked up again (contrib/reresolve-dns uses 135 s). */
+export const RERESOLVE_STALE_MS = 135_000;
+export const RERESOLVE_DEFAULT_INTERVAL_MS = 30_000;
+
+export interface HostnameEndpoint {
+  /** The peer's public key, hex (engine spelling). */
+  publicKeyHex: string;
+  host: string;
+  port: number;
+}
+
+export interface PeerView {
+  endpoint: string | null;
+  lastHandshakeWallMs: number;
+}
+
+export interface ReresolverOptions {
+  intervalMs?: number;
+  staleMs?: number;
+  /** Current state of a peer, or null when it is not configured (then nothing is done). */
+  peer(publicKeyHex: string): PeerView | null;
+  /** Point the peer at `endpoint` (numeric, UAPI spelling). */
+  setEndpoint(publicKeyHex: string, endpoint: string): void;
+  log(level: "error" | "verbose", msg: string): void;
+  wallNow?: () => number;
+}
+
+/** `PUBKEY=HOST:PORT` with a base64 key and `[v6]:port` or `host:port`; null when malformed. */
+export function parseHostnameEndpoint(spec: string): HostnameEndpoint | null {
+  // A base64 key is 44 characters and ends in "=" itself; the separator follows it.
+  if (spec.length < 46 || spec[44] !== "=") return null;
+  const key = Buffer.from(spec.slice(0, 44), "base64");
+  if (key.length !== 32 || key.toString("base64") !== spec.slice(0, 44)) return null;
+  const rest = spec.slice(45);
+  let host: string;
+  let portText: string;
+  if (rest.startsWith("[")) {
+    const close = rest.indexOf("]");
+    if (close < 0 || rest[close + 1] !== ":") return null;
+    host = rest.slice(1, close);
+    portText = rest.slice(close + 2);
+  } else {
+    const colon = rest.lastIndexOf(":");
+    if (colon <= 0) return null;
+    host = rest.slice(0, colon);
+    portText = rest.slice(colon + 1);
+  }
+  if (host === "" || !/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) return null;
+  return { publicKeyHex: key.toString("hex"), host, port: Number(portText) };
+}
+
+export class EndpointReresolver {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private busy = false;
+  readonly intervalMs: number;
+  readonly staleMs: number;
+
+  constructor(
+    readonly targets: HostnameEndpoint[],
+    private readonly opts: ReresolverOptions,
+  ) {
+    this.intervalMs = opts.intervalMs ?? RERESOLVE_DEFAULT_INTERVAL_MS;
+    this.staleMs = opts.staleMs ?? RERESOLVE_STALE_MS;
+  }
+
+  start(): void {
+    if (this.timer !== null || this.targets.length === 0) return;
+    this.timer = setInterval(() => void this.checkOnce(), this.intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One pass over every target whose session is stale. Overlapping passes are skipped. */
+  async checkOnce(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const now = (this.opts.wallNow ?? Date.now)();
+      for (const t of this.targets) {
+        const p = this.opts.peer(t.publicKeyHex);
+        if (p === null) continue;
+        if (p.lastHandshakeWallMs > 0 && now - p.lastHandshakeWallMs < this.staleMs) continue;
+        let address: string;
+        let family: number;
+        try {
+          ({ address, family } = await lookup(t.host));
+        } catch (e) {
+          this.opts.log("verbose", `Re-resolving ${t.host} failed: ${(e as Error).message}`);
+          continue;
+        }
+        const endpoint = family === 6 ? `[${address}]:${t.port}` : `${address}:${t.port}`;
+        // Re-read: the peer may have been removed or have handshaken meanwhile.
+        const again = this.opts.peer(t.publicKeyHex);
+        if (again === null || again.endpoint === endpoint) continue;
+        this.opts.log("verbose", `Endpoint of ${t.host} re-resolved: ${again.endpoint ?? "(none)"} -> ${endpoint}`);
+        this.opts.setEndpoint(t.publicKeyHex, endpoint);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+}
