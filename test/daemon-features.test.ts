@@ -77,6 +77,32 @@ describe("startup and link state (wireguard-go parity)", () => {
   }, 30_000);
 });
 
+describe("large configurations", () => {
+  test("wg setconf with 10,000 peers (a ~2 MB UAPI request) and wg show read back", async () => {
+    const ns = lab.ns("big");
+    const iface = ifname();
+    const p = await startDaemon(ns, "ours", iface);
+    try {
+      const rnd = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
+      let conf = `[Interface]\nPrivateKey = ${genkey().priv}\nListenPort = 47401\n`;
+      for (let i = 0; i < 10_000; i++) {
+        conf += `\n[Peer]\nPublicKey = ${rnd()}\nPresharedKey = ${rnd()}\nEndpoint = 192.0.2.${i & 255}:${1024 + i}\nAllowedIPs = 10.${i >> 8}.${i & 255}.0/24, fd00:${i.toString(16)}::/64\n`;
+      }
+      const file = join(dir, "big.conf");
+      writeFileSync(file, conf);
+      const set = ns.run(["wg", "setconf", iface, file]);
+      expect(set.stderr).toBe("");
+      expect(set.code).toBe(0);
+      const peers = ns.sh(`wg show ${iface} peers`).trim().split("\n");
+      expect(peers.length).toBe(10_000);
+      expect(ns.sh(`wg show ${iface} allowed-ips`).split("\n").filter((l) => l.includes("fd00:")).length).toBe(10_000);
+    } finally {
+      ns.run(["ip", "link", "del", iface]);
+      await p.kill();
+    }
+  }, 60_000);
+});
+
 describe("events (UAPI extension events=1)", () => {
   test("handshake (online), endpoint change, peer removal arrive as JSON lines; wg events prints them", async () => {
     const { subscribeEvents } = await import("../platform/events-client.ts");
