@@ -2,6 +2,9 @@
 // config handling, same order of operations, and the same `[#] ...` lines on stderr, naming
 // the `ip`/`wg`/`nft` commands the script would have run. The work itself goes through
 // rtnetlink, our own wg (in-process) and our own daemon.
+// Two extensions leave that behaviour alone where the reference works: `reload` (not in the
+// usage text, which stays the reference's), and DNS through resolvectl where systemd-resolved
+// manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts decides).
 import { existsSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, openSync, fsyncSync, closeSync, unlinkSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { fieldOfDevice, showconfDevice, strerror as wgStrerror } from "../core/wgfmt.ts";

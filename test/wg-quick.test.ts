@@ -726,7 +726,7 @@ describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd
     expect(snapshot(ns)).toEqual(before);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(
-      `[#] ip link set mtu 1380 up dev ${iface}\n[#] resolvectl dns ${iface} 10.71.0.53 fd71::53\n[#] resolvectl domain ${iface} example.com ~corp.test\n[#] ip -4 route add`,
+      `[#] ip link set mtu 1380 up dev ${iface}\n[#] resolvectl dns ${iface} 10.71.0.53 fd71::53\n[#] resolvectl domain ${iface} example.com ~corp.test\n[#] ip -6 route add fd99::/48 dev ${iface}\n`,
     );
     expect(r.stderr).toContain(`[#] resolvectl revert ${iface}\n[#] ip link delete dev ${iface}\n`);
     expect(r.stderr).not.toContain("resolvconf");
