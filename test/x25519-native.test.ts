@@ -70,7 +70,7 @@ for (const [label, b] of variants) {
 
     test("RFC 7748 §5.2 iterated, 1 and 1000 times", () => {
       const x = backend();
-      let k = hex("09".padEnd(64, "0"));
+      let k: Uint8Array = hex("09".padEnd(64, "0"));
       let u = k;
       for (let i = 1; i <= 1000; i++) {
         const r = x.scalarMult(k, u);
