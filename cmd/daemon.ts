@@ -43,8 +43,13 @@ export function eventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs
 }
 
 function usage(prog: string): void {
+  // First line as wireguard-go prints it; our extensions follow.
   process.stderr.write(
-    `Usage: ${prog} [-f/--foreground] [--udp-netns NAME|PATH] [--endpoint-hostname PUBKEY=HOST:PORT]... [--reresolve-dns[=SECONDS]] INTERFACE-NAME\n`,
+    `Usage: ${prog} [-f/--foreground] INTERFACE-NAME\n` +
+      `Options beyond wireguard-go:\n` +
+      `  --udp-netns NAME|PATH                 create the UDP socket in that network namespace\n` +
+      `  --endpoint-hostname PUBKEY=HOST:PORT  look HOST up again while the peer's handshake is stale (repeatable)\n` +
+      `  --reresolve-dns[=SECONDS]             how often to check (default 30; also WG_RERESOLVE_DNS)\n`,
   );
 }
 
