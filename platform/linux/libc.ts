@@ -106,6 +106,10 @@ export class Copier {
   constructor(private readonly dstPtr: number) {}
   copy(dstOff: number, src: Uint8Array, srcOff: number, len: number): void {
     if (src !== this.src) {
+      // A small typed array starts with its bytes inside the GC cell and JSC moves them out the
+      // first time anything asks for its ArrayBuffer (subarray, .buffer): a pointer cached
+      // before that goes stale. Asking first moves them now, to a place that stays put.
+      void src.buffer;
       this.src = src;
       this.srcPtr = ptr(src, 0);
     }
