@@ -77,6 +77,61 @@ describe("startup and link state (wireguard-go parity)", () => {
   }, 30_000);
 });
 
+describe("handshake load (cookies only when a backlog builds, like go)", () => {
+  test("paced initiations well above 128/s get no cookie replies; a burst of thousands does", async () => {
+    const nsA = lab.ns("la");
+    const nsB = lab.ns("lb");
+    lab.veth(nsA, nsB, { a: ["10.83.0.1/24"], b: ["10.83.0.2/24"] });
+    const ia = ifname();
+    const ka = genkey();
+    const pa = await startDaemon(nsA, "ours", ia);
+    try {
+      nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 47501`);
+      // Junk initiations with a valid mac1 (they cost the responder a DH each) from one socket;
+      // prints how many cookie replies came back.
+      const sender = join(dir, "hs-sender.ts");
+      writeFileSync(
+        sender,
+        `import { hash, mac } from "${ROOT}/core/crypto.ts";
+import { createSocket } from "node:dgram";
+const [pub, count, gapMs] = [Buffer.from(process.argv[2], "base64"), Number(process.argv[3]), Number(process.argv[4])];
+const key = hash(new TextEncoder().encode("mac1----"), pub);
+const sock = createSocket("udp4");
+let cookies = 0;
+sock.on("message", (m) => { if (m[0] === 3) cookies++; });
+await new Promise((r) => sock.bind(0, r));
+const msg = new Uint8Array(148);
+for (let i = 0; i < count; i++) {
+  crypto.getRandomValues(msg);
+  msg[0] = 1; msg[1] = msg[2] = msg[3] = 0;
+  msg.set(mac(key, msg.subarray(0, 116)), 116);
+  msg.fill(0, 132);
+  sock.send(msg, 47501, "10.83.0.1");
+  if (gapMs > 0) await Bun.sleep(gapMs);
+  else if (i % 64 === 63) await Bun.sleep(0);
+}
+await Bun.sleep(1500);
+console.log(JSON.stringify({ cookies }));
+process.exit(0);
+`,
+      );
+      const run = (count: number, gapMs: number) => {
+        const r = nsB.run([BUN, sender, ka.pub, String(count), String(gapMs)]);
+        if (r.code !== 0) throw new Error(r.stderr);
+        return JSON.parse(r.stdout.trim().split("\n").pop()!).cookies as number;
+      };
+      // ~250/s for 1.2 s: the old ">= 128 per second" rule answered the tail with cookies
+      expect(run(300, 4)).toBe(0);
+      await Bun.sleep(1200);
+      // thousands at once: the queue fills, the daemon is under load and demands cookies
+      expect(run(4000, 0)).toBeGreaterThan(0);
+    } finally {
+      nsA.run(["ip", "link", "del", ia]);
+      await pa.kill();
+    }
+  }, 40_000);
+});
+
 describe("large configurations", () => {
   test("wg setconf with 10,000 peers (a ~2 MB UAPI request) and wg show read back", async () => {
     const ns = lab.ns("big");
