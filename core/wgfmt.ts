@@ -460,3 +460,40 @@ export function showconfDevice(dev: WgDevice): string {
   });
   return s;
 }
+
+/** A peer counts as online when its latest handshake is younger than REJECT_AFTER_TIME. */
+export const ONLINE_WINDOW_SECONDS = 180n;
+
+export function peerOnline(p: WgPeer, nowSec: bigint): boolean {
+  return p.lastHandshakeSec !== 0n && nowSec - p.lastHandshakeSec < ONLINE_WINDOW_SECONDS;
+}
+
+// Counters are u64 on the wire; JSON numbers are exact only below 2^53, so larger ones stay text.
+const jsonInt = (v: bigint): number | string => (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString());
+const keyOrNull = (k: Uint8Array | null) => (k ? keyToBase64(k) : null);
+
+/**
+ * The `wg show --json` form of one interface: every field of `dump` under stable snake_case
+ * names (absent values are null, not "(none)"/"off"), plus the derived `online` flag.
+ */
+export function jsonDevice(dev: WgDevice, nowSec: bigint): Record<string, unknown> {
+  return {
+    name: dev.name,
+    private_key: keyOrNull(dev.privateKey),
+    public_key: keyOrNull(dev.publicKey),
+    listen_port: dev.listenPort,
+    fwmark: dev.fwmark || null,
+    peers: dev.peers.map((p) => ({
+      public_key: keyToBase64(p.publicKey),
+      preshared_key: keyOrNull(p.presharedKey),
+      endpoint: p.endpoint,
+      allowed_ips: p.allowedIps.map(formatAllowedIp),
+      latest_handshake: jsonInt(p.lastHandshakeSec),
+      latest_handshake_nsec: jsonInt(p.lastHandshakeNsec),
+      transfer_rx: jsonInt(p.rxBytes),
+      transfer_tx: jsonInt(p.txBytes),
+      persistent_keepalive: p.persistentKeepalive || null,
+      online: peerOnline(p, nowSec),
+    })),
+  };
+}
