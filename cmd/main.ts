@@ -3,7 +3,7 @@
 // (`wg`, `wg-quick`) and otherwise on its first argument, so symlinks are optional.
 import { basename } from "node:path";
 
-const TOOLS = ["wg", "wg-quick", "daemon"] as const;
+const TOOLS = ["wg", "wg-quick", "daemon", "completions"] as const;
 type Tool = (typeof TOOLS)[number];
 
 /** The name the user typed to run us: the symlink name for the compiled file, else the script. */
@@ -23,6 +23,8 @@ async function run(tool: Tool, argv0: string, args: string[]): Promise<number> {
       return (await import("./wg-quick.ts")).wgQuickMain(argv0, args);
     case "daemon":
       return (await import("./daemon.ts")).daemonMain(args);
+    case "completions":
+      return (await import("./completions.ts")).completionsMain(args);
   }
 }
 
@@ -39,7 +41,8 @@ export async function main(): Promise<number> {
     `Usage: ${name} <wg|wg-quick|daemon> [arguments...]\n` +
       `  wg ...        configure and show WireGuard interfaces (wg(8))\n` +
       `  wg-quick ...  bring interfaces up and down (wg-quick(8))\n` +
-      `  daemon ...    run the userspace tunnel for an interface: daemon [-f|--foreground] INTERFACE\n`,
+      `  daemon ...    run the userspace tunnel for an interface: daemon [-f|--foreground] INTERFACE\n` +
+      `  completions <bash|zsh|fish> [wg|wg-quick]  print a shell completion script\n`,
   );
   return 1;
 }

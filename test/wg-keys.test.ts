@@ -90,3 +90,17 @@ describe("bash completion", () => {
     expect(complete(["wg", "show", "int"])).toContain("interfaces");
   });
 });
+
+describe("completion scripts from the executable", () => {
+  const main = `${import.meta.dir}/../cmd/main.ts`;
+  test("completions <shell> [tool] prints the shipped files; wg-quick completes commands", async () => {
+    for (const [shell, tool, file] of [["bash", "wg", "wg.bash"], ["zsh", "wg", "wg.zsh"], ["fish", "wg", "wg.fish"], ["bash", "wg-quick", "wg-quick.bash"]]) {
+      const p = Bun.spawnSync([process.execPath, main, "completions", shell!, tool!]);
+      expect(p.exitCode).toBe(0);
+      expect(p.stdout.toString()).toBe(await Bun.file(`${import.meta.dir}/../completions/${file}`).text());
+    }
+    expect(Bun.spawnSync([process.execPath, main, "completions", "tcsh"]).exitCode).toBe(1);
+    const q = Bun.spawnSync(["bash", "-c", `source ${import.meta.dir}/../completions/wg-quick.bash; COMP_WORDS=(wg-quick s); COMP_CWORD=1; _wg_quick_completion; printf '%s\\n' "\${COMPREPLY[@]}"`]);
+    expect(q.stdout.toString().split("\n").filter(Boolean).sort()).toEqual(["save", "strip"]);
+  });
+});
