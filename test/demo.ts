@@ -56,8 +56,8 @@ async function demo() {
   }
   console.log(`# ping 10.66.0.2 from ${ns[0]} through the tunnel`);
   process.stdout.write(await sh(inNs(ns[0]!, "ping", "-c", "3", "-i", "0.2", "10.66.0.2")));
-  console.log(`# wg show (in ${ns[0]})`);
-  process.stdout.write(await sh(inNs(ns[0]!, ...exe, "wg", "show")));
+  console.log(`# wg show ${ifs[0]} (in ${ns[0]})`);
+  process.stdout.write(await sh(inNs(ns[0]!, ...exe, "wg", "show", ifs[0]!)));
 }
 
 try {
