@@ -2,6 +2,7 @@
 // One path-compressed binary trie per family, as in the kernel: every node is a masked prefix,
 // a node without a peer always has two children. Keys are held as big-endian u32 words so the
 // per-packet lookup compares whole words and reads the address straight from the packet buffer.
+import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "./inet.ts";
 
 export type Family = 4 | 6;
 
@@ -267,66 +268,10 @@ function nodeAddr(n: Node<unknown>): Uint8Array {
 
 // ---------------------------------------------------------------- text forms (inet_pton/inet_ntop)
 
-function parseIPv4(s: string, out: Uint8Array, off: number): boolean {
-  const parts = s.split(".");
-  if (parts.length !== 4) return false;
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    // glibc inet_pton: decimal only, 1-3 digits, no leading zero, <= 255.
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return false;
-    const v = Number(p);
-    if (v > 255) return false;
-    out[off + i] = v;
-  }
-  return true;
-}
-
-function parseIPv6(s: string, out: Uint8Array): boolean {
-  const dbl = s.indexOf("::");
-  if (dbl !== -1 && s.indexOf("::", dbl + 1) !== -1) return false;
-  const head = dbl === -1 ? s : s.slice(0, dbl);
-  const tail = dbl === -1 ? "" : s.slice(dbl + 2);
-  const headParts = head === "" ? [] : head.split(":");
-  const tailParts = tail === "" ? [] : tail.split(":");
-  if (dbl === -1 && head === "") return false;
-  // A dotted IPv4 tail is only allowed as the very last part of the text.
-  let v4: string | null = null;
-  const lastParts = dbl === -1 ? headParts : tailParts;
-  const last = lastParts[lastParts.length - 1];
-  if (last !== undefined && last.includes(".")) {
-    v4 = last;
-    lastParts.pop();
-  }
-  const group = (g: string): number => (/^[0-9a-fA-F]{1,4}$/.test(g) ? parseInt(g, 16) : -1);
-  const headW = headParts.map(group);
-  const tailW = tailParts.map(group);
-  if (headW.includes(-1) || tailW.includes(-1)) return false;
-  const tailBytes = v4 === null ? 0 : 4;
-  const used = (headW.length + tailW.length) * 2 + tailBytes;
-  if (dbl === -1 ? used !== 16 : used > 14) return false;
-  out.fill(0);
-  let o = 0;
-  for (const w of headW) {
-    out[o++] = w >> 8;
-    out[o++] = w & 0xff;
-  }
-  o = 16 - tailBytes - tailW.length * 2;
-  for (const w of tailW) {
-    out[o++] = w >> 8;
-    out[o++] = w & 0xff;
-  }
-  if (v4 !== null && !parseIPv4(v4, out, 12)) return false;
-  return true;
-}
-
 /** inet_pton-compatible: IPv6 if the text contains ':', else a strict dotted quad. */
 export function parseIp(text: string): { family: Family; addr: Uint8Array } | null {
-  if (text.includes(":")) {
-    const addr = new Uint8Array(16);
-    return parseIPv6(text, addr) ? { family: 6, addr } : null;
-  }
-  const addr = new Uint8Array(4);
-  return parseIPv4(text, addr, 0) ? { family: 4, addr } : null;
+  const addr = text.includes(":") ? inetPton6(text) : inetPton4(text);
+  return addr === null ? null : { family: addr.length === 4 ? 4 : 6, addr };
 }
 
 /**
@@ -361,41 +306,7 @@ export function maskAddr(addr: Uint8Array, cidr: number): Uint8Array {
 
 /** glibc inet_ntop text: lowercase, longest zero run (>= 2 groups, first on ties) as `::`. */
 export function formatIp(family: Family, addr: Uint8Array): string {
-  if (family === 4) return `${addr[0]}.${addr[1]}.${addr[2]}.${addr[3]}`;
-  const w: number[] = [];
-  for (let i = 0; i < 8; i++) w.push((addr[2 * i]! << 8) | addr[2 * i + 1]!);
-  let bestBase = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestBase = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestLen < 2) bestBase = -1;
-  let s = "";
-  for (let i = 0; i < 8; i++) {
-    if (bestBase !== -1 && i >= bestBase && i < bestBase + bestLen) {
-      if (i === bestBase) s += ":";
-      continue;
-    }
-    if (i !== 0) s += ":";
-    // Embedded IPv4 (compatible or mapped), as inet_ntop prints it.
-    if (i === 6 && bestBase === 0 && (bestLen === 6 || (bestLen === 5 && w[5] === 0xffff))) {
-      s += `${addr[12]}.${addr[13]}.${addr[14]}.${addr[15]}`;
-      break;
-    }
-    s += w[i]!.toString(16);
-  }
-  if (bestBase !== -1 && bestBase + bestLen === 8) s += ":";
-  return s;
+  return family === 4 ? inetNtop4(addr) : inetNtop6(addr);
 }
 
 /** Canonical `addr/cidr` with host bits masked, e.g. `10.0.0.0/24`, `fd00::/64`. */
