@@ -52,7 +52,11 @@ export function ifname(tag: string): string {
 
 export async function startDaemon(ns: Netns, iface: string, env: Record<string, string> = {}): Promise<Proc> {
   const p = ns.spawn([BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", iface], { LOG_LEVEL: "debug", ...env });
-  const ok = await waitFor(() => existsSync(`${SOCK_DIR}/${iface}.sock`) && ns.run(["ip", "link", "show", iface]).code === 0, 15000);
+  // A SIGKILLed predecessor leaves its socket file behind: wait until the socket answers.
+  const ok = await waitFor(
+    () => existsSync(`${SOCK_DIR}/${iface}.sock`) && ns.run(["ip", "link", "show", iface]).code === 0 && ns.run(["wg", "show", iface, "listen-port"]).code === 0,
+    15000,
+  );
   if (!ok) throw new Error(`daemon for ${iface} did not come up:\n${p.output()}`);
   return p;
 }
