@@ -261,6 +261,22 @@ describe("daemon", () => {
     expect(await waitFor(() => !existsSync(`${SOCK_DIR}/${ours}.sock`), 5000)).toBe(true);
   }, 30_000);
 
+  test("wg-quick save rewrites a 0644 config as 0600 under umask 022 (it holds the private key)", () => {
+    const ns = lab.ns("save");
+    const iface = ifname("s");
+    const sub = join(dir, "conf");
+    Bun.spawnSync(["mkdir", "-m", "700", sub]);
+    const conf = join(sub, `${iface}.conf`);
+    const priv = Bun.spawnSync(["wg", "genkey"]).stdout.toString().trim();
+    writeFileSync(conf, `[Interface]\nPrivateKey = ${priv}\nListenPort = ${40000 + (process.pid % 20000)}\n`, { mode: 0o644 });
+    const wgq = `'${BUN}' '${join(ROOT, "cmd/main.ts")}' wg-quick`;
+    const r = ns.run(["sh", "-c", `umask 022; ${wgq} up '${conf}' && ${wgq} save '${conf}'; s=$?; ${wgq} down '${conf}'; exit $s`], { WG_QUICK_USERSPACE_IMPLEMENTATION: "" });
+    expect(r.code).toBe(0);
+    expect(statSync(conf).mode & 0o777).toBe(0o600);
+    expect(Bun.file(conf).size).toBeGreaterThan(0);
+    expect(existsSync(`${conf}.tmp`)).toBe(false);
+  }, 30_000);
+
   test("wg genkey > file: warns for a world-accessible file, silent and 0600 under umask 077", () => {
     const f1 = join(dir, "k1");
     const r1 = Bun.spawnSync(["sh", "-c", `umask 022; '${BUN}' '${join(ROOT, "cmd/main.ts")}' wg genkey > '${f1}'`]);
