@@ -79,11 +79,12 @@ function ipv4(src: string, dst: string, payloadLen: number, fill: number): Uint8
 }
 
 /** Two engines, a completed handshake, data both ways; returns the world and its corpus. */
-export function makeWorld(seed: number, psk = true): World {
+/** `defer`: B queues handshake messages (the daemon's mode); pump() then drains the queue. */
+export function makeWorld(seed: number, psk = true, defer = false): World {
   const clock = { mono: 1_000_000, wall: 1_700_000_000_000 };
   const c = { mono: () => clock.mono, wall: () => clock.wall };
   const r = prng(seed);
-  const mk = (ip: string, port: number): Node => {
+  const mk = (ip: string, port: number, deferHandshakes = false): Node => {
     const out: Outputs = { udp: [], tun: [], events: [], errors: [], logs: [] };
     const priv = generatePrivateKey(r.bytes);
     const node: Node = { dev: null!, priv, pub: publicKey(priv), ep: { family: 4, ip, port }, out, sentLog: [] };
@@ -103,12 +104,12 @@ export function makeWorld(seed: number, psk = true): World {
         },
       },
       c,
-      { random: r.bytes },
+      { random: r.bytes, deferHandshakes },
     );
     return node;
   };
   const a = mk("192.0.2.1", 51820);
-  const b = mk("192.0.2.2", 51821);
+  const b = mk("192.0.2.2", 51821, defer);
   const pskHex = psk ? hex(r.bytes(32)) : "";
   const conf = (me: Node, other: Node, allowed: string) =>
     me.dev.uapi(
@@ -122,6 +123,8 @@ export function makeWorld(seed: number, psk = true): World {
   const corpus: World["corpus"] = [];
   const pump = () => {
     for (let i = 0; i < 100; i++) {
+      a.dev.processHandshakes(Infinity);
+      b.dev.processHandshakes(Infinity);
       const qa = a.out.udp.splice(0);
       const qb = b.out.udp.splice(0);
       if (qa.length === 0 && qb.length === 0) return;
