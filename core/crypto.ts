@@ -16,40 +16,156 @@ const chacha = () => (chachaMod ??= require("@noble/ciphers/chacha.js") as typeo
 export const KEY_LEN = 32;
 
 export function hash(...parts: Uint8Array[]): Uint8Array {
-  const h = blake2s.create({});
-  for (const p of parts) h.update(p);
-  return h.digest();
+  return hashBackend.hash(parts);
 }
 
 /** Keyed BLAKE2s with a 16-byte digest length (not a truncated 32-byte hash). */
 export function mac(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return blake2s(data, { key, dkLen: 16 });
+  return hashBackend.mac(key, data);
 }
 
 export function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return nobleHmac(blake2s, key, data);
+  return hashBackend.hmac(key, data);
 }
 
-const ONE = Uint8Array.of(1);
-function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Array[] {
-  const t0 = hmac(key, input);
+export const kdf1 = (key: Uint8Array, input: Uint8Array): Uint8Array => hashBackend.kdf1(key, input);
+export const kdf2 = (key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array] => hashBackend.kdf2(key, input);
+export const kdf3 = (key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] =>
+  hashBackend.kdf3(key, input);
+
+// ---------------------------------------------------------------- hash backend
+
+/**
+ * BLAKE2s-based primitives as a pluggable backend like the AEAD and X25519: a responder runs
+ * ~21 HMACs per handshake, so platform/ can supply a native one that does a whole KDF chain in
+ * one call. Every function returns fresh arrays the caller owns.
+ */
+export interface HashBackend {
+  readonly name: string;
+  /** BLAKE2s-256 of the concatenated parts. */
+  hash(parts: readonly Uint8Array[]): Uint8Array;
+  mac(key: Uint8Array, data: Uint8Array): Uint8Array;
+  hmac(key: Uint8Array, data: Uint8Array): Uint8Array;
+  kdf1(key: Uint8Array, input: Uint8Array): Uint8Array;
+  kdf2(key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array];
+  kdf3(key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array, Uint8Array];
+}
+
+// Pure TS on noble. Building a noble hash instance (option checks, buffers) costs more than the
+// one or two compressions WireGuard feeds it, so one pristine instance is cloned into a reused
+// work instance instead, and HMAC pads and the inner digest live in fixed scratch buffers.
+// Single-threaded and non-reentrant (nothing here yields), so module-level scratch is safe.
+const B2S_BLOCK = 64;
+const pristine = blake2s.create({});
+const work = blake2s.create({});
+const hmacPad = new Uint8Array(B2S_BLOCK);
+// digestInto wants 4-byte aligned output: these are whole ArrayBuffers.
+const innerDigest = new Uint8Array(32);
+const kdfT0 = new Uint8Array(32);
+const kdfInput = new Uint8Array(33);
+
+function digestParts(out: Uint8Array, a: Uint8Array, b?: Uint8Array): void {
+  pristine._cloneInto(work);
+  work.update(a);
+  if (b !== undefined && b.length > 0) work.update(b);
+  work.digestInto(out);
+}
+
+/** HMAC-BLAKE2s(key, data) into out (32 bytes, 4-byte aligned; may alias neither input). */
+function hmacInto(key: Uint8Array, data: Uint8Array, out: Uint8Array): void {
+  hmacPad.fill(0);
+  if (key.length > B2S_BLOCK) digestParts(hmacPad, key);
+  else hmacPad.set(key);
+  for (let i = 0; i < B2S_BLOCK; i++) hmacPad[i]! ^= 0x36;
+  digestParts(innerDigest, hmacPad, data);
+  for (let i = 0; i < B2S_BLOCK; i++) hmacPad[i]! ^= 0x36 ^ 0x5c;
+  digestParts(out, hmacPad, innerDigest);
+  hmacPad.fill(0);
+  innerDigest.fill(0);
+}
+
+/** t1..tn of the KDF into fresh arrays; t0 never leaves the scratch buffer. */
+function kdfOut(n: number, key: Uint8Array, input: Uint8Array): Uint8Array[] {
+  hmacInto(key, input, kdfT0);
   const out: Uint8Array[] = [];
-  let prev = hmac(t0, ONE);
+  for (let i = 1; i <= n; i++) {
+    const t = new Uint8Array(32);
+    if (i === 1) {
+      hmacInto(kdfT0, ONE, t);
+    } else {
+      kdfInput.set(out[i - 2]!);
+      kdfInput[32] = i;
+      hmacInto(kdfT0, kdfInput, t);
+    }
+    out.push(t);
+  }
+  kdfT0.fill(0);
+  kdfInput.fill(0);
+  return out;
+}
+
+export const nobleHash: HashBackend = {
+  name: "noble",
+  hash(parts) {
+    const out = new Uint8Array(32);
+    if (parts.length <= 2) digestParts(out, parts[0] ?? EMPTY, parts[1]);
+    else {
+      pristine._cloneInto(work);
+      for (const p of parts) if (p.length > 0) work.update(p);
+      work.digestInto(out);
+    }
+    return out;
+  },
+  mac: (key, data) => blake2s(data, { key, dkLen: 16 }),
+  hmac(key, data) {
+    const out = new Uint8Array(32);
+    hmacInto(key, data, out);
+    return out;
+  },
+  kdf1: (key, input) => kdfOut(1, key, input)[0]!,
+  kdf2: (key, input) => kdfOut(2, key, input) as [Uint8Array, Uint8Array],
+  kdf3: (key, input) => kdfOut(3, key, input) as [Uint8Array, Uint8Array, Uint8Array],
+};
+
+/** The pre-seam implementation (fresh noble instances per call): reference for tests and benches. */
+export const nobleHashReference: HashBackend = {
+  name: "noble-reference",
+  hash(parts) {
+    const h = blake2s.create({});
+    for (const p of parts) h.update(p);
+    return h.digest();
+  },
+  mac: (key, data) => blake2s(data, { key, dkLen: 16 }),
+  hmac: (key, data) => nobleHmac(blake2s, key, data),
+  kdf1: (key, input) => referenceKdf(1, key, input)[0]!,
+  kdf2: (key, input) => referenceKdf(2, key, input) as [Uint8Array, Uint8Array],
+  kdf3: (key, input) => referenceKdf(3, key, input) as [Uint8Array, Uint8Array, Uint8Array],
+};
+
+const ONE = Uint8Array.of(1);
+function referenceKdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Array[] {
+  const t0 = nobleHmac(blake2s, key, input);
+  const out: Uint8Array[] = [];
+  let prev = nobleHmac(blake2s, t0, ONE);
   out.push(prev);
   for (let i = 2; i <= n; i++) {
     const buf = new Uint8Array(prev.length + 1);
     buf.set(prev);
     buf[prev.length] = i;
-    prev = hmac(t0, buf);
+    prev = nobleHmac(blake2s, t0, buf);
     out.push(prev);
   }
   t0.fill(0);
   return out;
 }
-export const kdf1 = (key: Uint8Array, input: Uint8Array) => kdf(1, key, input)[0]!;
-export const kdf2 = (key: Uint8Array, input: Uint8Array) => kdf(2, key, input) as [Uint8Array, Uint8Array];
-export const kdf3 = (key: Uint8Array, input: Uint8Array) =>
-  kdf(3, key, input) as [Uint8Array, Uint8Array, Uint8Array];
+
+let hashBackend: HashBackend = nobleHash;
+export function setHash(b: HashBackend): void {
+  hashBackend = b;
+}
+export function getHash(): HashBackend {
+  return hashBackend;
+}
 
 export function clampPrivateKey(k: Uint8Array): Uint8Array {
   const c = Uint8Array.from(k);
