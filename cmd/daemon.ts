@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import type { Clock, DeviceEvent } from "../core/device-api.ts";
 import type { Device } from "../core/device.ts";
 import { formatEndpoint } from "../core/peer.ts";
-import { setAead, setDh } from "../core/crypto.ts";
+import { setAead, setDh, setHash } from "../core/crypto.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
 import { libc } from "../platform/linux/libc.ts";
 import { DEFAULT_MTU, Tun } from "../platform/linux/tun.ts";
@@ -223,6 +223,14 @@ async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions
     log("verbose", `X25519 backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
   } catch (e) {
     log("verbose", `X25519 backend: noble (${(e as Error).message})`);
+  }
+  try {
+    const { loadOpenSslHash } = await import("../platform/linux/hash-openssl.ts");
+    const native = loadOpenSslHash();
+    if (native) setHash(native);
+    log("verbose", `BLAKE2s backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
+  } catch (e) {
+    log("verbose", `BLAKE2s backend: noble (${(e as Error).message})`);
   }
 
   let uapi: UapiListener | null = null;
