@@ -94,21 +94,26 @@ int wg_hmac(unsigned char *out, const unsigned char *key, ulong kn, const unsign
   return hmac(out, key, kn, d, dn) ? 1 : fail(out, 32);
 }
 
-/* t1..tn into out[0, 32n): t0 = HMAC(key, in); t1 = HMAC(t0, 1); ti = HMAC(t0, t(i-1) || i). */
-int wg_kdf(int n, unsigned char *out, const unsigned char *key, ulong kn, const unsigned char *in, ulong inn) {
+/* t1..tn into o1..on: t0 = HMAC(key, in); t1 = HMAC(t0, 1); ti = HMAC(t0, t(i-1) || i). */
+int wg_kdf(int n, unsigned char *o1, unsigned char *o2, unsigned char *o3,
+           const unsigned char *key, ulong kn, const unsigned char *in, ulong inn) {
   unsigned char t0[32], buf[33];
+  unsigned char *outs[3];
   int i, j, ok;
+  outs[0] = o1; outs[1] = o2; outs[2] = o3;
   ok = hmac(t0, key, kn, in, inn);
   buf[0] = 1;
-  ok = ok && hmac(out, t0, 32, buf, 1);
+  ok = ok && hmac(o1, t0, 32, buf, 1);
   for (i = 2; ok && i <= n; i++) {
-    for (j = 0; j < 32; j++) buf[j] = out[(i - 2) * 32 + j];
+    for (j = 0; j < 32; j++) buf[j] = outs[i - 2][j];
     buf[32] = (unsigned char)i;
-    ok = hmac(out + (i - 1) * 32, t0, 32, buf, 33);
+    ok = hmac(outs[i - 1], t0, 32, buf, 33);
   }
   wipe(t0, 32);
   wipe(buf, 33);
-  return ok ? 1 : fail(out, 32 * n);
+  if (ok) return 1;
+  for (i = 0; i < n; i++) wipe(outs[i], 32);
+  return fail(o1, 32);
 }
 
 /* Keyed BLAKE2s with digest length outlen (1..32) and a 1..32-byte key. */
@@ -129,7 +134,7 @@ const SHIM_SYMBOLS = {
   wg_hash_setup: { args: ["ptr"], returns: "void" },
   wg_hash2: { args: ["ptr", "ptr", "usize", "ptr", "usize"], returns: "i32" },
   wg_hmac: { args: ["ptr", "ptr", "usize", "ptr", "usize"], returns: "i32" },
-  wg_kdf: { args: ["i32", "ptr", "ptr", "usize", "ptr", "usize"], returns: "i32" },
+  wg_kdf: { args: ["i32", "ptr", "ptr", "ptr", "ptr", "usize", "ptr", "usize"], returns: "i32" },
   wg_mac: { args: ["ptr", "usize", "ptr", "usize", "ptr", "usize"], returns: "i32" },
 } as const;
 
@@ -186,15 +191,15 @@ function load(options: OpenSslHashOptions): OpenSslHash | null {
   // bun:ffi cannot take the address of an empty view; with length 0 nothing is read there, so
   // any live buffer stands in.
   const PLACEHOLDER = new Uint8Array(8);
+  const NOTHING = new Uint8Array(0);
   const nonEmpty = (b: Uint8Array) => (b.length > 0 ? b : PLACEHOLDER);
 
-  const kdf = (n: number, key: Uint8Array, input: Uint8Array): Uint8Array[] => {
-    const out = new Uint8Array(32 * n);
-    if (sh.wg_kdf(n, out, nonEmpty(key), key.length, nonEmpty(input), input.length) !== 1) throw new Error("BLAKE2s KDF failed");
-    const ts: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) ts.push(out.subarray(32 * i, 32 * i + 32));
-    return ts;
+  // Each output is its own array: views into one shared buffer cost more (subarray makes JSC
+  // materialize the ArrayBuffer) than the extra allocations. Unused slots get a dummy.
+  const kdfCall = (n: number, o1: Uint8Array, o2: Uint8Array, o3: Uint8Array, key: Uint8Array, input: Uint8Array): void => {
+    if (sh.wg_kdf(n, o1, o2, o3, nonEmpty(key), key.length, nonEmpty(input), input.length) !== 1) throw new Error("BLAKE2s KDF failed");
   };
+  const KDF_SINK = new Uint8Array(32);
 
   const keyedBlake2s = (key: Uint8Array, data: Uint8Array, outLen: number): Uint8Array => {
     if (!(Number.isInteger(outLen) && outLen >= 1 && outLen <= 32)) throw new RangeError("BLAKE2s output length must be 1..32");
@@ -214,8 +219,8 @@ function load(options: OpenSslHashOptions): OpenSslHash | null {
   const backend: OpenSslHash = {
     name: `openssl-shim (${soname})`,
     hash(parts) {
-      if (parts.length <= 2) return hash2(parts[0] ?? PLACEHOLDER.subarray(0, 0), parts[1] ?? PLACEHOLDER.subarray(0, 0));
-      return hash2(Buffer.concat(parts), PLACEHOLDER.subarray(0, 0));
+      if (parts.length <= 2) return hash2(parts[0] ?? NOTHING, parts[1] ?? NOTHING);
+      return hash2(Buffer.concat(parts), NOTHING);
     },
     mac: (key, data) => keyedBlake2s(key, data, 16),
     hmac(key, data) {
@@ -223,9 +228,21 @@ function load(options: OpenSslHashOptions): OpenSslHash | null {
       if (sh.wg_hmac(out, nonEmpty(key), key.length, nonEmpty(data), data.length) !== 1) throw new Error("HMAC-BLAKE2s failed");
       return out;
     },
-    kdf1: (key, input) => kdf(1, key, input)[0]!,
-    kdf2: (key, input) => kdf(2, key, input) as [Uint8Array, Uint8Array],
-    kdf3: (key, input) => kdf(3, key, input) as [Uint8Array, Uint8Array, Uint8Array],
+    kdf1(key, input) {
+      const t1 = new Uint8Array(32);
+      kdfCall(1, t1, KDF_SINK, KDF_SINK, key, input);
+      return t1;
+    },
+    kdf2(key, input) {
+      const t: [Uint8Array, Uint8Array] = [new Uint8Array(32), new Uint8Array(32)];
+      kdfCall(2, t[0], t[1], KDF_SINK, key, input);
+      return t;
+    },
+    kdf3(key, input) {
+      const t: [Uint8Array, Uint8Array, Uint8Array] = [new Uint8Array(32), new Uint8Array(32), new Uint8Array(32)];
+      kdfCall(3, t[0], t[1], t[2], key, input);
+      return t;
+    },
     keyedBlake2s,
   };
   return selfCheck(backend) ? backend : null;
