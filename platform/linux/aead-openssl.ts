@@ -11,14 +11,11 @@
 //  * "evp": the same five EVP calls made one by one from JS. Used when TinyCC is unavailable.
 // The tag comparison is OpenSSL's (CRYPTO_memcmp, constant time).
 import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { compileShim as compileSharedShim, fnAddress, openLibcrypto } from "./openssl.ts";
 import { equal, nobleAead, type AeadBackend, type AeadKey } from "../../core/crypto.ts";
 
 export type OpenSslAeadMode = "shim" | "evp";
 
-const SONAMES = ["libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so", "libcrypto.so.10"];
 
 // EVP_CIPHER_CTX_ctrl commands (include/openssl/evp.h); identical in 1.1 and 3.x.
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
@@ -37,16 +34,6 @@ const EVP_SYMBOLS = {
 
 type EvpLib = ReturnType<typeof dlopen<typeof EVP_SYMBOLS>>;
 
-function openLibcrypto(sonames: readonly string[]): { lib: EvpLib; soname: string } | null {
-  for (const soname of sonames) {
-    try {
-      return { lib: dlopen(soname, EVP_SYMBOLS), soname };
-    } catch {
-      // try the next soname
-    }
-  }
-  return null;
-}
 
 // The shim owns the nonce layout (00000000 || le64 counter) so JS passes the counter as a u64
 // and no nonce buffer crosses the boundary. Prototypes are spelled out instead of including
@@ -117,23 +104,15 @@ const SHIM_SYMBOLS = {
 type ShimLib = ReturnType<typeof cc<typeof SHIM_SYMBOLS>>;
 
 function compileShim(evp: EvpLib): ShimLib | null {
-  let dir: string | null = null;
+  const shim = compileSharedShim("aead", SHIM_SOURCE, SHIM_SYMBOLS);
+  if (!shim) return null;
+  const s = evp.symbols;
   try {
-    // cc() takes a path; a private temp dir keeps the compiled executable self-contained.
-    dir = mkdtempSync(join(tmpdir(), "wg-aead-"));
-    const file = join(dir, "shim.c");
-    writeFileSync(file, SHIM_SOURCE);
-    const shim = cc({ source: file, symbols: SHIM_SYMBOLS });
-    const s = evp.symbols;
-    // Every bun:ffi function carries its native address as `.ptr` (not in the type declarations).
-    const addr = (f: unknown) => (f as { ptr: Pointer }).ptr;
-    shim.symbols.wg_aead_setup(addr(s.EVP_CipherInit_ex), addr(s.EVP_CipherUpdate), addr(s.EVP_CipherFinal_ex), addr(s.EVP_CIPHER_CTX_ctrl));
-    return shim;
+    shim.symbols.wg_aead_setup(fnAddress(s.EVP_CipherInit_ex), fnAddress(s.EVP_CipherUpdate), fnAddress(s.EVP_CipherFinal_ex), fnAddress(s.EVP_CIPHER_CTX_ctrl));
   } catch {
     return null;
-  } finally {
-    if (dir) rmSync(dir, { recursive: true, force: true });
   }
+  return shim;
 }
 
 function wipe(key: Uint8Array | null): null {
@@ -169,7 +148,7 @@ export function loadOpenSslAead(options: OpenSslAeadOptions = {}): OpenSslAead |
 
 function load(options: OpenSslAeadOptions): OpenSslAead | null {
   const { mode } = options;
-  const opened = openLibcrypto(options.sonames ?? SONAMES);
+  const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
   const { lib, soname } = opened;
   const s = lib.symbols;

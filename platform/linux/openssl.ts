@@ -1,7 +1,6 @@
 // Shared plumbing for the libcrypto backends: find the library by soname and compile a TinyCC
 // shim (bun:ffi `cc`) that receives libcrypto's function pointers from our dlopen handle, so no
-// development headers or `libcrypto.so` symlink are needed. aead-openssl.ts and x25519-openssl.ts
-// carry their own copies of these two functions; new backends use this module.
+// development headers or `libcrypto.so` symlink are needed. Every libcrypto backend uses it.
 import { cc, dlopen, type FFIFunction, type Pointer } from "bun:ffi";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

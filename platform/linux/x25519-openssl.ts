@@ -15,14 +15,11 @@
 // The cache holds copies of private keys (in JS and inside libcrypto) until evicted or until
 // forget() is called; OpenSSL wipes its copy when the context is freed.
 import { cc, dlopen, type Pointer } from "bun:ffi";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { compileShim as compileSharedShim, fnAddress, openLibcrypto } from "./openssl.ts";
 import { equal, type DhBackend } from "../../core/crypto.ts";
 
 export type OpenSslX25519Mode = "shim" | "evp";
 
-const SONAMES = ["libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so", "libcrypto.so.10"];
 
 // NID_X25519 (include/openssl/obj_mac.h), the EVP_PKEY_X25519 type; same in 1.1.1 and 3.x.
 const EVP_PKEY_X25519 = 1034;
@@ -46,16 +43,6 @@ const EVP_SYMBOLS = {
 
 type EvpLib = ReturnType<typeof dlopen<typeof EVP_SYMBOLS>>;
 
-function openLibcrypto(sonames: readonly string[]): { lib: EvpLib; soname: string } | null {
-  for (const soname of sonames) {
-    try {
-      return { lib: dlopen(soname, EVP_SYMBOLS), soname };
-    } catch {
-      // try the next soname
-    }
-  }
-  return null;
-}
 
 // Prototypes are spelled out instead of including <openssl/evp.h> so no development headers are
 // needed; the function pointers come from our dlopen handle. A failed derive (OpenSSL refuses an
@@ -136,27 +123,20 @@ const SHIM_SYMBOLS = {
 type ShimLib = ReturnType<typeof cc<typeof SHIM_SYMBOLS>>;
 
 function compileShim(evp: EvpLib): ShimLib | null {
-  let dir: string | null = null;
+  const shim = compileSharedShim("x25519", SHIM_SOURCE, SHIM_SYMBOLS);
+  if (!shim) return null;
+  const s = evp.symbols;
   try {
-    dir = mkdtempSync(join(tmpdir(), "wg-x25519-"));
-    const file = join(dir, "shim.c");
-    writeFileSync(file, SHIM_SOURCE);
-    const shim = cc({ source: file, symbols: SHIM_SYMBOLS });
-    const s = evp.symbols;
-    // Every bun:ffi function carries its native address as `.ptr` (not in the type declarations).
-    const addr = (f: unknown) => BigInt((f as { ptr: Pointer }).ptr);
     const table = new BigUint64Array([
       s.EVP_PKEY_new_raw_private_key, s.EVP_PKEY_new_raw_public_key, s.EVP_PKEY_free,
       s.EVP_PKEY_get_raw_public_key, s.EVP_PKEY_CTX_new, s.EVP_PKEY_CTX_free, s.EVP_PKEY_CTX_get0_pkey,
       s.EVP_PKEY_derive_init, s.EVP_PKEY_derive_set_peer, s.EVP_PKEY_derive, s.ERR_clear_error,
-    ].map(addr));
+    ].map((f) => BigInt(fnAddress(f))));
     shim.symbols.wg_x25519_setup(table);
-    return shim;
   } catch {
     return null;
-  } finally {
-    if (dir) rmSync(dir, { recursive: true, force: true });
   }
+  return shim;
 }
 
 /** The DhBackend plus control over the private-key cache. */
@@ -195,7 +175,7 @@ function checkKey(k: Uint8Array, what: string): void {
 function load(options: OpenSslX25519Options): OpenSslX25519 | null {
   const { mode } = options;
   const cacheSize = Math.max(0, Math.floor(options.cacheSize ?? DEFAULT_CACHE));
-  const opened = openLibcrypto(options.sonames ?? SONAMES);
+  const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
   const { lib, soname } = opened;
   const s = lib.symbols;
