@@ -6,8 +6,12 @@
 // Atomics.waitAsync, drains everything it can in batches (recvmmsg, a run of TUN reads), flushes
 // one sendmmsg, then waits up to LINGER_US in ppoll itself for the next burst before re-arming
 // the poller. Measured on the 2-core box: the worker/waitAsync hand-off round trip runs ~31k/s
-// when hot; an idle wake costs a median ~60 us (postMessage: ~100 us). Not tried, by reasoning:
-// poll(0) from setImmediate burns a core while idle; node:fs reads cost a threadpool hop per packet.
+// when hot; an idle wake costs a median ~60 us (postMessage: ~100 us), ~110-140 us from poll()
+// returning to JS running on the main thread during 10 ms pings. A 2 ms linger (was 250 us)
+// catches the echo of what was just sent: ping RTT at 10 ms intervals 1.14 -> 0.76 ms median
+// (wireguard-go 0.65). The poller reports which fds were readable, so a wake does not pay for
+// reads that would only say EAGAIN. Not tried, by reasoning: poll(0) from setImmediate burns a
+// core while idle; node:fs reads cost a threadpool hop per packet.
 
 import type { DeviceEvent, DeviceIO, Endpoint, Engine } from "../../core/device-api.ts";
 import { E, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
@@ -20,13 +24,30 @@ export type Logger = (level: "error" | "verbose" | "debug", msg: string) => void
 // Shared flag layout (Int32 indices).
 const S_STATE = 0; // 0 = poller armed/polling, 1 = something readable, main thread working
 const S_STOP = 1;
-const S_NFDS = 2;
-const S_FDS = 3; // up to 8 fds
-const MAX_FDS = 8;
+const S_READY = 2; // bit per slot that poll() found readable, written by the poller before S_STATE
+const S_FDS = 3; // one fd per slot, -1 when absent (poll() skips negative fds)
+// Fixed slots, so the main thread knows from S_READY which reads are worth a syscall.
+const SLOT_TUN = 0;
+const SLOT_UDP = 1;
+const SLOT_NL = 2;
+const SLOT_KICK = 3;
+const MAX_FDS = 4;
+const READY_TUN = 1 << SLOT_TUN;
+const READY_UDP = 1 << SLOT_UDP;
+const READY_NL = 1 << SLOT_NL;
+const READY_KICK = 1 << SLOT_KICK;
+const READY_ALL = READY_TUN | READY_UDP | READY_NL | READY_KICK;
 /** Time per drain round spent answering queued handshake messages (ms). */
 const HANDSHAKE_ROUND_BUDGET_MS = 2;
-/** How long the main thread waits in ppoll for more packets after a batch (microseconds). */
-const LINGER_US = Number(process.env.WG_LINGER_US ?? 250);
+/**
+ * How long the main thread waits in ppoll for more packets after a batch (microseconds). Long
+ * enough to catch the answer to what was just sent (a ping's echo crosses both daemons in
+ * ~0.5-1 ms here), so it is taken without the poller hop; the event loop (UAPI, signals) waits at
+ * most this long, and never past the engine's next timer.
+ */
+const LINGER_US = Number(process.env.WG_LINGER_US ?? 2000);
+/** Bound on one stretch of lingering under constant traffic before the event loop gets a turn. */
+const LINGER_BUDGET_MS = 8;
 
 const POLLER_SOURCE = `
 import { dlopen, FFIType } from "bun:ffi";
@@ -37,10 +58,12 @@ self.onmessage = (ev) => {
   const st = new Int32Array(ev.data);
   const pfd = new Int32Array(${MAX_FDS * 2});
   while (Atomics.load(st, ${S_STOP}) === 0) {
-    const n = Atomics.load(st, ${S_NFDS});
-    for (let i = 0; i < n; i++) { pfd[2 * i] = Atomics.load(st, ${S_FDS} + i); pfd[2 * i + 1] = 1; }
-    const r = lib.symbols.poll(pfd, n, 1000);
+    for (let i = 0; i < ${MAX_FDS}; i++) { pfd[2 * i] = Atomics.load(st, ${S_FDS} + i); pfd[2 * i + 1] = 1; }
+    const r = lib.symbols.poll(pfd, ${MAX_FDS}, 1000);
     if (r <= 0) continue;
+    let ready = 0;
+    for (let i = 0; i < ${MAX_FDS}; i++) if ((pfd[2 * i + 1] >>> 16) !== 0) ready |= 1 << i;
+    Atomics.store(st, ${S_READY}, ready);
     Atomics.store(st, ${S_STATE}, 1);
     Atomics.notify(st, ${S_STATE});
     while (Atomics.load(st, ${S_STATE}) === 1 && Atomics.load(st, ${S_STOP}) === 0) Atomics.wait(st, ${S_STATE}, 1, 1000);
@@ -87,7 +110,10 @@ export class LinuxIO implements DeviceIO {
   wakeups = 0;
   lingerHits = 0;
   private readonly lingerFds = new Int32Array(MAX_FDS * 2);
+  private readonly lingerSlots = new Int32Array(MAX_FDS);
   private readonly linger = new BigInt64Array([0n, BigInt(LINGER_US * 1000)]);
+  /** tv_nsec's low word, rewritten per wait without allocating a BigInt (tv_nsec < 1e9). */
+  private readonly lingerNs = new Int32Array(this.linger.buffer);
   private lingerCount = 0;
   tunRx = 0;
   tunTx = 0;
@@ -164,15 +190,22 @@ export class LinuxIO implements DeviceIO {
       if (!this.running) break;
       if (Atomics.load(st, S_STATE) !== 1) continue;
       this.wakeups++;
-      this.safeDrain();
+      this.safeDrain(Atomics.load(st, S_READY) || READY_ALL);
       // More packets (the next burst, or the answer to what we just sent) are usually less than
-      // a few hundred microseconds away: wait for them right here, asleep in ppoll, instead of
-      // paying the ~60-150 us hand-off through the poller thread and the event loop for each.
+      // a millisecond or two away: wait for them right here, asleep in ppoll, instead of paying
+      // the hand-off through the poller thread and the event loop (~100 us median from idle).
       // Bounded so UAPI requests and timers still get the event loop under constant load.
+      const until = performance.now() + LINGER_BUDGET_MS;
       for (let extra = 0; extra < 64 && this.running; extra++) {
+        const now = performance.now();
+        const left = Math.min(until, engine.nextDeadline()) - now;
+        if (left <= 0) break;
+        this.lingerNs[2] = Math.min(LINGER_US * 1000, Math.ceil(left * 1e6));
         if (libc.ppoll(this.lingerFds, this.lingerCount, this.linger, null) <= 0) break;
         this.lingerHits++;
-        this.safeDrain();
+        let ready = 0;
+        for (let i = 0; i < this.lingerCount; i++) if (this.lingerFds[2 * i + 1]! >>> 16 !== 0) ready |= this.lingerSlots[i]!;
+        this.safeDrain(ready);
       }
       Atomics.store(st, S_STATE, 0);
       Atomics.notify(st, S_STATE);
@@ -221,16 +254,23 @@ export class LinuxIO implements DeviceIO {
   }
 
   private publishFds(): void {
-    const fds = [this.tun.fd, this.kickFd, this.nlFd, this.udp.fd].filter((fd) => fd >= 0).slice(0, MAX_FDS);
-    for (let i = 0; i < fds.length; i++) Atomics.store(this.st, S_FDS + i, fds[i]!);
-    Atomics.store(this.st, S_NFDS, fds.length);
-    // The linger set leaves out the kick eventfd (only the poller thread consumes it).
-    const linger = [this.tun.fd, this.udp.fd].filter((fd) => fd >= 0);
-    for (let i = 0; i < linger.length; i++) {
-      this.lingerFds[2 * i] = linger[i]!;
-      this.lingerFds[2 * i + 1] = 1;
+    const slots: [number, number][] = [
+      [SLOT_TUN, this.tun.fd],
+      [SLOT_UDP, this.udp.fd],
+      [SLOT_NL, this.nlFd],
+      [SLOT_KICK, this.kickFd],
+    ];
+    for (const [slot, fd] of slots) Atomics.store(this.st, S_FDS + slot, fd >= 0 ? fd : -1);
+    // The linger set leaves out the kick eventfd (it only wakes the poller thread).
+    let n = 0;
+    for (const [slot, fd] of slots) {
+      if (fd < 0 || slot === SLOT_KICK) continue;
+      this.lingerFds[2 * n] = fd;
+      this.lingerFds[2 * n + 1] = 1;
+      this.lingerSlots[n] = 1 << slot;
+      n++;
     }
-    this.lingerCount = linger.length;
+    this.lingerCount = n;
     this.kick();
   }
 
@@ -241,9 +281,9 @@ export class LinuxIO implements DeviceIO {
   }
 
   /** An engine bug on one packet must not take the tunnel down: log it and carry on. */
-  private safeDrain(): void {
+  private safeDrain(ready: number): void {
     try {
-      this.drain();
+      this.drain(ready);
     } catch (e) {
       this.udp.flush();
       this.tun.flush();
@@ -251,17 +291,21 @@ export class LinuxIO implements DeviceIO {
     }
   }
 
-  /** Everything readable, in bounded rounds so UAPI and timers still get the event loop. */
-  private drain(): void {
+  /**
+   * Everything readable, in bounded rounds so UAPI and timers still get the event loop. `ready`:
+   * READY_* bits of what poll saw; the first round skips reads that would only say EAGAIN (each
+   * syscall is dear on this kind of VM), later rounds look at both TUN and UDP.
+   */
+  private drain(ready: number): void {
     const engine = this.engine!;
     const udp = this.udp;
     const tun = this.tun;
-    if (this.kickFd >= 0) libc.read(this.kickFd, this.evBuf, 8);
-    if (this.nlFd >= 0) this.drainNetlink();
+    if ((ready & READY_KICK) !== 0 && this.kickFd >= 0) libc.read(this.kickFd, this.evBuf, 8);
+    if ((ready & READY_NL) !== 0 && this.nlFd >= 0) this.drainNetlink();
     if (!this.running) return;
     for (let round = 0; round < 8; round++) {
       let progress = 0;
-      for (let k = 0; k < 4; k++) {
+      for (let k = 0; k < 4 && (round > 0 || (ready & READY_UDP) !== 0); k++) {
         const n = udp.receive(this.onUdp);
         if (n <= 0) break;
         progress += n;
