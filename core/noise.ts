@@ -85,6 +85,14 @@ export class Handshake {
     this.localIndex = 0;
     this.remoteIndex = 0;
   }
+
+  /** Records a step that passed every check: the new state, C and H; wipes the caller's C. */
+  commit(state: HandshakeState, c: Uint8Array, h: Uint8Array): void {
+    this.state = state;
+    this.chainKey.set(c);
+    this.hash.set(h);
+    c.fill(0);
+  }
 }
 
 function mixHash(h: Uint8Array, data: Uint8Array): Uint8Array {
@@ -148,12 +156,9 @@ export function createInitiation(
   out.set(encTs, 88);
 
   hs.clear();
-  hs.state = HandshakeState.CreatedInitiation;
-  hs.chainKey.set(c);
-  hs.hash.set(h);
+  hs.commit(HandshakeState.CreatedInitiation, c, h);
   hs.localEphemeral.set(ephemeralPrivate);
   hs.localIndex = localIndex;
-  c.fill(0);
   return true;
 }
 
@@ -201,12 +206,9 @@ export function consumeInitiation<P extends { handshake: Handshake }>(
   hs.latestTimestamp.set(ts);
   hs.lastInitiationConsumedMono = nowMono;
   hs.clear();
-  hs.state = HandshakeState.ConsumedInitiation;
-  hs.chainKey.set(c);
-  hs.hash.set(h);
+  hs.commit(HandshakeState.ConsumedInitiation, c, h);
   hs.remoteEphemeral.set(ePub);
   hs.remoteIndex = readU32(msg, off + 4);
-  c.fill(0);
   return peer;
 }
 
@@ -245,12 +247,9 @@ export function createResponse(
   out.set(ePub, 12);
   out.set(empty, 44);
 
-  hs.state = HandshakeState.CreatedResponse;
-  hs.chainKey.set(c);
-  hs.hash.set(h);
+  hs.commit(HandshakeState.CreatedResponse, c, h);
   hs.localEphemeral.set(ephemeralPrivate);
   hs.localIndex = localIndex;
-  c.fill(0);
   return true;
 }
 
@@ -291,12 +290,9 @@ export function consumeResponse<P extends { handshake: Handshake }>(
   h = mixHash(h, encEmpty);
   // The state may have changed while we computed (e.g. a consumed initiation replaced it).
   if (hs.state !== HandshakeState.CreatedInitiation || hs.localIndex !== receiver) return null;
-  hs.state = HandshakeState.ConsumedResponse;
-  hs.chainKey.set(c);
-  hs.hash.set(h);
+  hs.commit(HandshakeState.ConsumedResponse, c, h);
   hs.remoteEphemeral.set(ePub);
   hs.remoteIndex = readU32(msg, off + 4);
-  c.fill(0);
   return peer;
 }
 
