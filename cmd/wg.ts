@@ -112,8 +112,8 @@ function readUpTo(fd: number, n: number): { data: Uint8Array; error: boolean } {
   return { data: buf.subarray(0, got), error: false };
 }
 
-/** Feed fd's remaining bytes to `each` until it returns false or EOF/error. */
-function readRest(fd: number, each: (c: number) => boolean): void {
+/** Read fd in chunks until EOF, an error, or `chunk` returns false (EAGAIN waits and retries). */
+function readChunks(fd: number, chunk: (buf: Uint8Array, n: number) => boolean): void {
   const buf = new Uint8Array(65536);
   for (;;) {
     let r: number;
@@ -126,9 +126,16 @@ function readRest(fd: number, each: (c: number) => boolean): void {
       }
       return;
     }
-    if (r === 0) return;
-    for (let i = 0; i < r; i++) if (!each(buf[i]!)) return;
+    if (r === 0 || !chunk(buf, r)) return;
   }
+}
+
+/** Feed fd's remaining bytes to `each` until it returns false or EOF/error. */
+function readRest(fd: number, each: (c: number) => boolean): void {
+  readChunks(fd, (buf, n) => {
+    for (let i = 0; i < n; i++) if (!each(buf[i]!)) return false;
+    return true;
+  });
 }
 
 function openForRead(path: string, o: Output): number | null {
@@ -369,22 +376,11 @@ async function setconfMain(prog: string, cmd: string, args: string[], o: Output)
 /** The rest of fd as a byte string, ending quietly at a read error (getline semantics); closes fd. */
 function readFdText(fd: number): string {
   const parts: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
   try {
-    for (;;) {
-      let r: number;
-      try {
-        r = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
-          Bun.sleepSync(1);
-          continue;
-        }
-        break;
-      }
-      if (r === 0) break;
-      parts.push(Buffer.from(buf.subarray(0, r)));
-    }
+    readChunks(fd, (buf, n) => {
+      parts.push(Buffer.from(buf.subarray(0, n)));
+      return true;
+    });
   } finally {
     closeSync(fd);
   }
