@@ -1,9 +1,10 @@
 // mac1/mac2 and cookie replies (protocol.md §4). CookieChecker is our side as the receiver of
 // handshake messages; CookieGenerator is per peer, for the messages we send to that peer.
-import { equal, hash, mac, xaeadOpen, xaeadSeal } from "./crypto.ts";
+import { hchacha } from "@noble/ciphers/chacha.js";
+import { aeadSeal, hash, mac, xaeadOpen } from "./crypto.ts";
 import { parseIp } from "./allowedips.ts";
 import type { Endpoint } from "./device-api.ts";
-import { readU32, writeU32, MSG_COOKIE_REPLY, COOKIE_REPLY_LEN } from "./noise.ts";
+import { readU32, writeU32, MSG_COOKIE_REPLY, COOKIE_REPLY_LEN, INITIATION_LEN } from "./noise.ts";
 
 const enc = new TextEncoder();
 export const LABEL_MAC1 = enc.encode("mac1----");
@@ -13,6 +14,8 @@ export const COOKIE_SECRET_MAX_AGE_MS = 120_000;
 export const COOKIE_REFRESH_TIME_MS = 120_000;
 
 const ZERO16 = new Uint8Array(16);
+/** "expand 32-byte k" as little-endian words, HChaCha20's constants. */
+const SIGMA = Uint32Array.of(0x61707865, 0x3320646e, 0x79622d32, 0x6b206574);
 
 /**
  * Bytes that identify a packet source for the cookie: IP address then UDP port big-endian
@@ -29,11 +32,26 @@ export function sourceBytes(src: Endpoint): Uint8Array {
   return out;
 }
 
+// A flood of initiations with a valid mac1 is answered with cookie replies, thousands a second:
+// that path works in fixed scratch buffers (mac inputs, source bytes, HChaCha20 state) so only
+// a few short-lived arrays per message are left to the GC. Views into a buffer are made once,
+// since every subarray() is an object and makes JSC give a small array its own ArrayBuffer.
 export class CookieChecker {
   private mac1Key: Uint8Array | null = null;
   private cookieKey: Uint8Array | null = null;
   private readonly secret = new Uint8Array(32);
   private secretBirth = -Infinity;
+  /** Copy of the bytes a mac covers; views of it by length in macViews. */
+  private readonly macIn = new Uint8Array(INITIATION_LEN);
+  private readonly macViews: Uint8Array[] = [];
+  /** Source bytes (IPv4 6 bytes, IPv6 18) for the cookie. */
+  private readonly src = new Uint8Array(18);
+  private readonly src4 = this.src.subarray(0, 6);
+  private readonly src6 = this.src;
+  private readonly cookieKey32 = new Uint32Array(8);
+  private readonly nonce32 = new Uint32Array(4);
+  private readonly subkey32 = new Uint32Array(8);
+  private readonly subkey = new Uint8Array(this.subkey32.buffer);
 
   constructor(private readonly random: (n: number) => Uint8Array) {}
 
@@ -41,6 +59,8 @@ export class CookieChecker {
   setLocalPublic(pub: Uint8Array | null): void {
     this.mac1Key = pub ? hash(LABEL_MAC1, pub) : null;
     this.cookieKey = pub ? hash(LABEL_COOKIE, pub) : null;
+    if (this.cookieKey) for (let i = 0; i < 8; i++) this.cookieKey32[i] = readU32(this.cookieKey, 4 * i);
+    else this.cookieKey32.fill(0);
   }
 
   /** Test hook: install a known secret created at `birthMono`. */
@@ -49,11 +69,17 @@ export class CookieChecker {
     this.secretBirth = birthMono;
   }
 
+  /** msg[off, off+n) copied into the scratch buffer, as a view of exactly n bytes. */
+  private macInput(msg: Uint8Array, off: number, n: number): Uint8Array {
+    const b = this.macIn;
+    for (let i = 0; i < n; i++) b[i] = msg[off + i]!;
+    return (this.macViews[n] ??= b.subarray(0, n));
+  }
+
   /** mac1 over msg[off, off+len-32) with our key; len is the whole message length. */
   checkMac1(msg: Uint8Array, off: number, len: number): boolean {
-    if (this.mac1Key === null) return false;
-    const m = mac(this.mac1Key, msg.subarray(off, off + len - 32));
-    return equal(m, msg.subarray(off + len - 32, off + len - 16));
+    if (this.mac1Key === null || len > INITIATION_LEN || len < 32) return false;
+    return equalAt(mac(this.mac1Key, this.macInput(msg, off, len - 32)), msg, off + len - 32);
   }
 
   /** Kernel style: the secret is regenerated lazily once it is too old. */
@@ -62,14 +88,45 @@ export class CookieChecker {
       this.secret.set(this.random(32));
       this.secretBirth = nowMono;
     }
-    return mac(this.secret, sourceBytes(src));
+    return mac(this.secret, this.sourceBytes(src));
+  }
+
+  /** sourceBytes(src) in the scratch buffer; IPv4 without parsing into new arrays. */
+  private sourceBytes(src: Endpoint): Uint8Array {
+    const b = this.src;
+    if (src.family === 4) {
+      const ip = src.ip;
+      let octet = 0;
+      let v = 0;
+      for (let i = 0; i < ip.length; i++) {
+        const c = ip.charCodeAt(i);
+        if (c === 0x2e) {
+          b[octet++] = v;
+          v = 0;
+        } else v = v * 10 + (c - 0x30);
+      }
+      if (octet === 3) {
+        b[3] = v;
+        b[4] = (src.port >>> 8) & 0xff;
+        b[5] = src.port & 0xff;
+        return this.src4;
+      }
+    }
+    const bytes = sourceBytes(src);
+    if (bytes.length === 6) {
+      this.src4.set(bytes);
+      return this.src4;
+    }
+    this.src6.set(bytes);
+    return this.src6;
   }
 
   checkMac2(msg: Uint8Array, off: number, len: number, src: Endpoint, nowMono: number): boolean {
+    if (len > INITIATION_LEN || len < 16) return false;
     const cookie = this.makeCookie(src, nowMono);
-    const m = mac(cookie, msg.subarray(off, off + len - 16));
+    const m = mac(cookie, this.macInput(msg, off, len - 16));
     cookie.fill(0);
-    return equal(m, msg.subarray(off + len - 16, off + len));
+    return equalAt(m, msg, off + len - 16);
   }
 
   /**
@@ -77,11 +134,17 @@ export class CookieChecker {
    * index is the message's sender index; the AAD is its mac1.
    */
   createReply(msg: Uint8Array, off: number, len: number, src: Endpoint, nowMono: number, out: Uint8Array): boolean {
-    if (this.cookieKey === null) return false;
+    if (this.cookieKey === null || len > INITIATION_LEN || len < 32) return false;
     const nonce = this.random(24);
     const cookie = this.makeCookie(src, nowMono);
-    const mac1 = msg.subarray(off + len - 32, off + len - 16);
-    const sealed = xaeadSeal(this.cookieKey, nonce, cookie, mac1);
+    const mac1 = this.macInput(msg, off + len - 32, 16);
+    // XChaCha20-Poly1305 = ChaCha20-Poly1305 under HChaCha20(key, nonce[0, 16)) with the nonce
+    // 0^4 || nonce[16, 24), which is the transport nonce for the little-endian counter there.
+    for (let i = 0; i < 4; i++) this.nonce32[i] = readU32(nonce, 4 * i);
+    hchacha(SIGMA, this.cookieKey32, this.nonce32, this.subkey32);
+    const counter = (BigInt(readU32(nonce, 20)) << 32n) | BigInt(readU32(nonce, 16));
+    const sealed = aeadSeal(this.subkey, counter, cookie, mac1);
+    this.subkey32.fill(0);
     cookie.fill(0);
     out.fill(0, 0, COOKIE_REPLY_LEN);
     out[0] = MSG_COOKIE_REPLY;
@@ -95,6 +158,13 @@ export class CookieChecker {
     this.secret.fill(0);
     this.secretBirth = -Infinity;
   }
+}
+
+/** Constant-time: a equals msg[off, off + a.length). */
+function equalAt(a: Uint8Array, msg: Uint8Array, off: number): boolean {
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc |= a[i]! ^ msg[off + i]!;
+  return acc === 0;
 }
 
 export class CookieGenerator {
