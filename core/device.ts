@@ -108,6 +108,14 @@ export class Device implements Engine {
   private readonly sendBuf = new Uint8Array(MAX_PACKET + 64);
   private readonly recvBuf = new Uint8Array(MAX_PACKET + 64);
   private readonly hsBuf = new Uint8Array(INITIATION_LEN);
+  /**
+   * Cookie replies go to one stable Endpoint object per source (ip, then port): queue slots
+   * rewrite their own src for every message, and the IO caches what it derives from an Endpoint
+   * by object (udp.ts: the encoded sockaddr), so answering with the slot's object re-derived that
+   * for nearly every reply of a flood. Bounded like the IO's own source cache.
+   */
+  private readonly replyEndpoints = new Map<string, Map<number, Endpoint>>();
+  private replyEndpointCount = 0;
   private jitterPool: Uint8Array = new Uint8Array(0);
   private jitterPos = 0;
 
@@ -455,7 +463,7 @@ export class Device implements Engine {
     if (now < this.underLoadUntil) {
       if (!this.cookieChecker.checkMac2(buf, off, len, src, now)) {
         if (this.cookieChecker.createReply(buf, off, len, src, now, this.hsBuf)) {
-          this.sendUdp(this.hsBuf, COOKIE_REPLY_LEN, src);
+          this.sendUdp(this.hsBuf, COOKIE_REPLY_LEN, this.replyEndpoint(src));
         }
         return;
       }
@@ -758,6 +766,25 @@ export class Device implements Engine {
     const text = formatEndpoint(src);
     this.log("verbose", `${peerName(peer.publicKey)} - Endpoint changed to ${text}`);
     this.emit({ type: "endpoint", publicKey: peer.publicKeyHex, endpoint: text });
+  }
+
+  private replyEndpoint(src: Endpoint): Endpoint {
+    let byPort = this.replyEndpoints.get(src.ip);
+    if (byPort === undefined) {
+      if (this.replyEndpointCount >= 4096) {
+        this.replyEndpoints.clear();
+        this.replyEndpointCount = 0;
+      }
+      byPort = new Map();
+      this.replyEndpoints.set(src.ip, byPort);
+    }
+    let ep = byPort.get(src.port);
+    if (ep === undefined || ep.family !== src.family) {
+      ep = copyEndpoint(src);
+      byPort.set(src.port, ep);
+      this.replyEndpointCount++;
+    }
+    return ep;
   }
 
   /** A failing send must not abort the state machine half-way (timers, indices). */
