@@ -8,9 +8,10 @@
 // the poller. Measured on the 2-core box: the worker/waitAsync hand-off round trip runs ~31k/s
 // when hot; an idle wake costs a median ~60 us (postMessage: ~100 us), ~110-140 us from poll()
 // returning to JS running on the main thread during 10 ms pings. A 2 ms linger (was 250 us)
-// catches the echo of what was just sent: ping RTT at 10 ms intervals 1.14 -> 0.76 ms median
-// (wireguard-go 0.65). The poller reports which fds were readable, so a wake does not pay for
-// reads that would only say EAGAIN. Not tried, by reasoning: poll(0) from setImmediate burns a
+// catches the echo of what was just sent (per 123 pings the pinging side had 128 poller wakes and
+// 120 linger hits, was 167 and 74); ping medians moved 1.14 -> 0.76, 1.43 -> 1.48, 0.90 -> 0.87 ms
+// in three noisy sets (bench/RESULTS.md). The poller reports which fds were readable, so a wake
+// does not pay for reads that would only say EAGAIN. Not tried, by reasoning: poll(0) from setImmediate burns a
 // core while idle; node:fs reads cost a threadpool hop per packet.
 
 import type { DeviceEvent, DeviceIO, Endpoint, Engine } from "../../core/device-api.ts";
