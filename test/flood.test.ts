@@ -19,6 +19,11 @@ import { ptr } from "bun:ffi";
 import { Copier } from "../platform/linux/libc.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createDevice } from "../core/device.ts";
+import type { Endpoint } from "../core/device-api.ts";
+import { generatePrivateKey, publicKey, randomBytes } from "../core/crypto.ts";
+import { COOKIE_REPLY_LEN, INITIATION_LEN } from "../core/noise.ts";
+import { setMac1 } from "./lib-fuzz.ts";
 
 // Found by this flood: the daemon sent every cookie reply with the frozen first 64 bytes of an
 // earlier handshake response. platform's Copier cached ptr() of the engine's small (148-byte)
@@ -35,6 +40,36 @@ test("Copier keeps copying the live bytes after JSC relocates a small typed arra
   small.fill(7);
   c.copy(0, small, 0, 64);
   expect(arena[63]).toBe(7);
+});
+
+// Found by the RSS check below: queue slots rewrite their own src per message, and udp.ts caches
+// the encoded sockaddr per Endpoint object, so replies addressed with the slot's object built a
+// new sockaddr (+ DataView + record) for nearly every cookie; that garbage outlived young GCs.
+test("under load, cookie replies to one source reuse one Endpoint object", () => {
+  const priv = generatePrivateKey();
+  const sent: { ep: Endpoint; len: number }[] = [];
+  const dev = createDevice(
+    { sendUdp: (_b, _o, len, ep) => void sent.push({ ep, len }), writeTun: () => {}, bind: (p) => p || 51820 },
+    { mono: () => 1000, wall: () => 1_700_000_000_000 },
+    { deferHandshakes: true },
+  );
+  dev.uapi(`set=1\nprivate_key=${Buffer.from(priv).toString("hex")}\nlisten_port=51820\n\n`);
+  dev.up();
+  const msg = randomBytes(INITIATION_LEN);
+  msg.set([1, 0, 0, 0]);
+  msg.fill(0, INITIATION_LEN - 16);
+  setMac1(msg, publicKey(priv));
+  const srcs = Array.from({ length: 4 }, (_, i) => ({ family: 4 as const, ip: `192.0.2.${10 + i}`, port: 4000 + i }));
+  // Enough at once to be under load; each message arrives with a fresh Endpoint object.
+  for (let i = 0; i < 600; i++) dev.receiveUdp(msg, 0, INITIATION_LEN, { ...srcs[i % 4]! });
+  dev.processHandshakes(Infinity);
+  const cookies = sent.filter((s) => s.len === COOKIE_REPLY_LEN);
+  expect(cookies.length).toBeGreaterThan(400);
+  for (const [i, src] of srcs.entries()) {
+    const objs = new Set(cookies.filter((c) => c.ep.ip === src.ip).map((c) => c.ep));
+    expect({ i, objects: objs.size }).toEqual({ i, objects: 1 });
+    expect([...objs][0]).toEqual(src);
+  }
 });
 
 /** Duration of the second flood (the first one is 22 s: it also carries the legit peer). */
