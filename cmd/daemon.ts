@@ -315,6 +315,21 @@ async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions
     log("verbose", `Re-resolving ${opts.hostnames.length} endpoint hostname(s) every ${reresolver.intervalMs / 1000} s while stale`);
   }
 
+  // Get the data path JIT-compiled before real traffic needs it, in slices between which the
+  // event loop serves packets, UAPI and timers. WG_WARMUP_PACKETS=0 turns it off.
+  const warmPackets = Number(process.env.WG_WARMUP_PACKETS ?? 3000);
+  if (warmPackets > 0) {
+    const { warmUp } = await import("../core/warmup.ts");
+    const step = warmUp(warmPackets, 100);
+    const started = performance.now();
+    const slice = () => {
+      const delivered = step();
+      if (delivered >= 0) setTimeout(slice, 1);
+      else log("debug", `JIT warm-up done in ${(performance.now() - started).toFixed(0)} ms`);
+    };
+    setTimeout(slice, 1);
+  }
+
   const reason = await io.start();
   reresolver?.stop();
   log("verbose", `Shutting down (${reason})`);
