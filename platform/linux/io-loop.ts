@@ -49,6 +49,8 @@ const HANDSHAKE_ROUND_BUDGET_MS = 2;
 const LINGER_US = Number(process.env.WG_LINGER_US ?? 2000);
 /** Bound on one stretch of lingering under constant traffic before the event loop gets a turn. */
 const LINGER_BUDGET_MS = 8;
+/** How long after the last packet the main thread keeps polling itself (ms); 0 = linger only. */
+const HOT_MS = Number(process.env.WG_HOT_MS ?? 1000);
 
 const POLLER_SOURCE = `
 import { dlopen, FFIType } from "bun:ffi";
@@ -196,17 +198,28 @@ export class LinuxIO implements DeviceIO {
       // a millisecond or two away: wait for them right here, asleep in ppoll, instead of paying
       // the hand-off through the poller thread and the event loop (~100 us median from idle).
       // Bounded so UAPI requests and timers still get the event loop under constant load.
-      const until = performance.now() + LINGER_BUDGET_MS;
-      for (let extra = 0; extra < 64 && this.running; extra++) {
-        const now = performance.now();
-        const left = Math.min(until, engine.nextDeadline()) - now;
-        if (left <= 0) break;
-        this.lingerNs[2] = Math.min(LINGER_US * 1000, Math.ceil(left * 1e6));
-        if (libc.ppoll(this.lingerFds, this.lingerCount, this.linger, null) <= 0) break;
-        this.lingerHits++;
-        let ready = 0;
-        for (let i = 0; i < this.lingerCount; i++) if (this.lingerFds[2 * i + 1]! >>> 16 !== 0) ready |= this.lingerSlots[i]!;
-        this.safeDrain(ready);
+      // While traffic is recent (HOT_MS) the main thread keeps polling in such stretches, with
+      // an event-loop turn between them, so sparse packets (a ping every 200 ms) wake it
+      // directly instead of costing two thread wake-ups each; after HOT_MS of silence the
+      // poller thread takes over again and an idle daemon sleeps.
+      let lastTraffic = performance.now();
+      for (let stretch = 0; this.running; stretch++) {
+        const until = performance.now() + LINGER_BUDGET_MS;
+        const perWait = stretch === 0 ? LINGER_US * 1000 : LINGER_BUDGET_MS * 1e6;
+        for (let extra = 0; extra < 64 && this.running; extra++) {
+          const now = performance.now();
+          const left = Math.min(until, engine.nextDeadline()) - now;
+          if (left <= 0) break;
+          this.lingerNs[2] = Math.min(perWait, Math.ceil(left * 1e6));
+          if (libc.ppoll(this.lingerFds, this.lingerCount, this.linger, null) <= 0) break;
+          this.lingerHits++;
+          lastTraffic = performance.now();
+          let ready = 0;
+          for (let i = 0; i < this.lingerCount; i++) if (this.lingerFds[2 * i + 1]! >>> 16 !== 0) ready |= this.lingerSlots[i]!;
+          this.safeDrain(ready);
+        }
+        if (performance.now() - lastTraffic >= HOT_MS) break;
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
       Atomics.store(st, S_STATE, 0);
       Atomics.notify(st, S_STATE);
