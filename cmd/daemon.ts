@@ -208,30 +208,9 @@ async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions
     log("error", `Failed to set MTU: ${(e as Error).message}`);
   }
 
-  try {
-    const { loadOpenSslAead } = await import("../platform/linux/aead-openssl.ts");
-    const native = loadOpenSslAead();
-    if (native) setAead(native);
-    log("verbose", `AEAD backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
-  } catch (e) {
-    log("verbose", `AEAD backend: noble (${(e as Error).message})`);
-  }
-  try {
-    const { loadOpenSslX25519 } = await import("../platform/linux/x25519-openssl.ts");
-    const native = loadOpenSslX25519();
-    if (native) setDh(native);
-    log("verbose", `X25519 backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
-  } catch (e) {
-    log("verbose", `X25519 backend: noble (${(e as Error).message})`);
-  }
-  try {
-    const { loadOpenSslHash } = await import("../platform/linux/hash-openssl.ts");
-    const native = loadOpenSslHash();
-    if (native) setHash(native);
-    log("verbose", `BLAKE2s backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
-  } catch (e) {
-    log("verbose", `BLAKE2s backend: noble (${(e as Error).message})`);
-  }
+  // WG_CRYPTO=noble keeps the pure-TypeScript fallback (what runs where libcrypto is missing).
+  if (process.env.WG_CRYPTO === "noble") log("verbose", "AEAD, X25519 and BLAKE2s backends: noble (WG_CRYPTO=noble)");
+  else await loadNativeCrypto(log);
 
   let uapi: UapiListener | null = null;
   let engine: Device | null = null;
@@ -343,4 +322,32 @@ async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions
   tun.close();
   log("verbose", "Device closed");
   return 0;
+}
+
+/** Plugs libcrypto in behind the core's crypto seams where it loads; noble stays otherwise. */
+async function loadNativeCrypto(log: (level: "error" | "verbose" | "debug", msg: string) => void): Promise<void> {
+  try {
+    const { loadOpenSslAead } = await import("../platform/linux/aead-openssl.ts");
+    const native = loadOpenSslAead();
+    if (native) setAead(native);
+    log("verbose", `AEAD backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
+  } catch (e) {
+    log("verbose", `AEAD backend: noble (${(e as Error).message})`);
+  }
+  try {
+    const { loadOpenSslX25519 } = await import("../platform/linux/x25519-openssl.ts");
+    const native = loadOpenSslX25519();
+    if (native) setDh(native);
+    log("verbose", `X25519 backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
+  } catch (e) {
+    log("verbose", `X25519 backend: noble (${(e as Error).message})`);
+  }
+  try {
+    const { loadOpenSslHash } = await import("../platform/linux/hash-openssl.ts");
+    const native = loadOpenSslHash();
+    if (native) setHash(native);
+    log("verbose", `BLAKE2s backend: ${native ? native.name : "noble (libcrypto unavailable)"}`);
+  } catch (e) {
+    log("verbose", `BLAKE2s backend: noble (${(e as Error).message})`);
+  }
 }
