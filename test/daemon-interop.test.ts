@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Lab, type Netns, type Proc, waitFor } from "./netns.ts";
+import { genkey, keyFile } from "./lib-wgpair.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;
@@ -28,18 +29,6 @@ type Kind = "ours" | "go";
 /** Interface names are global through /var/run/wireguard, so make them unique per process. */
 function ifname(): string {
   return `wt${process.pid % 100000}${String.fromCharCode(97 + ifaceCounter++)}`;
-}
-
-function genkey(): { priv: string; pub: string } {
-  const priv = Bun.spawnSync(["wg", "genkey"]).stdout.toString().trim();
-  const pub = Bun.spawnSync(["wg", "pubkey"], { stdin: Buffer.from(priv + "\n") }).stdout.toString().trim();
-  return { priv, pub };
-}
-
-function keyFile(content: string): string {
-  const p = join(dir, `k${Math.random().toString(36).slice(2)}`);
-  writeFileSync(p, content + "\n", { mode: 0o600 });
-  return p;
 }
 
 async function startDaemon(ns: Netns, kind: Kind, iface: string): Promise<Proc> {

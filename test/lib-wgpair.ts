@@ -4,7 +4,7 @@
 //   const lab = new Lab("flood");
 //   const { a, b } = await wgPair(lab, { tag: "f" });
 //   await pingUntil(a, b.inner4);
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Lab, type Netns, type Proc, waitFor } from "./netns.ts";
@@ -25,6 +25,10 @@ export function genkey(): Key {
 }
 
 let keyDir: string | null = null;
+process.on("exit", () => {
+  if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+});
+/** A 0600 file holding `content` (key files for `wg set`), removed when the process exits. */
 export function keyFile(content: string): string {
   keyDir ??= mkdtempSync(join(tmpdir(), "wgt-rel-"));
   const p = join(keyDir, `k${Math.random().toString(36).slice(2)}`);
