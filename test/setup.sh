@@ -2,9 +2,11 @@
 # Installs the Debian packages the test suite uses as the other side of the wire and as oracles.
 # Idempotent; needs root (CI runs as root). Never touches the host's network configuration.
 set -eu
+# `setup.sh demo` installs only what the demo needs.
+pairs="ip:iproute2 ping:iputils-ping iperf3:iperf3 wireguard-go:wireguard-go wg:wireguard-tools nft:nftables tshark:tshark"
+[ "${1:-}" = demo ] && pairs="ip:iproute2 ping:iputils-ping"
 need=()
-for pair in ip:iproute2 ping:iputils-ping iperf3:iperf3 wireguard-go:wireguard-go wg:wireguard-tools \
-            nft:nftables tshark:tshark; do
+for pair in $pairs; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
