@@ -25,10 +25,18 @@ export function genkey(): Key {
 }
 
 let keyDir: string | null = null;
-process.on("exit", () => {
+const removeKeyDir = () => {
   if (keyDir) rmSync(keyDir, { recursive: true, force: true });
-});
-/** A 0600 file holding `content` (key files for `wg set`), removed when the process exits. */
+  keyDir = null;
+};
+// Under `bun test` (no "exit" event there) the directory goes with the test file's afterAll;
+// scripts such as bench/soak.ts fall back to the exit event.
+try {
+  (await import("bun:test")).afterAll(removeKeyDir);
+} catch {
+  process.on("exit", removeKeyDir);
+}
+/** A 0600 file holding `content` (key files for `wg set`), removed when the tests or process end. */
 export function keyFile(content: string): string {
   keyDir ??= mkdtempSync(join(tmpdir(), "wgt-rel-"));
   const p = join(keyDir, `k${Math.random().toString(36).slice(2)}`);
