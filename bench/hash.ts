@@ -19,6 +19,7 @@ import { loadOpenSslAead } from "../platform/linux/aead-openssl.ts";
 import { loadOpenSslHash } from "../platform/linux/hash-openssl.ts";
 import { loadOpenSslX25519 } from "../platform/linux/x25519-openssl.ts";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
+import { rate } from "./lib/stats.ts";
 
 const msArg = process.argv.indexOf("--ms");
 const budgetMs = msArg > 0 ? Number(process.argv[msArg + 1]) : 2000;
@@ -30,17 +31,6 @@ const dhNative = loadOpenSslX25519();
 if (aead) setAead(aead);
 if (dhNative) setDh(dhNative);
 
-function rate(f: () => void, ms: number): number {
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < ms) {
-    f();
-    n++;
-    if ((n & 3) === 0) t = performance.now();
-  }
-  return n / ((performance.now() - t0) / 1000);
-}
 
 // Responder fixture: initiations pre-built from one initiator with increasing timestamps; the
 // responder's clock advances 25 ms per message so the 20 ms flood rule never refuses one.

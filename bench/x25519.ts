@@ -5,6 +5,7 @@
 // a fresh ephemeral (publicKey), DH(E_r, E_i), DH(E_r, S_i) - reported as responses/s.
 import { nobleDh, type DhBackend } from "../core/crypto.ts";
 import { loadOpenSslX25519 } from "../platform/linux/x25519-openssl.ts";
+import { rate } from "./lib/stats.ts";
 
 const msArg = process.argv.indexOf("--ms");
 const budgetMs = msArg > 0 ? Number(process.argv[msArg + 1]) : 1400;
@@ -12,18 +13,6 @@ const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));
 
 const ROUNDS = 7;
 
-/** Operations per second of `f` over `ms`. */
-function rate(f: () => void, ms: number): number {
-  let n = 0;
-  const t0 = performance.now();
-  let t = t0;
-  while (t - t0 < ms) {
-    f();
-    n++;
-    if ((n & 3) === 0) t = performance.now();
-  }
-  return n / ((performance.now() - t0) / 1000);
-}
 
 const COLS = ["dh, same private key", "dh, new private key", "publicKey", "response"] as const;
 

@@ -5,28 +5,10 @@ import { generatePrivateKey, publicKey, hash, mac } from "../core/crypto.ts";
 import { createDevice, type Device } from "../core/device.ts";
 import type { DeviceEvent, Endpoint } from "../core/device-api.ts";
 import { LABEL_MAC1 } from "../core/cookie.ts";
+import { prng } from "./lib-fuzz.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
-function prng(seed: number) {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-  return {
-    float: () => next() / 0x1_0000_0000,
-    bytes: (n: number) => {
-      const b = new Uint8Array(n);
-      for (let i = 0; i < n; i++) b[i] = next() & 255;
-      return b;
-    },
-  };
-}
 
 interface Pkt {
   at: number;

@@ -26,6 +26,7 @@ export function prng(seed: number) {
   return {
     next,
     int: (n: number) => next() % n,
+    float: () => next() / 0x1_0000_0000,
     bytes: (n: number) => {
       const b = new Uint8Array(n);
       for (let i = 0; i < n; i++) b[i] = next() & 255;

@@ -17,3 +17,16 @@ export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
+
+/** Operations per second of `f`, called repeatedly for about `ms` milliseconds. */
+export function rate(f: () => void, ms: number): number {
+  let n = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < ms) {
+    f();
+    n++;
+    if ((n & 3) === 0) t = performance.now();
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
