@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AS_NOBODY, nobodyExecutable } from "./lib-nobody.ts";
 import { keyToBase64, keyToHex } from "../core/wgfmt.ts";
 import { publicKey } from "../core/crypto.ts";
 import { Lab, waitFor, type Netns } from "./netns.ts";
@@ -385,19 +386,20 @@ describe("show and showconf against fake daemons", () => {
     chmodSync(iso, 0o755);
     const d = await FakeDaemon.serving({ port: 5, peers: [] }, "perm0", iso).start();
     chmodSync(d.path, 0o700);
-    const asNobody = (cmd: string[]) => ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...cmd];
+    const asNobody = (cmd: string[]) => [...AS_NOBODY, ...cmd];
+    const exe = nobodyExecutable();
     const wrap = (cmd: string[]) => ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount --bind "$0" /run/wireguard && exec "$@"', iso, ...asNobody(cmd)];
     try {
       for (const args of [["show", "perm0"], ["show", "all"], ["show", "interfaces"], ["set", "perm0", "listen-port", "1"], ["showconf", "perm0"]]) {
-        const r = await run(wrap(["wg", ...args]), { env: { HOME: "/tmp" } });
-        const m = await run(wrap([process.execPath, `${import.meta.dir}/../cmd/main.ts`, "wg", ...args]), { env: { HOME: "/tmp" } });
+        const r = await run(wrap(["wg", ...args]), { env: { HOME: "/tmp" }, cwd: "/" });
+        const m = await run(wrap([exe, "wg", ...args]), { env: { HOME: "/tmp" }, cwd: "/" });
         expect({ args, ...m }).toEqual({ args, ...r });
         if (args.join(" ") === "show perm0") expect(r.stderr).toBe("Unable to access interface: Permission denied\n");
       }
       chmodSync(iso, 0o700);
       for (const args of [["show", "all"], ["show", "interfaces"], [], ["show", "perm0"]]) {
-        const r = await run(wrap(["wg", ...args]), { env: { HOME: "/tmp" } });
-        const m = await run(wrap([process.execPath, `${import.meta.dir}/../cmd/main.ts`, "wg", ...args]), { env: { HOME: "/tmp" } });
+        const r = await run(wrap(["wg", ...args]), { env: { HOME: "/tmp" }, cwd: "/" });
+        const m = await run(wrap([exe, "wg", ...args]), { env: { HOME: "/tmp" }, cwd: "/" });
         expect({ args, ...m }).toEqual({ args, ...r });
       }
     } finally {

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/wgfmt.ts";
 import { Lab, waitFor, type Netns, type RunResult } from "./netns.ts";
+import { AS_NOBODY, nobodyExecutable } from "./lib-nobody.ts";
 
 const TIMEOUT = 120_000;
 const MAIN = join(import.meta.dir, "..", "cmd", "main.ts");
@@ -655,11 +656,11 @@ describe("not root", () => {
     const conf = join(cfgDir, "wqnoroot.conf");
     writeFileSync(conf, "[Interface]\n", { mode: 0o644 });
     const asNobody = (argv: string[]) => {
-      const r = Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv], { stdout: "pipe", stderr: "pipe" });
+      const r = Bun.spawnSync([...AS_NOBODY, ...argv], { stdout: "pipe", stderr: "pipe", cwd: "/" });
       return { code: r.exitCode, stderr: r.stderr.toString() };
     };
     const orig = asNobody(argvOf("orig", ["strip", conf]));
-    const ours = asNobody(argvOf("ours", ["strip", conf]));
+    const ours = asNobody([nobodyExecutable(), "wg-quick", "strip", conf]);
     expect(orig.code).toBe(127);
     expect(ours).toEqual({ code: 127, stderr: "wg-quick: must be run as root, and sudo is not installed\n" });
   });
