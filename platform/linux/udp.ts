@@ -229,6 +229,8 @@ export class Udp {
   private readonly pollfd = new Int32Array(2);
   /** Counters for tests and stats. */
   rxPackets = 0;
+  /** Datagrams (messages, before GRO splitting) the last receive() got; < BATCH: queue drained. */
+  lastBatch = 0;
   txPackets = 0;
   txDropped = 0;
 
@@ -342,6 +344,7 @@ export class Udp {
       m32[w + (MSG_CONTROLLEN >> 2) + 1] = 0;
     }
     const n = libc.recvmmsg(this.fd, this.rMsgs, BATCH, MSG_DONTWAIT, null);
+    this.lastBatch = n > 0 ? n : 0;
     if (n < 0) {
       const e = errno();
       return e === E.EAGAIN || e === E.EINTR ? 0 : -e;
