@@ -1,6 +1,7 @@
 // Traffic through a tunnel pair: iperf3 TCP throughput with the daemons' CPU use, and ping RTT.
 import { TUNNEL_B, type Pair } from "./pair.ts";
 import { cpuSeconds, nsRun, nsSpawn, stop, type Daemon } from "./proc.ts";
+import { median } from "./stats.ts";
 
 export interface ThroughputResult {
   mbps: number;
@@ -46,17 +47,19 @@ export function iperf(pair: Pair, streams: number, seconds: number): ThroughputR
   return { mbps, daemonCores, coresA: used[0]! / wall, coresB: used[1]! / wall, cpuSecPerGbit: daemonCores / (mbps / 1000), retransmits: j.end.sum_sent?.retransmits ?? 0 };
 }
 
+/** Round-trip times in ms of `count` pings from A to B through the tunnel, `intervalSec` apart. */
+export function pingRtts(pair: Pair, count: number, intervalSec: number): number[] {
+  const r = nsRun(pair.a.ns, ["ping", "-n", "-c", String(count), "-i", String(intervalSec), "-W", "1", TUNNEL_B], {
+    allowFail: true,
+    timeoutMs: count * (intervalSec + 1) * 1000 + 5000,
+  });
+  return [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+}
+
 /**
  * Median round-trip time in ms of `count` pings through the tunnel, `intervalSec` apart. The
  * interval matters: a daemon that sleeps between packets pays its wake-up cost on every ping.
  */
 export function pingMedianMs(pair: Pair, count: number, intervalSec: number): number {
-  const r = nsRun(pair.a.ns, ["ping", "-n", "-c", String(count), "-i", String(intervalSec), "-W", "1", TUNNEL_B], {
-    allowFail: true,
-    timeoutMs: count * (intervalSec + 1) * 1000 + 5000,
-  });
-  const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
-  if (rtts.length === 0) return NaN;
-  const m = rtts.length >> 1;
-  return rtts.length % 2 ? rtts[m]! : (rtts[m - 1]! + rtts[m]!) / 2;
+  return median(pingRtts(pair, count, intervalSec));
 }

@@ -6,6 +6,13 @@ export function median(xs: number[]): number {
   return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 }
 
+/** The value below which a fraction `p` (0..1) of `xs` lies (nearest rank). */
+export function percentile(xs: number[], p: number): number {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v[Math.min(v.length - 1, Math.max(0, Math.ceil(p * v.length) - 1))]!;
+}
+
 export function fmt(x: number, digits = 1): string {
   if (!Number.isFinite(x)) return "-";
   return x.toFixed(digits);
