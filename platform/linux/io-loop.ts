@@ -33,8 +33,8 @@ const SLOT_UDP = 1;
 const SLOT_NL = 2;
 const SLOT_KICK = 3;
 const MAX_FDS = 4;
-const READY_TUN = 1 << SLOT_TUN;
-const READY_UDP = 1 << SLOT_UDP;
+export const READY_TUN = 1 << SLOT_TUN;
+export const READY_UDP = 1 << SLOT_UDP;
 const READY_NL = 1 << SLOT_NL;
 const READY_KICK = 1 << SLOT_KICK;
 const READY_ALL = READY_TUN | READY_UDP | READY_NL | READY_KICK;
@@ -268,6 +268,22 @@ export class LinuxIO implements DeviceIO {
     this.udp.flush();
     this.schedule();
     return res;
+  }
+
+  /**
+   * One drain pass outside the loop, for an instance that is never start()ed: the I/O warm-up
+   * drives a private pair this way. Leaves no timer behind.
+   */
+  pump(ready: number): void {
+    this.running = true;
+    try {
+      this.safeDrain(ready);
+    } finally {
+      this.running = false;
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = null;
+      this.timerAt = Infinity;
+    }
   }
 
   private publishFds(): void {

@@ -266,6 +266,8 @@ export class Udp {
    * is fixed at creation, so bind, send and receive need no switching.
    */
   createIn: ((make: () => number) => number) | null = null;
+  /** Bind to 127.0.0.1 instead of every address (the I/O warm-up's private sockets). */
+  loopbackOnly = false;
 
   bind(port: number, fwmark: number): number {
     // A mark-only change keeps the socket, as wireguard-go does: closing and re-binding the same
@@ -307,6 +309,10 @@ export class Udp {
     const dv = new DataView(sa.buffer);
     dv.setUint16(0, family, true);
     dv.setUint16(2, port, false);
+    if (this.loopbackOnly) {
+      if (family === AF_INET6) sa.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1], 8);
+      else sa.set([127, 0, 0, 1], 4);
+    }
     const saLen = family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16;
     if (libc.bind(fd, sa, saLen) < 0) fail("bind");
     const out = new Uint8Array(SOCKADDR_IN6_SIZE);
