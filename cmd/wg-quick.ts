@@ -1,6 +1,6 @@
 // wg-quick(8) for Linux, behaving like the wireguard-tools v1.0.20210914 bash script: same
 // config handling, same order of operations, and the same `[#] ...` lines on stderr, naming
-// the `ip`/`wg`/`nft` commands the script would have run. The work itself goes through
+// the `ip`/`wg`/`nft`/`iptables-restore` commands the script would have run. The work itself goes through
 // rtnetlink, our own wg (in-process) and our own daemon.
 // Two extensions leave that behaviour alone where the reference works: `reload` (not in the
 // usage text, which stays the reference's), and DNS through resolvectl where systemd-resolved
@@ -10,7 +10,17 @@ import { basename, dirname } from "node:path";
 import { fieldOfDevice, showconfDevice, strerror as wgStrerror } from "../core/wgfmt.ts";
 import { getDevice, listInterfaces, socketPath } from "../platform/uapi-client.ts";
 import * as rt from "../platform/linux/rtnetlink.ts";
-import { NFT_MISSING, nftApply, nftPath, nftRemovalScript, nftScript } from "../platform/linux/firewall.ts";
+import {
+  iptablesRemovalScript,
+  iptablesRestore,
+  iptablesScript,
+  mergeRestoreScripts,
+  nftApply,
+  nftPath,
+  nftRemovalScript,
+  nftScript,
+  xtables,
+} from "../platform/linux/firewall.ts";
 import {
   dnsManager,
   resolvconfAdd,
@@ -194,7 +204,11 @@ class Session {
   haveSetFirewall = false;
   interrupted = 0; // 128 + signal number once SIGINT/SIGTERM arrived during `up`
   tearingDown = false;
-  constructor(readonly o: Options) {}
+  /** `shellName`: bash's `$0` for the reference, the path its messages about missing commands start with. */
+  constructor(
+    readonly o: Options,
+    readonly shellName: string = o.prog,
+  ) {}
 
   get iface(): string {
     return this.o.iface;
@@ -211,6 +225,11 @@ class Session {
   /** A failed step under `set -e`. */
   fail(code: number): never {
     throw new Exit(code);
+  }
+
+  /** bash's message when a command `cmd` runs is not in PATH (the `"$@"` of `cmd` is line 32). */
+  notFound(name: string): void {
+    err(`${this.shellName}: line 32: ${name}: command not found\n`);
   }
 
   // -- ip emulation --
@@ -510,7 +529,6 @@ class Session {
     this.netlink(() => rt.ruleAdd(family, { table: rt.RT_TABLE_MAIN, suppressPrefixlen: 0 }));
 
     const addrs = rt.addrList(idx, family).map((a) => rt.formatAddr(a.prefix.addr));
-    const script = nftScript(pf, this.iface, table, addrs);
     if (family === rt.AF_INET) {
       this.echo("sysctl -q net.ipv4.conf.all.src_valid_mark=1");
       try {
@@ -520,25 +538,55 @@ class Session {
         this.fail(255);
       }
     }
+    // `type -p nft` is asked anew each time, as the reference does.
     const nft = nftPath();
-    this.echo("nft -f /dev/fd/63");
-    if (nft === null) {
-      err(`${this.o.prog}: ${NFT_MISSING}\n`);
-      this.fail(127);
-    }
-    const code = await nftApply(nft, script);
+    const code =
+      nft !== null
+        ? await this.nft(nft, nftScript(pf, this.iface, table, addrs))
+        : await this.iptablesRestore(pf, iptablesScript(this.iface, table, addrs));
     if (code !== 0) this.fail(code);
     this.haveSetFirewall = true;
   }
 
-  async removeFirewall(): Promise<void> {
-    const nft = nftPath();
-    if (nft === null) return;
-    const script = await nftRemovalScript(nft, this.iface);
-    if (script === "") return;
+  /** `cmd nft -f <(echo -n SCRIPT)`. */
+  async nft(nft: string, script: string): Promise<number> {
     this.echo("nft -f /dev/fd/63");
-    const code = await nftApply(nft, script);
-    if (code !== 0) this.fail(code);
+    return await nftApply(nft, script);
+  }
+
+  /** `echo -n SCRIPT | cmd iptables-restore -n` (ip6tables-restore for "ip6"); 127 when it is not in PATH. */
+  async iptablesRestore(pf: "ip" | "ip6", script: string): Promise<number> {
+    const name = `${xtables(pf)}-restore`;
+    this.echo(`${name} -n`);
+    const exe = Bun.which(name);
+    if (exe === null) {
+      this.notFound(name);
+      return 127;
+    }
+    return await iptablesRestore(exe, name, script);
+  }
+
+  /**
+   * The reference's remove_firewall: IF's nft tables if nft is in PATH, then, if iptables is,
+   * IF's tagged rules of both families. `strict` (errexit, the teardown of `up`) stops at the
+   * first failure; `down` runs it as `remove_firewall || true`, which goes on past failures.
+   */
+  async removeFirewall(strict: boolean): Promise<void> {
+    const nft = nftPath();
+    if (nft !== null) {
+      const script = await nftRemovalScript(nft, this.iface);
+      if (script !== "") {
+        const code = await this.nft(nft, script);
+        if (code !== 0 && strict) this.fail(code);
+      }
+    }
+    if (Bun.which("iptables") === null) return;
+    for (const pf of ["ip", "ip6"] as const) {
+      const script = await iptablesRemovalScript(`${xtables(pf)}-save`, this.iface);
+      if (script === null) continue;
+      const code = await this.iptablesRestore(pf, script);
+      if (code !== 0 && strict) this.fail(code);
+    }
   }
 
   rulesText(family: number): string {
@@ -551,7 +599,7 @@ class Session {
 
   async delIf(): Promise<void> {
     if (this.haveSetDns) await this.unsetDns();
-    if (this.haveSetFirewall) await this.removeFirewall();
+    if (this.haveSetFirewall) await this.removeFirewall(true);
     const table = this.o.table === "" || this.o.table === "auto" ? await this.getFwmark() : null;
     if (table !== null) {
       const allowed = (await this.wgShow("allowed-ips")) ?? "";
@@ -713,11 +761,7 @@ class Session {
         if (!(e instanceof Exit)) throw e;
       }
     }
-    try {
-      await this.removeFirewall();
-    } catch (e) {
-      if (!(e instanceof Exit)) throw e;
-    }
+    await this.removeFirewall(false);
     await this.executeHooks(this.o.postDown);
   }
 
@@ -906,7 +950,7 @@ class Session {
     }
   }
 
-  /** Undoes the default-route procedure for one family: route, both rules, the family's nft table. */
+  /** Undoes the default-route procedure for one family: route, both rules, the family's firewall rules. */
   async removeDefault(idx: number, p: string, pp: rt.Prefix, table: number): Promise<void> {
     const family = pp.family;
     const proto = family === rt.AF_INET6 ? "-6" : "-4";
@@ -926,15 +970,22 @@ class Session {
     await this.replaceFirewall(family, table, null);
   }
 
-  /** Deletes the family's wg-quick nft table and, given addresses, creates it anew for them. */
+  /**
+   * Deletes the family's wg-quick firewall rules (nft table, tagged iptables rules: whichever
+   * `down` would remove) and, given addresses, creates them anew for them the way `up` would:
+   * with nft if it is in PATH, else with iptables-restore. Removal and creation go in one
+   * transaction (one `nft -f`, or one `iptables-restore -n` commit per table).
+   */
   async replaceFirewall(family: number, table: number, addrs: readonly string[] | null): Promise<void> {
     const nft = nftPath();
     const pf = family === rt.AF_INET6 ? "ip6" : "ip";
+    const xtRemoval = Bun.which("iptables") !== null ? await iptablesRemovalScript(`${xtables(pf)}-save`, this.iface) : null;
     if (nft === null) {
-      if (addrs === null) return;
-      this.echo("nft -f /dev/fd/63");
-      err(`${this.o.prog}: ${NFT_MISSING}\n`);
-      this.fail(127);
+      if (xtRemoval === null && addrs === null) return;
+      const script = mergeRestoreScripts(xtRemoval ?? "", addrs === null ? "" : iptablesScript(this.iface, table, addrs));
+      const code = await this.iptablesRestore(pf, script);
+      if (code !== 0) this.fail(code);
+      return;
     }
     const removal = (await nftRemovalScript(nft, this.iface))
       .split("\n")
@@ -942,10 +993,14 @@ class Session {
       .map((l) => `${l}\n`)
       .join("");
     const script = removal + (addrs === null ? "" : nftScript(pf, this.iface, table, addrs));
-    if (script === "") return;
-    this.echo("nft -f /dev/fd/63");
-    const code = await nftApply(nft, script);
-    if (code !== 0) this.fail(code);
+    if (script !== "") {
+      const code = await this.nft(nft, script);
+      if (code !== 0) this.fail(code);
+    }
+    if (xtRemoval !== null) {
+      const code = await this.iptablesRestore(pf, xtRemoval);
+      if (code !== 0) this.fail(code);
+    }
   }
 
   async save(): Promise<void> {
@@ -1015,6 +1070,8 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
   }
   const su = autoSu(prog, args);
   if (su !== null) return su;
+  // bash's `$0` for a script found in PATH is the path it was found at.
+  const shellName = argv0.includes("/") ? argv0 : (Bun.which(argv0) ?? argv0);
   // The reference exports LC_ALL=C and puts its own directory first in PATH, so hooks (and the
   // tools it runs) see the `wg` installed next to it.
   process.env.LC_ALL = "C";
@@ -1022,7 +1079,7 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
   if (self.cmd.length === 1) process.env.PATH = `${dirname(self.cmd[0]!)}:${process.env.PATH ?? ""}`;
   try {
     const o = parseOptions(prog, args[1]!);
-    const s = new Session(o);
+    const s = new Session(o, shellName);
     switch (cmd) {
       case "up":
         await s.up();
