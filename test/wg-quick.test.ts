@@ -1,12 +1,13 @@
 // Differential tests for wg-quick: the reference /usr/bin/wg-quick (wireguard-tools v1.0.20210914)
 // and ours bring the same configuration up and down in twin network namespaces, and must leave
-// the same addresses, routes, rules, nft ruleset, resolvconf calls, hook effects and printed
-// lines; `down` must restore each namespace exactly. Needs root, nft and wireguard-go.
+// the same addresses, routes, rules, nft ruleset, iptables rules, resolvconf calls, hook effects
+// and printed lines; `down` must restore each namespace exactly. Needs root, nft, iptables and
+// wireguard-go.
 //
 // Runs are sequential because the UAPI socket directory (/var/run/wireguard) is shared by all
 // namespaces; interface names carry this process's id so concurrent test files never collide.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/wgfmt.ts";
@@ -91,13 +92,15 @@ function runSide(side: Side, ns: Netns, args: string[], iface: string, env: Reco
   return { code: r.code, stdout: normOutput(r.stdout, iface), stderr: normOutput(r.stderr, iface) };
 }
 
-/** Kernel-chosen values that differ between twin namespaces: link-local addresses, ifindexes. */
+/** Kernel-chosen values that differ between twin namespaces: link-local addresses, ifindexes, packet counters. */
 function normState(s: string, ns: Netns): string {
   return s
     .replaceAll(ns.name, "NS")
     .replace(/fe80::[0-9a-f:]+/g, "fe80::LL")
     .replace(/^\d+: /gm, "N: ")
-    .replace(/@if\d+/g, "@ifN");
+    .replace(/@if\d+/g, "@ifN")
+    .replace(/counter packets \d+ bytes \d+/g, "counter packets N bytes N")
+    .replace(/ \[\d+:\d+\]$/gm, " [N:N]");
 }
 
 /** wireguard-go lists peers in Go map order (random): compare configurations with peers sorted. */
@@ -113,6 +116,8 @@ interface Snapshot {
   routes: string;
   rules: string;
   nft: string;
+  /** iptables-save and ip6tables-save without their timestamp comments. */
+  xtables: string;
 }
 
 function snapshot(ns: Netns): Snapshot {
@@ -123,6 +128,7 @@ function snapshot(ns: Netns): Snapshot {
     routes: sh("ip -d -4 route show table all; ip -d -6 route show table all"),
     rules: sh("ip -d -4 rule; ip -d -6 rule"),
     nft: sh("nft list ruleset"),
+    xtables: sh("{ iptables-save; ip6tables-save; } | grep -v '^#'"),
   };
 }
 
@@ -556,6 +562,131 @@ describe("resolvconf interface-order prefix (an overlay over /etc in a private m
   }, TIMEOUT);
 });
 
+describe("no nft in PATH: the iptables fallback, reference vs ours", () => {
+  // PATHs whose sbin part is a directory of symlinks to /usr/sbin minus some tools.
+  const pathRoot = mkdtempSync("/tmp/wgt-quick-path-");
+  afterAll(() => rmSync(pathRoot, { recursive: true, force: true }));
+  function pathWithout(label: string, drop: RegExp): Record<string, string> {
+    const d = join(pathRoot, label);
+    if (!existsSync(d)) {
+      mkdirSync(d);
+      for (const n of readdirSync("/usr/sbin")) if (!drop.test(n)) symlinkSync(join("/usr/sbin", n), join(d, n));
+    }
+    const PATH = `${binDir}:${d}:/usr/bin:/bin`;
+    for (const n of ["nft", ...(label === "xt" ? [] : ["iptables-restore"])]) expect(Bun.which(n, { PATH })).toBeNull();
+    expect(Bun.which("sysctl", { PATH })).not.toBeNull();
+    return { PATH };
+  }
+  const noNft = () => pathWithout("xt", /^nft$/);
+  const noNftNoXt = () => pathWithout("none", /^(nft|ip6?tables.*)$/);
+  const noNftNoV4Restore = () => pathWithout("v6only", /^(nft|iptables-restore)$/);
+  // iptables-restore leaves its (emptied) tables and chains behind when rules are deleted, as it should: the
+  // namespace starts with both tables in both families holding someone else's rules, which must
+  // survive untouched. One is tagged for `wq`, a prefix of every interface name here.
+  const XT_SETUP = ["iptables", "ip6tables"].flatMap((x) => [
+    `${x} -t raw -A PREROUTING -p tcp --dport 9 -m comment --comment "wg-quick(8) rule for wq" -j DROP`,
+    `${x} -t mangle -A PREROUTING -p udp --dport 9 -j ACCEPT`,
+    `${x} -t mangle -A POSTROUTING -p udp --dport 9 -j ACCEPT`,
+  ]);
+  const rulesOf = (state: string, iface: string) => state.split("\n").filter((l) => l.includes(`"wg-quick(8) rule for ${iface}"`));
+
+  test("full tunnel IPv4+IPv6: ip6tables-restore/iptables-restore on up, -D of exactly its rules on down", async () => {
+    const r = await compare({ conf: FULL, setup: XT_SETUP, env: noNft() });
+    const o = r.orig!;
+    const iface = /rule for (wq[0-9a-z]+)"/.exec(o.upState.xtables)![1]!;
+    expect(o.up.code).toBe(0);
+    expect(o.up.stderr).toContain(`[#] ip -6 rule add table main suppress_prefixlength 0\n[#] ip6tables-restore -n\n[#] ip -4 route add`);
+    expect(o.up.stderr).toEndWith("[#] sysctl -q net.ipv4.conf.all.src_valid_mark=1\n[#] iptables-restore -n\n");
+    expect(o.up.stderr).not.toContain("nft");
+    // Per family, raw: a drop per address (IPv6: fd73::2 and the link-local); mangle: save/restore of the mark.
+    expect(rulesOf(o.upState.xtables, iface)).toHaveLength(1 + 2 + (2 + 2));
+    expect(o.upState.xtables).toContain(`-A PREROUTING -d 10.73.0.2/32 ! -i ${iface} -m addrtype ! --src-type LOCAL -m comment --comment "wg-quick(8) rule for ${iface}" -j DROP`);
+    expect(o.upState.xtables).toContain(`-A POSTROUTING -p udp -m mark --mark 0xca6c -m comment --comment "wg-quick(8) rule for ${iface}" -j CONNMARK --save-mark`);
+    expect(o.upState.xtables).toContain(`"wg-quick(8) rule for wq" -j DROP`);
+    expect(o.upState.nft).not.toContain(`wg-quick-${iface}`);
+    expect(o.down!.stderr).toEndWith(`[#] ip link delete dev ${iface}\n[#] resolvconf -d ${iface} -f\n[#] iptables-restore -n\n[#] ip6tables-restore -n\n`);
+  }, TIMEOUT);
+
+  test("neither nft nor iptables: `ip6tables-restore: command not found`, status 127, teardown", async () => {
+    const r = await compare({ conf: FULL.replace(/^DNS.*\n/m, ""), env: noNftNoXt(), upFails: true });
+    const o = r.orig!;
+    expect(o.up.code).toBe(127);
+    expect(o.up.stderr).toContain("[#] ip6tables-restore -n\n/usr/bin/wg-quick: line 32: ip6tables-restore: command not found\n[#] ip -6 rule delete");
+    expect(o.upState.xtables).toBe("");
+  }, TIMEOUT);
+
+  test("IPv6 rules set, then iptables-restore missing: the teardown deletes the IPv6 rules", async () => {
+    const r = await compare({ conf: FULL.replace(/^DNS.*\n/m, ""), setup: XT_SETUP, env: noNftNoV4Restore(), upFails: true });
+    const o = r.orig!;
+    expect(o.up.code).toBe(127);
+    expect(o.up.stderr).toContain(
+      "[#] iptables-restore -n\n/usr/bin/wg-quick: line 32: iptables-restore: command not found\n[#] ip6tables-restore -n\n[#] ip -4 rule delete",
+    );
+  }, TIMEOUT);
+
+  test("IPv4-only full tunnel with FwMark: iptables only, ip6tables untouched", () =>
+    compare({
+      conf: FULL.replace(/^DNS.*\n/m, "").replace("ListenPort = 51002", "ListenPort = 51002\nFwMark = 0x1234").replace(", ::/0", ""),
+      setup: XT_SETUP,
+      env: noNft(),
+    }).then((r) => {
+      expect(r.orig!.up.stderr).not.toContain("ip6tables-restore");
+      expect(r.orig!.upState.xtables).toContain("--mark 0x1234");
+    }),
+  TIMEOUT);
+
+  test("ours: reload re-applies the rules for changed addresses and removes a family's with its default route", async () => {
+    const iface = ifname();
+    const env = noNft();
+    const conf = FULL.replace(/^DNS.*\n/m, "");
+    const X = conf;
+    const Y = conf.replace("Address = 10.73.0.2/32, fd73::2/128", "Address = 10.73.0.3/32, fd73::2/128, fd73::3/128");
+    const Z = Y.replace(", ::/0", "");
+    const ns = hostNs("rx", XT_SETUP);
+    const before = snapshot(ns);
+    const path = join(cfgDir, `${iface}.conf`);
+    const write = (text: string) => writeFileSync(path, text, { mode: 0o600 });
+    const run = (cmd: string) => runSide("ours", ns, [cmd, path], iface, env);
+    const down = async () => {
+      expect(run("down").code).toBe(0);
+      await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    };
+    const sorted = (t: string) => t.split("\n").sort().join("\n");
+    const stateOf = () => {
+      const s = snapshot(ns);
+      return { ...s, routes: sorted(s.routes), xtables: sorted(s.xtables) };
+    };
+    const fresh = async (text: string) => {
+      write(text);
+      expect(run("up").code).toBe(0);
+      const s = stateOf();
+      await down();
+      return s;
+    };
+    const wantY = await fresh(Y);
+    const wantZ = await fresh(Z);
+    expect(sorted(before.xtables)).not.toEqual(wantY.xtables);
+    expect(rulesOf(wantZ.xtables, iface)).toHaveLength(3);
+
+    write(X);
+    expect(run("up").code).toBe(0);
+    write(Y);
+    const rY = run("reload");
+    expect(rY.code).toBe(0);
+    expect(rY.stderr).toContain("[#] ip6tables-restore -n\n");
+    expect(rY.stderr).toContain("[#] iptables-restore -n\n");
+    expect(stateOf()).toEqual(wantY);
+    write(Z);
+    const rZ = run("reload");
+    expect(rZ.code).toBe(0);
+    expect(rZ.stderr).toContain("[#] ip -6 rule delete table main suppress_prefixlength 0\n[#] ip6tables-restore -n\n");
+    expect(rZ.stderr).not.toContain("[#] iptables-restore");
+    expect(stateOf()).toEqual(wantZ);
+    await down();
+    expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
+});
+
 describe("ours: clear errors where the reference needs tools we do not replace", () => {
   const noSbin = { PATH: "/usr/bin:/bin" }; // resolvconf and nft live in /usr/sbin here
   test("no resolvconf: status 127, a message naming what to install, full teardown", async () => {
@@ -569,20 +700,6 @@ describe("ours: clear errors where the reference needs tools we do not replace",
     expect(r.stderr).toContain(`[#] resolvconf -a ${iface} -m 0 -x\nresolvconf: command not found (DNS = needs resolvconf`);
     expect(r.stderr).toContain("install the openresolv or the systemd-resolved package");
     expect(r.stderr).toEndWith(`[#] ip link delete dev ${iface}\n`);
-    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
-    expect(snapshot(ns)).toEqual(before);
-  }, TIMEOUT);
-
-  test("no nft for a default route: status 127, a clear message, full teardown", async () => {
-    const iface = ifname();
-    const ns = hostNs("ours");
-    const before = snapshot(ns);
-    const path = join(cfgDir, `${iface}.conf`);
-    writeFileSync(path, FULL.replace(/^DNS.*\n/m, ""), { mode: 0o600 });
-    const r = runSide("ours", ns, ["up", path], iface, noSbin);
-    expect(r.code).toBe(127);
-    expect(r.stderr).toContain("[#] nft -f /dev/fd/63\nwg-quick: nft (nftables) is required for a default route through the tunnel");
-    expect(r.stderr).toContain(`[#] ip -6 rule delete table main suppress_prefixlength 0\n[#] ip link delete dev ${iface}\n`);
     await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
     expect(snapshot(ns)).toEqual(before);
   }, TIMEOUT);
