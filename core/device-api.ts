@@ -8,10 +8,18 @@ export interface Endpoint {
   port: number;
 }
 
+/**
+ * A peer's sent-bytes counter. wireguard-go counts a datagram only once the socket took it, so a
+ * send that fails later (sendmmsg batches them; unreachable network, firewall) is debited here.
+ */
+export interface TxAccount {
+  txBytes: number;
+}
+
 /** Side effects the engine asks for. Buffers passed in are only valid during the call. */
 export interface DeviceIO {
-  /** Send one UDP payload to `ep`. */
-  sendUdp(buf: Uint8Array, off: number, len: number, ep: Endpoint): void;
+  /** Send one UDP payload to `ep`; `account`'s txBytes loses `len` if the datagram cannot be sent. */
+  sendUdp(buf: Uint8Array, off: number, len: number, ep: Endpoint, account?: TxAccount): void;
   /** Deliver one decrypted IP packet to the TUN device. */
   writeTun(buf: Uint8Array, off: number, len: number): void;
   /**

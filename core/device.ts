@@ -3,7 +3,7 @@
 // through DeviceIO. The data path reuses preallocated buffers and does no per-packet allocation
 // (counters travel as numbers, never BigInt).
 import { clampPrivateKey, equal, generatePrivateKey, isZero, publicKey as derivePublic, randomBytes, tai64n } from "./crypto.ts";
-import type { DeviceEvent, DeviceIO, DeviceOptions, Clock, Endpoint, Engine } from "./device-api.ts";
+import type { DeviceEvent, DeviceIO, DeviceOptions, Clock, Endpoint, Engine, TxAccount } from "./device-api.ts";
 import { AllowedIPs, formatPrefix } from "./allowedips.ts";
 import { RateLimiter } from "./ratelimiter.ts";
 import { CookieChecker } from "./cookie.ts";
@@ -527,7 +527,7 @@ export class Device implements Engine {
     const padded = len === 0 ? 0 : paddedLength(len, this.mtu);
     const counter = kp.sendCounter++;
     const mlen = encryptTransport(kp, counter, buf, off, len, padded, this.sendBuf, 0);
-    this.sendUdp(this.sendBuf, mlen, ep);
+    this.sendUdp(this.sendBuf, mlen, ep, peer);
     peer.txBytes += mlen;
     const t = peer.timers;
     t.anyAuthenticatedPacketSent();
@@ -602,7 +602,7 @@ export class Device implements Engine {
   private sendHandshakeBytes(peer: Peer, len: number): void {
     const ep = peer.endpoint;
     if (ep === null) return;
-    this.sendUdp(this.hsBuf, len, ep);
+    this.sendUdp(this.hsBuf, len, ep, peer);
     peer.txBytes += len;
   }
 
@@ -788,9 +788,9 @@ export class Device implements Engine {
   }
 
   /** A failing send must not abort the state machine half-way (timers, indices). */
-  private sendUdp(buf: Uint8Array, len: number, ep: Endpoint): void {
+  private sendUdp(buf: Uint8Array, len: number, ep: Endpoint, account?: TxAccount): void {
     try {
-      this.io.sendUdp(buf, 0, len, ep);
+      this.io.sendUdp(buf, 0, len, ep, account);
     } catch (e) {
       this.log("debug", `Failed to send packet to ${formatEndpoint(ep)}: ${(e as Error).message}`);
     }

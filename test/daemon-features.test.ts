@@ -323,3 +323,39 @@ describe("--endpoint-hostname: re-resolution of stale hostname endpoints", () =>
     }
   }, 40_000);
 });
+
+describe("transfer counters (wireguard-go parity)", () => {
+  test("a datagram the socket refuses is not counted as sent; once routable it is", async () => {
+    const ns = lab.ns("tx");
+    const peer = genkey();
+    const counts: Record<string, [number, number]> = {};
+    for (const kind of ["go", "ours"] as const) {
+      const iface = ifname();
+      const p = await startDaemon(ns, kind, iface);
+      try {
+        const me = genkey();
+        ns.sh(`wg set ${iface} private-key ${keyFile(me.priv)} peer ${peer.pub} endpoint 10.99.${ifaceCounter}.9:51820 allowed-ips 10.98.${ifaceCounter}.2/32`);
+        ns.sh(`ip addr add 10.98.${ifaceCounter}.1/24 dev ${iface} && ip link set ${iface} up`);
+        const tx = () => Number(ns.sh(`wg show ${iface} transfer`).trim().split("\t")[2]);
+        // No route to the endpoint: sendmmsg/sendmsg says ENETUNREACH for the handshake initiation.
+        ns.run(["ping", "-c", "1", "-W", "1", `10.98.${ifaceCounter}.2`]);
+        await Bun.sleep(500);
+        const unroutable = tx();
+        // Routable (into lo, where nobody answers): the initiation leaves, 148 bytes.
+        ns.sh(`ip route add 10.99.${ifaceCounter}.0/24 dev lo`);
+        ns.run(["ping", "-c", "1", "-W", "1", `10.98.${ifaceCounter}.2`]);
+        const sent = await waitFor(() => tx() > 0, 4000);
+        counts[kind] = [unroutable, sent ? tx() : 0];
+        ns.sh(`ip route del 10.99.${ifaceCounter}.0/24 dev lo`);
+      } finally {
+        ns.run(["ip", "link", "del", iface]);
+        await p.kill();
+      }
+    }
+    expect(counts.go![0]).toBe(0);
+    expect(counts.go![1] % 148).toBe(0);
+    expect(counts.ours![0]).toBe(0);
+    expect(counts.ours![1]).toBeGreaterThan(0);
+    expect(counts.ours![1] % 148).toBe(0);
+  }, 40_000);
+});

@@ -14,7 +14,7 @@
 // does not pay for reads that would only say EAGAIN. Not tried, by reasoning: poll(0) from setImmediate burns a
 // core while idle; node:fs reads cost a threadpool hop per packet.
 
-import type { DeviceEvent, DeviceIO, Endpoint, Engine } from "../../core/device-api.ts";
+import type { DeviceEvent, DeviceIO, Endpoint, Engine, TxAccount } from "../../core/device-api.ts";
 import { E, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
 import type { Tun } from "./tun.ts";
 import { BATCH, Udp } from "./udp.ts";
@@ -131,8 +131,8 @@ export class LinuxIO implements DeviceIO {
 
   // ---- DeviceIO -------------------------------------------------------------------------------
 
-  sendUdp(buf: Uint8Array, off: number, len: number, ep: Endpoint): void {
-    this.udp.send(buf, off, len, ep);
+  sendUdp(buf: Uint8Array, off: number, len: number, ep: Endpoint, account?: TxAccount): void {
+    this.udp.send(buf, off, len, ep, account);
   }
 
   writeTun(buf: Uint8Array, off: number, len: number): void {

@@ -4,7 +4,7 @@
 // does not allocate. The local address each packet arrived on (IPV6_PKTINFO) is remembered per
 // remote endpoint so replies leave from the address the peer wrote to ("sticky source").
 
-import type { Endpoint } from "../../core/device-api.ts";
+import type { Endpoint, TxAccount } from "../../core/device-api.ts";
 import {
   Copier,
   AF_INET,
@@ -216,6 +216,8 @@ export class Udp {
   private readonly mSegs = new Int32Array(BATCH);
   private readonly mLen = new Int32Array(BATCH);
   private readonly mSticky: (StickySource | undefined)[] = new Array(BATCH);
+  /** Whose txBytes each queued message is debited from if it cannot be sent. */
+  private readonly mAccount: (TxAccount | undefined)[] = new Array(BATCH);
   private mDest: EncodedDest | null = null;
   private mClosed = true;
   /** UDP GSO (UDP_SEGMENT) on send; switched off for good if the kernel or route refuses it. */
@@ -330,6 +332,12 @@ export class Udp {
     if (this.fd >= 0) libc.close(this.fd);
     this.fd = -1;
     this.port = 0;
+    // Queued datagrams die with the socket: they were never sent.
+    for (let i = 0; i < this.sCount; i++) {
+      const account = this.mAccount[i];
+      if (account !== undefined) account.txBytes -= this.mLen[i]!;
+      this.mAccount[i] = undefined;
+    }
     this.sCount = 0;
     this.sTail = 0;
     this.mDest = null;
@@ -520,11 +528,15 @@ export class Udp {
    * Queues one datagram for the next flush. Datagrams of equal size to the same destination
    * (and source) join one UDP GSO message: one kernel send path for up to 64 of them.
    */
-  send(buf: Uint8Array, off: number, len: number, ep: Endpoint): void {
-    if (this.fd < 0) return;
+  send(buf: Uint8Array, off: number, len: number, ep: Endpoint, account?: TxAccount): void {
+    if (this.fd < 0) {
+      if (account !== undefined) account.txBytes -= len;
+      return;
+    }
     const d = this.encode(ep);
     if (d === null) {
       this.txDropped++;
+      if (account !== undefined) account.txBytes -= len;
       return;
     }
     const sticky = this.sticky && this.family === AF_INET6 ? this.stickyByIp.get(ep.ip)?.get(ep.port) : undefined;
@@ -535,6 +547,7 @@ export class Udp {
       this.mDest !== null &&
       (d === this.mDest || (d.port === this.mDest.port && d.ip === this.mDest.ip && d.family === this.mDest.family)) &&
       this.mSticky[i] === sticky &&
+      this.mAccount[i] === account &&
       len <= this.mSeg[i]! &&
       this.mSegs[i]! < GSO_MAX_SEGS &&
       this.mLen[i]! + len <= GSO_MAX_BYTES &&
@@ -556,6 +569,7 @@ export class Udp {
     this.mSegs[i] = 1;
     this.mLen[i] = len;
     this.mSticky[i] = sticky;
+    this.mAccount[i] = account;
     this.mDest = d;
     this.mClosed = false;
     const iv = (i * IOVEC_SIZE) >> 2;
@@ -641,8 +655,11 @@ export class Udp {
       }
       // Unsendable message (unreachable network, ...): skip it like lost packets.
       this.txDropped += this.mSegs[start]!;
+      const account = this.mAccount[start];
+      if (account !== undefined) account.txBytes -= this.mLen[start]!;
       start++;
     }
+    this.mAccount.fill(undefined, 0, total);
     this.sCount = 0;
     this.sTail = 0;
     this.mDest = null;
@@ -657,10 +674,14 @@ export class Udp {
     const len = this.mLen[i]!;
     const sa = this.sNames.subarray(i * NAME_SLOT, i * NAME_SLOT + SOCKADDR_IN6_SIZE);
     const saLen = this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16;
+    const account = this.mAccount[i];
     for (let o = 0; o < len; o += seg) {
       const r = Number(libc.sendto(this.fd, p + o, Math.min(seg, len - o), 0, sa, saLen));
-      if (r < 0) this.txDropped++;
-      else this.txPackets++;
+      if (r >= 0) this.txPackets++;
+      else {
+        this.txDropped++;
+        if (account !== undefined) account.txBytes -= Math.min(seg, len - o);
+      }
     }
   }
 
