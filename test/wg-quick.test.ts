@@ -137,9 +137,10 @@ function resetState(): void {
   mkdirSync(stateDir);
 }
 
-function readState(): { resolvconf: string; hooks: string } {
+/** restore.log: what the iptables-restore wrappers of the no-nft tests were fed. */
+function readState(): { resolvconf: string; hooks: string; restore: string } {
   const read = (p: string) => (existsSync(p) ? readFileSync(p, "latin1") : "");
-  return { resolvconf: read(join(stateDir, "resolvconf.log")), hooks: read(hookLog) };
+  return { resolvconf: read(join(stateDir, "resolvconf.log")), hooks: read(hookLog), restore: read(join(stateDir, "restore.log")).replace(/fe80::[0-9a-f:]+/g, "fe80::LL") };
 }
 
 /** A namespace that looks like a host: eth0 (MTU 1460) with IPv4 and IPv6 default routes. */
@@ -178,7 +179,7 @@ interface Scenario {
   whileUp?: string[];
   /** Expect `up` to fail (then no `down`). */
   upFails?: boolean;
-  /** Extra environment for wg-quick. */
+  /** Extra environment for every wg-quick run. */
   env?: Record<string, string>;
 }
 
@@ -189,7 +190,7 @@ interface SideResult {
   whileUp: RunResult[];
   down: RunResult | null;
   sysctl: string;
-  logs: { resolvconf: string; hooks: string };
+  logs: { resolvconf: string; hooks: string; restore: string };
   confAfter: string;
 }
 
@@ -204,8 +205,8 @@ async function play(side: Side, s: Scenario, iface: string): Promise<SideResult>
   if (s.upFails) expect(up.code).not.toBe(0);
   const upState = snapshot(ns);
   const showconf = sortPeers(normState(ns.run(["wg", "showconf", iface]).stdout, ns));
-  const whileUp = (s.whileUp ?? []).map((c) => runSide(side, ns, [c, path], iface));
-  const down = s.upFails ? null : runSide(side, ns, ["down", path], iface);
+  const whileUp = (s.whileUp ?? []).map((c) => runSide(side, ns, [c, path], iface, s.env));
+  const down = s.upFails ? null : runSide(side, ns, ["down", path], iface, s.env);
   const sysctl = ns.run(["sysctl", "-n", "net.ipv4.conf.all.src_valid_mark"]).stdout;
   // wireguard-go / our daemon leave when their link goes; give them a moment to remove the socket.
   await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
@@ -563,14 +564,19 @@ describe("resolvconf interface-order prefix (an overlay over /etc in a private m
 });
 
 describe("no nft in PATH: the iptables fallback, reference vs ours", () => {
-  // PATHs whose sbin part is a directory of symlinks to /usr/sbin minus some tools.
+  // PATHs whose sbin part is a directory of symlinks to /usr/sbin minus some tools. The
+  // (ip6)iptables-restore there log their arguments and input, so the bytes fed are compared too.
   const pathRoot = mkdtempSync("/tmp/wgt-quick-path-");
   afterAll(() => rmSync(pathRoot, { recursive: true, force: true }));
   function pathWithout(label: string, drop: RegExp): Record<string, string> {
     const d = join(pathRoot, label);
     if (!existsSync(d)) {
       mkdirSync(d);
-      for (const n of readdirSync("/usr/sbin")) if (!drop.test(n)) symlinkSync(join("/usr/sbin", n), join(d, n));
+      for (const n of readdirSync("/usr/sbin")) {
+        if (drop.test(n)) continue;
+        if (n !== "iptables-restore" && n !== "ip6tables-restore") symlinkSync(join("/usr/sbin", n), join(d, n));
+        else writeFileSync(join(d, n), `#!/bin/sh\necho "== \${0##*/} $*" >> ${stateDir}/restore.log\ntee -a ${stateDir}/restore.log | /usr/sbin/${n} "$@"\n`, { mode: 0o755 });
+      }
     }
     const PATH = `${binDir}:${d}:/usr/bin:/bin`;
     for (const n of ["nft", ...(label === "xt" ? [] : ["iptables-restore"])]) expect(Bun.which(n, { PATH })).toBeNull();
@@ -605,6 +611,15 @@ describe("no nft in PATH: the iptables fallback, reference vs ours", () => {
     expect(o.upState.xtables).toContain(`"wg-quick(8) rule for wq" -j DROP`);
     expect(o.upState.nft).not.toContain(`wg-quick-${iface}`);
     expect(o.down!.stderr).toEndWith(`[#] ip link delete dev ${iface}\n[#] resolvconf -d ${iface} -f\n[#] iptables-restore -n\n[#] ip6tables-restore -n\n`);
+    const fed = o.logs.restore.split(/^(?=== )/m);
+    expect(fed).toHaveLength(4);
+    expect(fed[0]).toStartWith(`== ip6tables-restore -n\n*raw\n-I PREROUTING ! -i ${iface} -d fd73::2 -m addrtype ! --src-type LOCAL -j DROP -m comment --comment "wg-quick(8) rule for ${iface}"\n`);
+    expect(fed[1]).toBe(
+      `== iptables-restore -n\n*raw\n-I PREROUTING ! -i ${iface} -d 10.73.0.2 -m addrtype ! --src-type LOCAL -j DROP -m comment --comment "wg-quick(8) rule for ${iface}"\n` +
+        `COMMIT\n*mangle\n-I POSTROUTING -m mark --mark 51820 -p udp -j CONNMARK --save-mark -m comment --comment "wg-quick(8) rule for ${iface}"\n` +
+        `-I PREROUTING -p udp -j CONNMARK --restore-mark -m comment --comment "wg-quick(8) rule for ${iface}"\nCOMMIT\n`,
+    );
+    expect(fed[2]).toStartWith("== iptables-restore -n\n*mangle\n-D PREROUTING -p udp -m comment");
   }, TIMEOUT);
 
   test("neither nft nor iptables: `ip6tables-restore: command not found`, status 127, teardown", async () => {
