@@ -1,7 +1,8 @@
 // wg-quick(8) for Linux, behaving like the wireguard-tools v1.0.20210914 bash script: same
 // config handling, same order of operations, and the same `[#] ...` lines on stderr, naming
-// the `ip`/`wg`/`nft`/`iptables-restore` commands the script would have run. The work itself goes through
-// rtnetlink, our own wg (in-process) and our own daemon.
+// the `ip`/`wg`/`nft`/`iptables-restore` commands the script would have run. The work itself
+// goes through rtnetlink, our own wg (in-process) and our own daemon; only the firewall rules
+// are handed to nft or iptables-restore.
 // Two extensions leave that behaviour alone where the reference works: `reload` (not in the
 // usage text, which stays the reference's), and DNS through resolvectl where systemd-resolved
 // manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts decides).
