@@ -2,17 +2,23 @@
 // All text is handled as byte strings (one char per byte) so names and file contents print
 // exactly as the C tool prints them.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
-import { isatty } from "node:tty";
 import { clampPrivateKey, publicKey } from "../core/crypto.ts";
 import { WgExit, isSpace, keyFromKeyFile, parseConfigFile, parseSetArgs, syncConfig, type ParseEnv } from "../core/config.ts";
 import { type WgDevice } from "../core/uapi.ts";
 import { errnoFromCode, fieldOfDevice, jsonDevice, keyFromBase64, keyToBase64, prettyDevice, showconfDevice, strerror } from "../core/wgfmt.ts";
 import { resolveEndpoint, resolvePort } from "../platform/resolve.ts";
-import { getDevice, listInterfaces, setDevice } from "../platform/uapi-client.ts";
+import { isatty } from "../platform/tty.ts";
 
 const VERSION_LINE = "wireguard-tools v1.0.20210914 - https://git.zx2c4.com/wireguard-tools/\n";
 
 const SUBCOMMANDS = ["show", "showconf", "set", "setconf", "addconf", "syncconf", "genkey", "genpsk", "pubkey"];
+
+// Loaded on first use: it brings node:net, which `wg genkey` and friends do not need.
+type UapiClient = typeof import("../platform/uapi-client.ts");
+const uapiClient = () => import("../platform/uapi-client.ts");
+const getDevice: UapiClient["getDevice"] = async (...a) => (await uapiClient()).getDevice(...a);
+const listInterfaces: UapiClient["listInterfaces"] = async () => (await uapiClient()).listInterfaces();
+const setDevice: UapiClient["setDevice"] = async (...a) => (await uapiClient()).setDevice(...a);
 
 function usage(prog: string): string {
   return (
