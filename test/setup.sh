@@ -3,7 +3,7 @@
 # Idempotent; needs root (CI runs as root). Never touches the host's network configuration.
 set -eu
 # `setup.sh demo` installs only what the demo needs.
-pairs="ip:iproute2 ping:iputils-ping iperf3:iperf3 wireguard-go:wireguard-go wg:wireguard-tools nft:nftables iptables-restore:iptables tshark:tshark"
+pairs="ip:iproute2 ping:iputils-ping iperf3:iperf3 wireguard-go:wireguard-go wg:wireguard-tools nft:nftables iptables-restore:iptables tshark:tshark zsh:zsh fish:fish"
 [ "${1:-}" = demo ] && pairs="ip:iproute2 ping:iputils-ping"
 need=()
 for pair in $pairs; do
