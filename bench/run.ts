@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { generatePrivateKey, nobleAead, publicKey } from "../core/crypto.ts";
 import { loadOpenSslAead } from "../platform/linux/aead-openssl.ts";
 import { benchBackend } from "./aead.ts";
+import { compileCommand } from "../build.ts";
 import { cleanupImpls, compiledWg, getImplementation, type Implementation } from "./lib/impls.ts";
 import { iperf, pingMedianMs, startIperfServer, stopIperfServer, type ThroughputResult } from "./lib/net.ts";
 import { cleanupAll, PORT, setupPair, UNDERLAY_B } from "./lib/pair.ts";
@@ -293,8 +294,7 @@ try {
     buildDir = mkdtempSync(join(tmpdir(), "wgb-build-"));
     const exe = join(buildDir, "wg");
     log("building a private compiled executable (--build)");
-    const r = run([process.execPath, "build", "--compile", "--minify", "--sourcemap=none", join(ROOT, "cmd", "main.ts"),
-      "--outfile", exe], { timeoutMs: 300_000, allowFail: true });
+    const r = run(compileCommand(exe), { timeoutMs: 300_000, allowFail: true });
     if (r.code === 0) process.env.WGB_COMPILED_WG = exe;
     else notes.push(`--build failed: ${(r.stderr.match(/error: .*/)?.[0] ?? r.stderr.trim()).slice(0, 200)}`);
   }

@@ -13,7 +13,8 @@ export const SELF_ARGV0 = "wgts";
  * `bun /work/main/cmd/main.ts tool ...args`.
  */
 export function selfCommand(tool: string, args: readonly string[]): { cmd: string[]; argv0: string } {
-  const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.startsWith("B:/~BUN/");
+  // Bun.main, not import.meta.path: a --bytecode build keeps the source paths in import.meta.
+  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
   if (compiled) return { cmd: [process.execPath, tool, ...args], argv0: SELF_ARGV0 };
   return { cmd: [process.execPath, join(import.meta.dir, "main.ts"), tool, ...args], argv0: process.execPath };
 }

@@ -5,6 +5,7 @@ import { afterAll } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { compileCommand } from "../build.ts";
 
 let dir: string | null = null;
 afterAll(() => {
@@ -18,7 +19,7 @@ export function nobodyExecutable(): string {
   dir = mkdtempSync(join(tmpdir(), "wgt-nobody-"));
   chmodSync(dir, 0o755);
   const exe = join(dir, "wgts");
-  const r = Bun.spawnSync([process.execPath, "build", "--compile", join(import.meta.dir, "../cmd/main.ts"), "--outfile", exe], { stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync(compileCommand(exe), { stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`compiling for the non-root test failed: ${r.stderr.toString()}`);
   return exe;
 }

@@ -13,6 +13,7 @@ import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/wgfmt.ts";
 import { Lab, waitFor, type Netns, type RunResult } from "./netns.ts";
 import { AS_NOBODY, nobodyExecutable } from "./lib-nobody.ts";
+import { compileCommand } from "../build.ts";
 
 const TIMEOUT = 120_000;
 const MAIN = join(import.meta.dir, "..", "cmd", "main.ts");
@@ -761,7 +762,7 @@ describe("the compiled executable", () => {
   test("`wg-quick` (symlink to the one file) starts its own daemon and tears down", async () => {
     const out = join(dir, "dist");
     mkdirSync(out, { recursive: true });
-    const build = Bun.spawnSync([process.execPath, "build", "--compile", MAIN, "--outfile", join(out, "wg")], { stdout: "pipe", stderr: "pipe" });
+    const build = Bun.spawnSync(compileCommand(join(out, "wg")), { stdout: "pipe", stderr: "pipe" });
     expect(build.exitCode).toBe(0);
     symlinkSync("wg", join(out, "wg-quick"));
     const iface = ifname();
