@@ -26,7 +26,7 @@ import {
   RESPONSE_LEN,
 } from "./noise.ts";
 import { Keypair, SEND_COUNTER_LIMIT, decryptTransport, encryptTransport, paddedLength } from "./keypair.ts";
-import { Peer, copyEndpoint, formatEndpoint, peerName, sameEndpoint, toHex } from "./peer.ts";
+import { Peer, copyEndpoint, formatEndpoint, sameEndpoint, toHex } from "./peer.ts";
 import {
   KEEPALIVE_TIMEOUT_MS,
   MAX_TIMER_HANDSHAKES,
@@ -321,7 +321,7 @@ export class Device implements Engine {
     const peer = new Peer(Uint8Array.from(pub), this.timerHint);
     peer.handshake.setLocalPrivate(this.privateKey);
     this.peers.set(peer.publicKeyHex, peer);
-    if (this.io.log) this.log("verbose", `${peerName(peer.publicKey)} - UAPI: Created`);
+    if (this.io.log) this.log("verbose", `${peer.name} - UAPI: Created`);
     this.emit({ type: "peer-added", publicKey: peer.publicKeyHex });
     return peer;
   }
@@ -335,7 +335,7 @@ export class Device implements Engine {
     peer.cookie.clear();
     this.allowedIps.removeByPeer(peer);
     this.peers.delete(peer.publicKeyHex);
-    if (this.io.log) this.log("verbose", `${peerName(peer.publicKey)} - Removed`);
+    if (this.io.log) this.log("verbose", `${peer.name} - Removed`);
     this.emit({ type: "peer-removed", publicKey: peer.publicKeyHex });
   }
 
@@ -475,7 +475,7 @@ export class Device implements Engine {
       this.releaseHandshakeIndex(peer);
       peer.rxBytes += len;
       this.setEndpoint(peer, src);
-      this.log("debug", `${peerName(peer.publicKey)} - Received handshake initiation`);
+      this.log("debug", `${peer.name} - Received handshake initiation`);
       this.sendResponse(peer, now);
       peer.timers.anyAuthenticatedPacketReceived();
       peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
@@ -485,7 +485,7 @@ export class Device implements Engine {
       this.releaseHandshakeIndex(peer);
       peer.rxBytes += len;
       this.setEndpoint(peer, src);
-      this.log("debug", `${peerName(peer.publicKey)} - Received handshake response`);
+      this.log("debug", `${peer.name} - Received handshake response`);
       const keys = deriveSession(peer.handshake);
       if (keys !== null) {
         this.installKeypair(peer, keys, now);
@@ -503,7 +503,7 @@ export class Device implements Engine {
     const peer = this.handshakesByIndex.get(idx) ?? this.keypairsByIndex.get(idx)?.peer;
     if (peer === undefined) return;
     if (peer.cookie.consumeReply(buf, off, this.clock.mono())) {
-      this.log("debug", `${peerName(peer.publicKey)} - Received cookie reply`);
+      this.log("debug", `${peer.name} - Received cookie reply`);
     }
   }
 
@@ -574,7 +574,7 @@ export class Device implements Engine {
     this.handshakesByIndex.set(index, peer);
     peer.handshakeIndex = index;
     peer.cookie.addMacs(this.hsBuf, 0, INITIATION_LEN, now);
-    this.log("debug", `${peerName(peer.publicKey)} - Sending handshake initiation`);
+    this.log("debug", `${peer.name} - Sending handshake initiation`);
     peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     this.sendHandshakeBytes(peer, INITIATION_LEN);
     peer.timers.anyAuthenticatedPacketSent();
@@ -594,7 +594,7 @@ export class Device implements Engine {
     if (keys === null) return;
     this.installKeypair(peer, keys, now);
     peer.timers.sessionDerived(now);
-    this.log("debug", `${peerName(peer.publicKey)} - Sending handshake response`);
+    this.log("debug", `${peer.name} - Sending handshake response`);
     this.sendHandshakeBytes(peer, RESPONSE_LEN);
     peer.timers.anyAuthenticatedPacketSent();
   }
@@ -613,13 +613,13 @@ export class Device implements Engine {
     switch (kind) {
       case TimerKind.RetransmitHandshake:
         if (t.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
-          this.log("debug", `${peerName(peer.publicKey)} - Handshake did not complete after ${MAX_TIMER_HANDSHAKES + 2} attempts, giving up`);
+          this.log("debug", `${peer.name} - Handshake did not complete after ${MAX_TIMER_HANDSHAKES + 2} attempts, giving up`);
           t.gaveUp(now);
           peer.staged = [];
           this.emit({ type: "handshake-failed", publicKey: peer.publicKeyHex });
         } else {
           t.handshakeAttempts++;
-          this.log("debug", `${peerName(peer.publicKey)} - Handshake did not complete after ${REKEY_TIMEOUT_MS / 1000} seconds, retrying (try ${t.handshakeAttempts + 1})`);
+          this.log("debug", `${peer.name} - Handshake did not complete after ${REKEY_TIMEOUT_MS / 1000} seconds, retrying (try ${t.handshakeAttempts + 1})`);
           if (peer.endpoint) this.io.clearSrc?.(peer.endpoint);
           this.initiateHandshake(peer, true);
         }
@@ -632,12 +632,12 @@ export class Device implements Engine {
         }
         break;
       case TimerKind.NewHandshake:
-        this.log("debug", `${peerName(peer.publicKey)} - Retrying handshake because we stopped hearing back after ${(KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS) / 1000} seconds`);
+        this.log("debug", `${peer.name} - Retrying handshake because we stopped hearing back after ${(KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS) / 1000} seconds`);
         if (peer.endpoint) this.io.clearSrc?.(peer.endpoint);
         this.initiateHandshake(peer, false);
         break;
       case TimerKind.ZeroKeyMaterial:
-        this.log("debug", `${peerName(peer.publicKey)} - Removing all keys, since we haven't received a new one in ${(REJECT_AFTER_TIME_MS * 3) / 1000} seconds`);
+        this.log("debug", `${peer.name} - Removing all keys, since we haven't received a new one in ${(REJECT_AFTER_TIME_MS * 3) / 1000} seconds`);
         this.releaseHandshakeIndex(peer);
         peer.handshake.clear();
         this.dropAllKeypairs(peer);
@@ -661,7 +661,7 @@ export class Device implements Engine {
   private handshakeComplete(peer: Peer): void {
     peer.timers.handshakeComplete();
     peer.lastHandshakeWallMs = this.clock.wall();
-    this.log("debug", `${peerName(peer.publicKey)} - Handshake complete`);
+    this.log("debug", `${peer.name} - Handshake complete`);
     this.emit({
       type: "handshake",
       publicKey: peer.publicKeyHex,
@@ -764,7 +764,7 @@ export class Device implements Engine {
     if (cur !== null && sameEndpoint(cur, src)) return;
     peer.endpoint = copyEndpoint(src);
     const text = formatEndpoint(src);
-    this.log("verbose", `${peerName(peer.publicKey)} - Endpoint changed to ${text}`);
+    this.log("verbose", `${peer.name} - Endpoint changed to ${text}`);
     this.emit({ type: "endpoint", publicKey: peer.publicKeyHex, endpoint: text });
   }
 

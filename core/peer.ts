@@ -28,6 +28,7 @@ export class Peer {
   /** Our index of the pending initiation registered in the device (-1: none). */
   handshakeIndex = -1;
   removed = false;
+  private logName: string | null = null;
 
   constructor(
     readonly publicKey: Uint8Array,
@@ -37,6 +38,11 @@ export class Peer {
     this.handshake = new Handshake(publicKey);
     this.cookie = new CookieGenerator(publicKey);
     this.publicKeyHex = toHex(publicKey);
+  }
+
+  /** peerName() of this peer, built once: every handshake logs it, whatever the log level. */
+  get name(): string {
+    return (this.logName ??= peerName(this.publicKey));
   }
 
   /** Queue a copy of a packet (empty = keepalive), dropping the oldest beyond the bound. */
