@@ -34,6 +34,7 @@ import {
 } from "../platform/linux/resolvconf.ts";
 import { memfdWith } from "../platform/linux/memfd.ts";
 import { wgMain } from "./wg.ts";
+import { launchDaemon } from "./launch.ts";
 import { selfCommand } from "./self.ts";
 
 const NAME_RE = /^[a-zA-Z0-9_=+.-]{1,15}$/;
@@ -354,8 +355,14 @@ class Session {
     }
     err("[!] Missing WireGuard kernel module. Falling back to slow userspace implementation.\n");
     this.echo(shown);
-    const p = Bun.spawn(launch.cmd, { argv0: launch.argv0, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
-    const code = await p.exited;
+    let code: number;
+    if (envImpl) {
+      const p = Bun.spawn(launch.cmd, { argv0: launch.argv0, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+      code = await p.exited;
+    } else {
+      // What `wg daemon IFACE` would do, without that launcher process in between.
+      code = await launchDaemon(launch.cmd, launch.argv0);
+    }
     if (code !== 0) this.fail(code);
     // The launch contract says the socket exists when the launcher returns; allow a slow start.
     for (let i = 0; i < 100 && !existsSync(socketPath(this.iface)); i++) await Bun.sleep(20);
