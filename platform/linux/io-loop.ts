@@ -3,7 +3,7 @@
 // Bun FFI calls are synchronous, so a blocking read() would freeze the event loop (UAPI, timers).
 // Instead every fd is non-blocking and a tiny Worker does nothing but a blocking poll() on them;
 // when something is readable it flips a shared flag and the main thread, woken through
-// Atomics.waitAsync, drains everything it can in batches (recvmmsg, a run of TUN reads), flushes
+// Atomics.waitAsync, reads what poll reported (recvmmsg batches, TUN reads; see drain()), flushes
 // one sendmmsg, then waits up to LINGER_US in ppoll itself for the next burst before re-arming
 // the poller. Measured on the 2-core box: the worker/waitAsync hand-off round trip runs ~31k/s
 // when hot; an idle wake costs a median ~60 us (postMessage: ~100 us), ~110-140 us from poll()
