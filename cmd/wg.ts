@@ -7,7 +7,7 @@ import { WgExit, isSpace, keyFromKeyFile, parseConfigFile, parseSetArgs, syncCon
 import { type WgDevice } from "../core/uapi.ts";
 import { errnoFromCode, fieldOfDevice, jsonDevice, keyFromBase64, keyToBase64, prettyDevice, showconfDevice, strerror } from "../core/wgfmt.ts";
 import { resolveEndpoint, resolvePort } from "../platform/resolve.ts";
-import { isatty } from "../platform/tty.ts";
+import { dieOfBrokenPipe, isatty } from "../platform/stdio.ts";
 
 const VERSION_LINE = "wireguard-tools v1.0.20210914 - https://git.zx2c4.com/wireguard-tools/\n";
 
@@ -57,7 +57,9 @@ function writeAll(fd: number, s: string): void {
         Bun.sleepSync(1);
         continue;
       }
-      return; // EPIPE and friends: the reader is gone.
+      // The reader is gone: C's wg is killed by SIGPIPE right here, and so are we.
+      if (code === "EPIPE") dieOfBrokenPipe();
+      return; // Other errors: stdio would drop the output and carry on.
     }
   }
 }

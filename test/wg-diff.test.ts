@@ -10,7 +10,7 @@ import { AS_NOBODY, nobodyExecutable } from "./lib-nobody.ts";
 import { keyToBase64, keyToHex } from "../core/wgfmt.ts";
 import { publicKey } from "../core/crypto.ts";
 import { Lab, waitFor, type Netns } from "./netns.ts";
-import { FakeDaemon, both, getAnswer, ours, oursAs, real, realAs, run, testKey, type FakeState, type RunOpts } from "./wg-harness.ts";
+import { FakeDaemon, MAIN, both, getAnswer, ours, oursAs, real, realAs, run, testKey, type FakeState, type RunOpts } from "./wg-harness.ts";
 
 const TIMEOUT = 170_000;
 const dir = mkdtempSync(join(tmpdir(), "wgdiff-"));
@@ -445,6 +445,20 @@ describe("show and showconf against fake daemons", () => {
       expect(r).toEqual({ stdout: "", stderr: "Unable to access interface: Protocol not supported\n", code: 1 });
       expect(existsSync(path)).toBe(false);
     }
+  }, TIMEOUT);
+});
+
+describe("output into a pipe whose reader has gone", () => {
+  // C's stdio write gets EPIPE and the process dies of SIGPIPE; a shell sees 141 (and
+  // `set -o pipefail` fails the pipeline). 3000 peers make the dump far larger than a pipe buffer.
+  test("`wg show IF dump | head -c 1`: killed by SIGPIPE like the reference, nothing on stderr", async () => {
+    const many = await fake({ priv: PRIV, port: 51820, peers: Array.from({ length: 3000 }, (_, i) => ({ pub: testKey(1000 + i), allowed: ["10.0.0.0/8"], tx: BigInt(i) })) });
+    const pipe = (wg: string[]) =>
+      run(["bash", "-c", 'set -o pipefail; "$@" show "$0" dump | head -c 1 >/dev/null; echo "status ${PIPESTATUS[0]} $?"', many.name, ...wg], { isolate: ISO });
+    const r = await pipe(["wg"]);
+    const m = await pipe([process.execPath, MAIN, "wg"]);
+    expect(r).toEqual({ stdout: "status 141 141\n", stderr: "", code: 0 });
+    expect(m).toEqual(r);
   }, TIMEOUT);
 });
 
