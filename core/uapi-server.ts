@@ -105,27 +105,104 @@ class LineReader {
   }
 }
 
+/**
+ * ASCII text written straight into bytes. A `get` of 10,000 peers is ~5 MB; built as a string
+ * rope of ~100,000 pieces and then UTF-8 encoded for the socket it cost 60-90 ms, written here
+ * and decoded once as Latin-1 (a flat 8-bit string, cheap to encode again) it costs a fraction.
+ */
+class AsciiWriter {
+  buf = new Uint8Array(1 << 16);
+  len = 0;
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const grown = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    grown.set(this.buf.subarray(0, this.len));
+    this.buf = grown;
+  }
+  str(s: string): void {
+    this.room(s.length);
+    for (let i = 0; i < s.length; i++) this.buf[this.len++] = s.charCodeAt(i);
+  }
+  hex(b: Uint8Array): void {
+    this.room(2 * b.length);
+    for (let i = 0; i < b.length; i++) {
+      this.buf[this.len++] = HEX_DIGITS[b[i]! >> 4]!;
+      this.buf[this.len++] = HEX_DIGITS[b[i]! & 15]!;
+    }
+  }
+  /** A non-negative integer below 2^53, in decimal. */
+  uint(n: number): void {
+    if (n < 100) {
+      this.room(2);
+      if (n >= 10) this.buf[this.len++] = 48 + Math.floor(n / 10);
+      this.buf[this.len++] = 48 + (n % 10);
+      return;
+    }
+    this.str(String(n));
+  }
+  /** An IPv4 prefix as inet_ntop prints it, host bits cleared, then /cidr. */
+  prefix4(addr: Uint8Array, cidr: number): void {
+    this.room(19);
+    for (let i = 0; i < 4; i++) {
+      const bits = Math.min(8, Math.max(0, cidr - 8 * i));
+      let o = addr[i]! & (0xff00 >> bits) & 0xff;
+      if (i > 0) this.buf[this.len++] = 46;
+      if (o >= 100) {
+        this.buf[this.len++] = 48 + Math.floor(o / 100);
+        o %= 100;
+        this.buf[this.len++] = 48 + Math.floor(o / 10);
+      } else if (o >= 10) this.buf[this.len++] = 48 + Math.floor(o / 10);
+      this.buf[this.len++] = 48 + (o % 10);
+    }
+    this.buf[this.len++] = 47;
+    this.uint(cidr);
+  }
+}
+const HEX_DIGITS = Uint8Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
+const latin1 = new TextDecoder("latin1");
+
 export function getOperation(dev: Device): string {
-  let s = "";
-  if (dev.privateKey !== null) s += `private_key=${toHex(dev.privateKey)}\n`;
-  if (dev.listenPort !== 0) s += `listen_port=${dev.listenPort}\n`;
-  if (dev.fwmark !== 0) s += `fwmark=${dev.fwmark}\n`;
+  const w = new AsciiWriter();
+  if (dev.privateKey !== null) {
+    w.str("private_key=");
+    w.hex(dev.privateKey);
+    w.str("\n");
+  }
+  if (dev.listenPort !== 0) w.str(`listen_port=${dev.listenPort}\n`);
+  if (dev.fwmark !== 0) w.str(`fwmark=${dev.fwmark}\n`);
   for (const p of dev.peers.values()) {
-    s += `public_key=${p.publicKeyHex}\n`;
-    s += `preshared_key=${toHex(p.handshake.presharedKey)}\n`;
-    s += "protocol_version=1\n";
-    if (p.endpoint !== null) s += `endpoint=${formatEndpoint(p.endpoint)}\n`;
+    w.str("public_key=");
+    w.str(p.publicKeyHex);
+    w.str("\npreshared_key=");
+    w.hex(p.handshake.presharedKey);
+    w.str("\nprotocol_version=1\n");
+    if (p.endpoint !== null) {
+      w.str("endpoint=");
+      w.str(formatEndpoint(p.endpoint));
+      w.str("\n");
+    }
     const ms = p.lastHandshakeWallMs;
     const sec = Math.floor(ms / 1000);
     const nsec = Math.min(999_999_999, Math.max(0, Math.round((ms - sec * 1000) * 1e6)));
-    s += `last_handshake_time_sec=${sec}\n`;
-    s += `last_handshake_time_nsec=${nsec}\n`;
-    s += `tx_bytes=${p.txBytes}\n`;
-    s += `rx_bytes=${p.rxBytes}\n`;
-    s += `persistent_keepalive_interval=${p.persistentKeepalive}\n`;
-    for (const e of dev.allowedIps.entriesFor(p)) s += `allowed_ip=${formatPrefix(e)}\n`;
+    w.str("last_handshake_time_sec=");
+    w.uint(sec);
+    w.str("\nlast_handshake_time_nsec=");
+    w.uint(nsec);
+    w.str("\ntx_bytes=");
+    w.uint(p.txBytes);
+    w.str("\nrx_bytes=");
+    w.uint(p.rxBytes);
+    w.str("\npersistent_keepalive_interval=");
+    w.uint(p.persistentKeepalive);
+    w.str("\n");
+    for (const e of dev.allowedIps.entriesFor(p)) {
+      w.str("allowed_ip=");
+      if (e.family === 4) w.prefix4(e.addr, e.cidr);
+      else w.str(formatPrefix(e));
+      w.str("\n");
+    }
   }
-  return s;
+  return latin1.decode(w.buf.subarray(0, w.len));
 }
 
 function parseUint(value: string, max: number, what: string): number {
