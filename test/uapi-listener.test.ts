@@ -152,3 +152,27 @@ describe("UAPI listener", () => {
     }
   });
 });
+
+describe("UAPI listener: a client that half-closes", () => {
+  test("after `get=1` and shutdown(SHUT_WR) still receives the whole (large) answer", async () => {
+    const path = fresh();
+    const big = `private_key=${"ab".repeat(32)}\n` + `public_key=${"cd".repeat(32)}\nallowed_ip=10.0.0.1/32\n`.repeat(40000) + "errno=0\n\n";
+    const l = listenUapi(path, (req) => (req === "get=1\n\n" ? big : "errno=22\n\n"));
+    try {
+      const { createConnection } = await import("node:net");
+      const got = await new Promise<string>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        const c = createConnection({ path, allowHalfOpen: true });
+        c.on("connect", () => c.end("get=1\n\n"));
+        c.on("data", (d: Buffer) => chunks.push(d));
+        c.on("end", () => resolve(Buffer.concat(chunks).toString("latin1")));
+        c.on("error", reject);
+        setTimeout(() => reject(new Error("timeout")), 10000);
+      });
+      expect(got.length).toBe(big.length);
+      expect(got === big).toBe(true);
+    } finally {
+      l.close();
+    }
+  });
+});

@@ -122,6 +122,9 @@ export function listenUapi(
   try {
     server = Bun.listen<ConnState>({
       unix: path,
+      // A client may shut down its sending side right after the request (socat, `nc -U -N`):
+      // the answer still goes out whole, as from wireguard-go, and then the connection ends.
+      allowHalfOpen: true,
       socket: {
         open(s) {
           s.data = { decoder: new TextDecoder(), text: "", scanFrom: 0, pending: null, closed: false, ending: false, unsubscribe: null };
@@ -185,6 +188,11 @@ export function listenUapi(
         },
         drain(s) {
           flushPending(s);
+        },
+        end(s) {
+          // An events subscriber that stops sending still listens; anyone else is done.
+          if (!s.data || s.data.unsubscribe) return;
+          finish(s);
         },
         close(s) {
           if (!s.data) return;
