@@ -3,7 +3,7 @@
 // same negative errno values, values applied as they are read.
 import type { Device } from "./device.ts";
 import type { Peer } from "./peer.ts";
-import { fromHex32, parseEndpoint, peerName, toHex, formatEndpoint } from "./peer.ts";
+import { fromHex32, parseEndpoint, peerName, formatEndpoint } from "./peer.ts";
 import { formatPrefix, parsePrefix } from "./allowedips.ts";
 import { equal } from "./crypto.ts";
 
@@ -130,31 +130,24 @@ class AsciiWriter {
       this.buf[this.len++] = HEX_DIGITS[b[i]! & 15]!;
     }
   }
-  /** A non-negative integer below 2^53, in decimal. */
+  /** A non-negative integer below 2^53, in decimal (below 1000 without making a string). */
   uint(n: number): void {
-    if (n < 100) {
-      this.room(2);
-      if (n >= 10) this.buf[this.len++] = 48 + Math.floor(n / 10);
-      this.buf[this.len++] = 48 + (n % 10);
+    if (n >= 1000) {
+      this.str(String(n));
       return;
     }
-    this.str(String(n));
+    this.room(3);
+    if (n >= 100) this.buf[this.len++] = 48 + Math.floor(n / 100);
+    if (n >= 10) this.buf[this.len++] = 48 + (Math.floor(n / 10) % 10);
+    this.buf[this.len++] = 48 + (n % 10);
   }
-  /** An IPv4 prefix as inet_ntop prints it, host bits cleared, then /cidr. */
+  /** An IPv4 prefix as inet_ntop prints it, then /cidr. The trie stores addresses masked. */
   prefix4(addr: Uint8Array, cidr: number): void {
-    this.room(19);
     for (let i = 0; i < 4; i++) {
-      const bits = Math.min(8, Math.max(0, cidr - 8 * i));
-      let o = addr[i]! & (0xff00 >> bits) & 0xff;
-      if (i > 0) this.buf[this.len++] = 46;
-      if (o >= 100) {
-        this.buf[this.len++] = 48 + Math.floor(o / 100);
-        o %= 100;
-        this.buf[this.len++] = 48 + Math.floor(o / 10);
-      } else if (o >= 10) this.buf[this.len++] = 48 + Math.floor(o / 10);
-      this.buf[this.len++] = 48 + (o % 10);
+      if (i > 0) this.str(".");
+      this.uint(addr[i]!);
     }
-    this.buf[this.len++] = 47;
+    this.str("/");
     this.uint(cidr);
   }
 }
