@@ -15,14 +15,9 @@ import type { Clock } from "../../core/device-api.ts";
 import { createDevice, type Device } from "../../core/device.ts";
 import { toHex } from "../../core/peer.ts";
 import { LinuxIO, READY_TUN, READY_UDP } from "./io-loop.ts";
-import { libc } from "./libc.ts";
+import { AF_UNIX, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, libc } from "./libc.ts";
 import { Tun, VNET_HDR_LEN } from "./tun.ts";
 
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const MSG_DONTWAIT = 0x40;
 const TCP_MSS = 1380;
 
 interface Side {
