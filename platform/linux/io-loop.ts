@@ -38,8 +38,8 @@ export const READY_UDP = 1 << SLOT_UDP;
 const READY_NL = 1 << SLOT_NL;
 const READY_KICK = 1 << SLOT_KICK;
 const READY_ALL = READY_TUN | READY_UDP | READY_NL | READY_KICK;
-/** Time per drain round spent answering queued handshake messages (ms). */
-const HANDSHAKE_ROUND_BUDGET_MS = 2;
+/** Time per drain pass spent answering queued handshake messages (ms). */
+const HANDSHAKE_PASS_BUDGET_MS = 2;
 /**
  * How long the main thread waits in ppoll for more packets after a batch (microseconds). Long
  * enough to catch the answer to what was just sent (a ping's echo crosses both daemons in
@@ -347,7 +347,7 @@ export class LinuxIO implements DeviceIO {
     }
     // Handshakes wait in the engine's queue and get a slice of time per pass: when they arrive
     // faster than that, the backlog grows and the engine turns to cookies (go's rule).
-    engine.processHandshakes?.(HANDSHAKE_ROUND_BUDGET_MS);
+    engine.processHandshakes?.(HANDSHAKE_PASS_BUDGET_MS);
     tun.flush();
     if ((ready & READY_TUN) !== 0) {
       // A packet within TUN_DENSE_MS of the previous one means a flow: read the queue out in one

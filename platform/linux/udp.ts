@@ -169,6 +169,11 @@ interface StickySource {
   ifindex: number;
 }
 
+/** Gives back bytes the engine counted as sent for a datagram the socket never took. */
+function unsent(account: TxAccount | undefined, bytes: number): void {
+  if (account !== undefined) account.txBytes -= bytes;
+}
+
 /** What the sockaddr cache remembers about an Endpoint object the engine hands to send. */
 interface EncodedDest {
   ip: string;
@@ -334,8 +339,7 @@ export class Udp {
     this.port = 0;
     // Queued datagrams die with the socket: they were never sent.
     for (let i = 0; i < this.sCount; i++) {
-      const account = this.mAccount[i];
-      if (account !== undefined) account.txBytes -= this.mLen[i]!;
+      unsent(this.mAccount[i], this.mLen[i]!);
       this.mAccount[i] = undefined;
     }
     this.sCount = 0;
@@ -530,13 +534,13 @@ export class Udp {
    */
   send(buf: Uint8Array, off: number, len: number, ep: Endpoint, account?: TxAccount): void {
     if (this.fd < 0) {
-      if (account !== undefined) account.txBytes -= len;
+      unsent(account, len);
       return;
     }
     const d = this.encode(ep);
     if (d === null) {
       this.txDropped++;
-      if (account !== undefined) account.txBytes -= len;
+      unsent(account, len);
       return;
     }
     const sticky = this.sticky && this.family === AF_INET6 ? this.stickyByIp.get(ep.ip)?.get(ep.port) : undefined;
@@ -655,8 +659,7 @@ export class Udp {
       }
       // Unsendable message (unreachable network, ...): skip it like lost packets.
       this.txDropped += this.mSegs[start]!;
-      const account = this.mAccount[start];
-      if (account !== undefined) account.txBytes -= this.mLen[start]!;
+      unsent(this.mAccount[start], this.mLen[start]!);
       start++;
     }
     this.mAccount.fill(undefined, 0, total);
@@ -674,13 +677,12 @@ export class Udp {
     const len = this.mLen[i]!;
     const sa = this.sNames.subarray(i * NAME_SLOT, i * NAME_SLOT + SOCKADDR_IN6_SIZE);
     const saLen = this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16;
-    const account = this.mAccount[i];
     for (let o = 0; o < len; o += seg) {
       const r = Number(libc.sendto(this.fd, p + o, Math.min(seg, len - o), 0, sa, saLen));
       if (r >= 0) this.txPackets++;
       else {
         this.txDropped++;
-        if (account !== undefined) account.txBytes -= Math.min(seg, len - o);
+        unsent(this.mAccount[i], Math.min(seg, len - o));
       }
     }
   }
