@@ -5,8 +5,8 @@
 //   bun bench/fuzz.ts [ENGINE_INPUTS] [TEXT_INPUTS_PER_PARSER]    (defaults 1,000,000 and 50,000)
 //   FUZZ_SEED=n reproduces a run. Exits 1 on the first failure, printing the input.
 import fc from "fast-check";
-import { WgExit, parseConfigFile, parseSetArgs } from "../core/config.ts";
-import { buildSetRequest, parseGetResponse, parseSetResponse } from "../core/uapi.ts";
+import { WgExit, parseConfigFile, parseSetArgs } from "../core/tools/config.ts";
+import { buildSetRequest, parseGetResponse, parseSetResponse } from "../core/tools/uapi.ts";
 import { fuzzEngine, makeWorld } from "../test/lib-fuzz.ts";
 import { bounded, configText, configValue, fakeEnv, uapiRequest } from "../test/lib-fuzz-text.ts";
 

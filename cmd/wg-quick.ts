@@ -8,7 +8,8 @@
 // manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts decides).
 import { existsSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, openSync, fsyncSync, closeSync, unlinkSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { fieldOfDevice, showconfDevice, strerror as wgStrerror } from "../core/wgfmt.ts";
+import { fieldOfDevice, showconfDevice } from "../core/tools/show.ts";
+import { strerror as wgStrerror } from "../core/errno.ts";
 import { getDevice, listInterfaces, socketPath } from "../platform/uapi-client.ts";
 import * as rt from "../platform/linux/rtnetlink.ts";
 import {

@@ -3,9 +3,11 @@
 // exactly as the C tool prints them.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { clampPrivateKey, publicKey } from "../core/crypto.ts";
-import { WgExit, isSpace, keyFromKeyFile, parseConfigFile, parseSetArgs, syncConfig, type ParseEnv } from "../core/config.ts";
-import { type WgDevice } from "../core/uapi.ts";
-import { errnoFromCode, fieldOfDevice, jsonDevice, keyFromBase64, keyToBase64, prettyDevice, showconfDevice, strerror } from "../core/wgfmt.ts";
+import { WgExit, isSpace, keyFromKeyFile, parseConfigFile, parseSetArgs, syncConfig, type ParseEnv } from "../core/tools/config.ts";
+import type { WgDevice } from "../core/tools/containers.ts";
+import { errnoFromCode, strerror } from "../core/errno.ts";
+import { fieldOfDevice, jsonDevice, prettyDevice, showconfDevice } from "../core/tools/show.ts";
+import { keyFromBase64, keyToBase64 } from "../core/encoding.ts";
 import { resolveEndpoint, resolvePort } from "../platform/resolve.ts";
 import { dieOfBrokenPipe, isatty } from "../platform/stdio.ts";
 

@@ -26,7 +26,8 @@ import {
   RESPONSE_LEN,
 } from "./noise.ts";
 import { Keypair, SEND_COUNTER_LIMIT, decryptTransport, encryptTransport, paddedLength } from "./keypair.ts";
-import { Peer, copyEndpoint, formatEndpoint, sameEndpoint, toHex } from "./peer.ts";
+import { Peer, copyEndpoint, formatEndpoint, sameEndpoint } from "./peer.ts";
+import { keyToHex } from "./encoding.ts";
 import {
   KEEPALIVE_TIMEOUT_MS,
   MAX_TIMER_HANDSHAKES,
@@ -314,7 +315,7 @@ export class Device implements Engine {
   }
 
   lookupPeer(pub: Uint8Array): Peer | undefined {
-    return this.peers.get(toHex(pub));
+    return this.peers.get(keyToHex(pub));
   }
 
   createPeer(pub: Uint8Array): Peer {
@@ -470,7 +471,7 @@ export class Device implements Engine {
       if (!this.rateLimiter.allow(src.ip, now)) return;
     }
     if (type === MSG_INITIATION) {
-      const peer = consumeInitiation(identity, buf, off, (pub) => this.peers.get(toHex(pub)), now);
+      const peer = consumeInitiation(identity, buf, off, (pub) => this.peers.get(keyToHex(pub)), now);
       if (peer === null) return;
       this.releaseHandshakeIndex(peer);
       peer.rxBytes += len;

@@ -1,5 +1,6 @@
 // Per-peer state (protocol.md §7, §11) and endpoint text helpers. Behaviour lives in device.ts.
 import { CookieGenerator } from "./cookie.ts";
+import { keyToBase64, keyToHex } from "./encoding.ts";
 import type { Endpoint } from "./device-api.ts";
 import type { Keypair } from "./keypair.ts";
 import { Handshake } from "./noise.ts";
@@ -37,7 +38,7 @@ export class Peer {
     this.timers = new PeerTimers(hint);
     this.handshake = new Handshake(publicKey);
     this.cookie = new CookieGenerator(publicKey);
-    this.publicKeyHex = toHex(publicKey);
+    this.publicKeyHex = keyToHex(publicKey);
   }
 
   /** peerName() of this peer, built once: every handshake logs it, whatever the log level. */
@@ -52,42 +53,10 @@ export class Peer {
   }
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => (i < 16 ? "0" : "") + i.toString(16));
-
-export function toHex(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i++) s += HEX[b[i]!]!;
-  return s;
-}
-
-function hexNibble(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
-}
-
-/** Exactly 64 hex digits (either case) → 32 bytes, else null. */
-export function fromHex32(text: string): Uint8Array | null {
-  if (text.length !== 64) return null;
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) {
-    const hi = hexNibble(text.charCodeAt(2 * i));
-    const lo = hexNibble(text.charCodeAt(2 * i + 1));
-    if (hi < 0 || lo < 0) return null;
-    out[i] = (hi << 4) | lo;
-  }
-  return out;
-}
-
 /** wireguard-go's log name for a peer: `peer(ABCD…wxyz)` from the base64 public key. */
 export function peerName(pub: Uint8Array): string {
-  const b64 = btoa(String.fromCharCode(...pub));
+  const b64 = keyToBase64(pub);
   return `peer(${b64.slice(0, 4)}…${b64.slice(39, 43)})`;
-}
-
-export function base64(b: Uint8Array): string {
-  return btoa(String.fromCharCode(...b));
 }
 
 /** `a.b.c.d:port` or `[v6]:port` (go's AddrPort.String). */

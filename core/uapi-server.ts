@@ -3,7 +3,8 @@
 // same negative errno values, values applied as they are read.
 import type { Device } from "./device.ts";
 import type { Peer } from "./peer.ts";
-import { fromHex32, parseEndpoint, peerName, formatEndpoint } from "./peer.ts";
+import { parseEndpoint, peerName, formatEndpoint } from "./peer.ts";
+import { keyFromHex } from "./encoding.ts";
 import { formatPrefix, parsePrefix } from "./allowedips.ts";
 import { equal } from "./crypto.ts";
 
@@ -232,7 +233,7 @@ function setOperation(dev: Device, lines: LineReader): void {
 function deviceLine(dev: Device, key: string, value: string): void {
   switch (key) {
     case "private_key": {
-      const sk = fromHex32(value);
+      const sk = keyFromHex(value);
       if (sk === null) throw new UapiError(EINVAL, "failed to set private_key: invalid hex");
       dev.log("verbose", "UAPI: Updating private key");
       dev.setPrivateKey(sk);
@@ -270,7 +271,7 @@ function deviceLine(dev: Device, key: string, value: string): void {
 }
 
 function publicKeyLine(dev: Device, cur: SetPeer, value: string): void {
-  const pub = fromHex32(value);
+  const pub = keyFromHex(value);
   if (pub === null) throw new UapiError(EINVAL, "failed to get peer by public key: invalid hex");
   cur.pkaOn = false;
   cur.created = false;
@@ -308,7 +309,7 @@ function peerLine(dev: Device, cur: SetPeer, key: string, value: string): void {
       return;
     case "preshared_key": {
       dev.log("verbose", `${name} - UAPI: Updating preshared key`);
-      const psk = fromHex32(value);
+      const psk = keyFromHex(value);
       if (psk === null) throw new UapiError(EINVAL, "failed to set preshared key: invalid hex");
       if (peer) peer.handshake.presharedKey.set(psk);
       psk.fill(0);

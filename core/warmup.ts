@@ -6,7 +6,7 @@
 import { generatePrivateKey, publicKey } from "./crypto.ts";
 import type { DeviceIO, Endpoint } from "./device-api.ts";
 import { createDevice, type Device } from "./device.ts";
-import { toHex } from "./peer.ts";
+import { keyToHex } from "./encoding.ts";
 
 
 /** Sizes that cover keepalive-like, small, MTU-sized packets and padding remainders. */
@@ -39,7 +39,7 @@ export function warmUp(packets: number, slice = packets): () => number {
   for (let i = 0; i < 2; i++) {
     const other = 1 - i;
     devs[i]!.uapi(
-      `set=1\nprivate_key=${toHex(keys[i]!)}\nlisten_port=${i + 1}\npublic_key=${toHex(publicKey(keys[other]!))}\n` +
+      `set=1\nprivate_key=${keyToHex(keys[i]!)}\nlisten_port=${i + 1}\npublic_key=${keyToHex(publicKey(keys[other]!))}\n` +
         `endpoint=${eps[other]!.ip}:${eps[other]!.port}\nallowed_ip=10.255.255.${other + 1}/32\n\n`,
     );
     devs[i]!.up();

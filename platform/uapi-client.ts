@@ -4,8 +4,9 @@
 // reference fails with EPROTONOSUPPORT, which is what we report).
 import { existsSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { createConnection } from "node:net";
-import { GET_REQUEST, buildSetRequest, parseGetResponse, parseSetResponse, responseComplete, type DeviceConfig, type GetResult, type EndpointFormatter } from "../core/uapi.ts";
-import { ECONNREFUSED, EINVAL, ENODEV, EOPNOTSUPP, EPROTONOSUPPORT, errnoFromCode } from "../core/wgfmt.ts";
+import { GET_REQUEST, buildSetRequest, parseGetResponse, parseSetResponse, responseComplete, type GetResult, type EndpointFormatter } from "../core/tools/uapi.ts";
+import type { DeviceConfig } from "../core/tools/containers.ts";
+import { ECONNREFUSED, EINVAL, ENODEV, EOPNOTSUPP, EPROTONOSUPPORT, errnoFromCode } from "../core/errno.ts";
 import { linkList } from "./linux/rtnetlink.ts";
 import { formatDaemonEndpoint } from "./resolve.ts";
 

@@ -7,9 +7,9 @@
 // parsers never throw (except the documented WgExit), never hang, and say why they refuse.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { WgExit, parseConfigFile, parseSetArgs } from "../core/config.ts";
+import { WgExit, parseConfigFile, parseSetArgs } from "../core/tools/config.ts";
+import { buildSetRequest, parseGetResponse, parseSetResponse } from "../core/tools/uapi.ts";
 import { KEY, bounded, configText, configValue, fakeEnv, uapiRequest } from "./lib-fuzz-text.ts";
-import { buildSetRequest, parseGetResponse, parseSetResponse } from "../core/uapi.ts";
 import { GENERATORS, fuzzEngine, generate, makeWorld, prng, snapshot, source } from "./lib-fuzz.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);

@@ -1,7 +1,7 @@
 // Text-input generators (config files, `wg set` words, UAPI requests) shared by
 // test/fuzz.test.ts and bench/fuzz.ts.
 import fc from "fast-check";
-import { WgExit, type ParseEnv } from "../core/config.ts";
+import { WgExit, type ParseEnv } from "../core/tools/config.ts";
 
 export function fakeEnv(): ParseEnv & { errors: string[] } {
   const errors: string[] = [];

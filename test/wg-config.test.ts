@@ -2,12 +2,10 @@
 // resolver retry timing, and the get-answer parser. (test/wg-diff.test.ts checks the same
 // against the reference binary end to end.)
 import { describe, expect, test } from "bun:test";
-import {
-  ConfigParser, WgExit, keyFromKeyFile, parseAllowedIps, parseConfigFile, parseEndpoint, parseFwmark, parseKeepalive,
-  parseSetArgs, strtoul, syncConfig, type EndpointResult, type ParseEnv,
-} from "../core/config.ts";
-import { buildSetRequest, emptyPeerConfig, parseGetResponse, parseSetResponse, type WgDevice } from "../core/uapi.ts";
-import { keyToBase64, keyToHex } from "../core/wgfmt.ts";
+import { ConfigParser, WgExit, keyFromKeyFile, parseAllowedIps, parseConfigFile, parseEndpoint, parseFwmark, parseKeepalive, parseSetArgs, strtoul, syncConfig, type EndpointResult, type ParseEnv } from "../core/tools/config.ts";
+import { buildSetRequest, parseGetResponse, parseSetResponse } from "../core/tools/uapi.ts";
+import { emptyPeerConfig, type WgDevice } from "../core/tools/containers.ts";
+import { keyToBase64, keyToHex } from "../core/encoding.ts";
 
 function env(o: Partial<ParseEnv> & { resolve?: (h: string, p: string) => EndpointResult } = {}) {
   const errs: string[] = [];

@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AS_NOBODY, nobodyExecutable } from "./lib-nobody.ts";
-import { keyToBase64, keyToHex } from "../core/wgfmt.ts";
+import { keyToBase64, keyToHex } from "../core/encoding.ts";
 import { publicKey } from "../core/crypto.ts";
 import { Lab, waitFor, type Netns } from "./netns.ts";
 import { FakeDaemon, MAIN, both, getAnswer, ours, oursAs, real, realAs, run, testKey, type FakeState, type RunOpts } from "./wg-harness.ts";

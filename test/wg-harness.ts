@@ -2,7 +2,7 @@
 // same input and compare bytes; fake UAPI daemons on unix sockets with scripted answers.
 import { unlinkSync, existsSync, mkdirSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { keyToHex } from "../core/wgfmt.ts";
+import { keyToHex } from "../core/encoding.ts";
 
 export const MAIN = `${import.meta.dir}/../cmd/main.ts`;
 export const RUN_WG = `${import.meta.dir}/run-wg.ts`;
@@ -30,7 +30,7 @@ function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
 
 export async function run(cmd: string[], o: RunOpts = {}): Promise<Run> {
   if (o.isolate)
-    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount --bind "$0" /run/wireguard && exec "$@"', o.isolate, ...cmd];
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mkdir -p /run/wireguard && mount --bind "$0" /run/wireguard && exec "$@"', o.isolate, ...cmd];
   const proc = Bun.spawn(cmd, {
     stdin: o.stdin === undefined ? "ignore" : "pipe",
     stdout: "pipe",

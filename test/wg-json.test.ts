@@ -2,7 +2,7 @@
 // the default outputs stay byte-identical to the real wg (the real wg rejects --json).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
-import { keyToBase64 } from "../core/wgfmt.ts";
+import { keyToBase64 } from "../core/encoding.ts";
 import { FakeDaemon, ours, real, testKey, type FakeState } from "./wg-harness.ts";
 
 const dir = mkdtempSync("/tmp/wgjson-");

@@ -2,7 +2,9 @@
 // (for the CLI key commands) against the reference binary.
 import { describe, expect, test } from "bun:test";
 import { clampPrivateKey, publicKey } from "../core/crypto.ts";
-import { formatBytes, inetNtop6, inetPton4, inetPton6, keyFromBase64, keyFromHex, keyToBase64, keyToHex, prettyTime, stripAnsi } from "../core/wgfmt.ts";
+import { formatBytes, prettyTime, stripAnsi } from "../core/tools/show.ts";
+import { inetNtop6, inetPton4, inetPton6 } from "../core/inet.ts";
+import { keyFromBase64, keyFromHex, keyToBase64, keyToHex } from "../core/encoding.ts";
 import { ours, real } from "./wg-harness.ts";
 
 const KNOWN: [string, string][] = [

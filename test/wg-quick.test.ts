@@ -10,7 +10,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
-import { keyToBase64 } from "../core/wgfmt.ts";
+import { keyToBase64 } from "../core/encoding.ts";
 import { Lab, waitFor, type Netns, type RunResult } from "./netns.ts";
 import { AS_NOBODY, nobodyExecutable } from "./lib-nobody.ts";
 import { compileCommand } from "../build.ts";

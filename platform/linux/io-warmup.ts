@@ -13,7 +13,7 @@
 import { generatePrivateKey, publicKey } from "../../core/crypto.ts";
 import type { Clock } from "../../core/device-api.ts";
 import { createDevice, type Device } from "../../core/device.ts";
-import { toHex } from "../../core/peer.ts";
+import { keyToHex } from "../../core/encoding.ts";
 import { LinuxIO, READY_TUN, READY_UDP } from "./io-loop.ts";
 import { AF_UNIX, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, libc } from "./libc.ts";
 import { Tun, VNET_HDR_LEN } from "./tun.ts";
@@ -56,7 +56,7 @@ export function warmUpIo(packets: number, slice: number, clock: Clock): (() => n
       io.udp.loopbackOnly = true;
       const engine = createDevice(io, clock, { deferHandshakes: true });
       io.attach(engine);
-      engine.uapi(`set=1\nprivate_key=${toHex(keys[i]!)}\nlisten_port=0\n\n`);
+      engine.uapi(`set=1\nprivate_key=${keyToHex(keys[i]!)}\nlisten_port=0\n\n`);
       engine.up();
       sides.push({ engine, io, wire: pair[1]! });
     }
@@ -64,7 +64,7 @@ export function warmUpIo(packets: number, slice: number, clock: Clock): (() => n
       const other = sides[1 - i]!;
       if (other.io.udp.port === 0) return closeAll(), null;
       sides[i]!.engine.uapi(
-        `set=1\npublic_key=${toHex(publicKey(keys[1 - i]!))}\nendpoint=127.0.0.1:${other.io.udp.port}\n` +
+        `set=1\npublic_key=${keyToHex(publicKey(keys[1 - i]!))}\nendpoint=127.0.0.1:${other.io.udp.port}\n` +
           `allowed_ip=10.255.${1 - i}.0/24\n\n`,
       );
     }

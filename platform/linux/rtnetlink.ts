@@ -4,7 +4,7 @@
 // its extended-ack message so callers can print what iproute2 would have printed.
 import { dlopen } from "bun:ffi";
 import { readFileSync, readdirSync } from "node:fs";
-import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/wgfmt.ts";
+import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/inet.ts";
 import { AF_NETLINK, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW, errno, libc } from "./libc.ts";
 
 // strerror from the C library itself: iproute2 prints its text for any errno the kernel returns.

@@ -1,68 +1,10 @@
 // Client side of the cross-platform UAPI text protocol, as wireguard-tools' ipc-uapi.h speaks it:
 // build the `set=1` request from a parsed configuration, and parse a `get=1` answer into a device.
-import { publicKey } from "./crypto.ts";
-import { EPROTO, inetNtop4, inetNtop6, inetPton4, inetPton6, isZeroKey, keyFromHex, keyToHex } from "./wgfmt.ts";
-
-export interface AllowedIp {
-  family: 4 | 6;
-  /** 4 or 16 bytes, as written (host bits are kept; the daemon masks them). */
-  addr: Uint8Array;
-  cidr: number;
-}
-
-/** A device as read back from a daemon (what `wg show` prints). */
-export interface WgDevice {
-  /** Display name: the requested name truncated to 15 bytes. */
-  name: string;
-  privateKey: Uint8Array | null;
-  publicKey: Uint8Array | null;
-  listenPort: number;
-  fwmark: number;
-  peers: WgPeer[];
-}
-
-export interface WgPeer {
-  publicKey: Uint8Array;
-  /** null when the daemon reports the all-zero key. */
-  presharedKey: Uint8Array | null;
-  /** getnameinfo-numeric text: `1.2.3.4:5`, `[fe80::1%lo]:5`; null when unknown. */
-  endpoint: string | null;
-  lastHandshakeSec: bigint;
-  lastHandshakeNsec: bigint;
-  rxBytes: bigint;
-  txBytes: bigint;
-  persistentKeepalive: number;
-  allowedIps: AllowedIp[];
-}
-
-/** A change request (what `wg set`/setconf/addconf/syncconf send). Absent field = leave alone. */
-export interface DeviceConfig {
-  privateKey?: Uint8Array;
-  listenPort?: number;
-  fwmark?: number;
-  replacePeers: boolean;
-  peers: PeerConfig[];
-}
-
-export interface PeerConfig {
-  /** null while a config file's [Peer] has not named its key yet. */
-  publicKey: Uint8Array | null;
-  remove: boolean;
-  presharedKey?: Uint8Array;
-  /** Already resolved, numeric form as in WgPeer.endpoint. */
-  endpoint?: string;
-  persistentKeepalive?: number;
-  replaceAllowedIps: boolean;
-  allowedIps: AllowedIp[];
-}
-
-export function emptyDeviceConfig(): DeviceConfig {
-  return { replacePeers: false, peers: [] };
-}
-
-export function emptyPeerConfig(): PeerConfig {
-  return { publicKey: null, remove: false, replaceAllowedIps: false, allowedIps: [] };
-}
+import { publicKey } from "../crypto.ts";
+import { EPROTO } from "../errno.ts";
+import { isZeroKey, keyFromHex, keyToHex } from "../encoding.ts";
+import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../inet.ts";
+import type { AllowedIp, DeviceConfig, WgDevice, WgPeer } from "./containers.ts";
 
 /** The `set=1` request, keys in wg's fixed order. */
 export function buildSetRequest(c: DeviceConfig): string {

@@ -4,8 +4,9 @@
 // (resolver, key files, sleeping between resolver retries) comes in through ParseEnv.
 import {
   emptyDeviceConfig, emptyPeerConfig, type AllowedIp, type DeviceConfig, type PeerConfig, type WgDevice,
-} from "./uapi.ts";
-import { inetPton4, inetPton6, keyFromBase64 } from "./wgfmt.ts";
+} from "./containers.ts";
+import { keyFromBase64 } from "../encoding.ts";
+import { inetPton4, inetPton6 } from "../inet.ts";
 
 export type PortResult = { port: number } | { error: string };
 /** `retry` is false for permanent resolver failures (EAI_NONAME, EAI_FAIL, EAI_NODATA) and non-resolver errors. */

@@ -1,0 +1,62 @@
+// What `wg` reads from and sends to a WireGuard device, whichever backend carries it (UAPI or the
+// kernel's netlink), as wireguard-tools' containers.h: a device as read, and a change request.
+export interface AllowedIp {
+  family: 4 | 6;
+  /** 4 or 16 bytes, as written (host bits are kept; the daemon masks them). */
+  addr: Uint8Array;
+  cidr: number;
+}
+
+/** A device as read back from a daemon (what `wg show` prints). */
+export interface WgDevice {
+  /** Display name: the requested name truncated to 15 bytes. */
+  name: string;
+  privateKey: Uint8Array | null;
+  publicKey: Uint8Array | null;
+  listenPort: number;
+  fwmark: number;
+  peers: WgPeer[];
+}
+
+export interface WgPeer {
+  publicKey: Uint8Array;
+  /** null when the daemon reports the all-zero key. */
+  presharedKey: Uint8Array | null;
+  /** getnameinfo-numeric text: `1.2.3.4:5`, `[fe80::1%lo]:5`; null when unknown. */
+  endpoint: string | null;
+  lastHandshakeSec: bigint;
+  lastHandshakeNsec: bigint;
+  rxBytes: bigint;
+  txBytes: bigint;
+  persistentKeepalive: number;
+  allowedIps: AllowedIp[];
+}
+
+/** A change request (what `wg set`/setconf/addconf/syncconf send). Absent field = leave alone. */
+export interface DeviceConfig {
+  privateKey?: Uint8Array;
+  listenPort?: number;
+  fwmark?: number;
+  replacePeers: boolean;
+  peers: PeerConfig[];
+}
+
+export interface PeerConfig {
+  /** null while a config file's [Peer] has not named its key yet. */
+  publicKey: Uint8Array | null;
+  remove: boolean;
+  presharedKey?: Uint8Array;
+  /** Already resolved, numeric form as in WgPeer.endpoint. */
+  endpoint?: string;
+  persistentKeepalive?: number;
+  replaceAllowedIps: boolean;
+  allowedIps: AllowedIp[];
+}
+
+export function emptyDeviceConfig(): DeviceConfig {
+  return { replacePeers: false, peers: [] };
+}
+
+export function emptyPeerConfig(): PeerConfig {
+  return { publicKey: null, remove: false, replaceAllowedIps: false, allowedIps: [] };
+}
