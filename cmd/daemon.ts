@@ -5,14 +5,15 @@
 
 import { openSync } from "node:fs";
 import { READY_ENV, launchDaemon } from "./launch.ts";
-import type { Clock, DeviceEvent } from "../core/device-api.ts";
+import { DEFAULT_MTU, type Clock, type DeviceEvent } from "../core/device-api.ts";
 import type { Device } from "../core/device.ts";
 import { formatEndpoint } from "../core/peer.ts";
 import { setAead, setDh, setHash } from "../core/crypto.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
 import { libc } from "../platform/linux/libc.ts";
-import { DEFAULT_MTU, Tun } from "../platform/linux/tun.ts";
-import { listenUapi, socketInode, socketPath, type UapiListener } from "../platform/linux/uapi-listener.ts";
+import { Tun } from "../platform/linux/tun.ts";
+import { listenUapi, socketInode, type UapiListener } from "../platform/linux/uapi-listener.ts";
+import { socketPath } from "../platform/socket-path.ts";
 import { NetnsSwitch } from "../platform/linux/netns.ts";
 import { EndpointReresolver, RERESOLVE_DEFAULT_INTERVAL_MS, parseHostnameEndpoint, type HostnameEndpoint } from "../platform/reresolve.ts";
 

@@ -1,7 +1,8 @@
 // `wg events [<interface>]`: follow handshakes, endpoint changes and peer changes as JSON lines
 // (one object per line, see README "Events"), from one interface or from every userspace
 // interface present at start. Ends when every followed daemon has gone.
-import { listInterfaces, socketPath } from "../platform/uapi-client.ts";
+import { listInterfaces } from "../platform/uapi-client.ts";
+import { socketPath } from "../platform/socket-path.ts";
 import { subscribeEvents, type EventSubscription } from "../platform/events-client.ts";
 
 export async function wgEventsMain(argv0: string, args: string[]): Promise<number> {

@@ -1,6 +1,9 @@
 // The contract between the pure protocol engine (core/device.ts) and the daemon that wires it
 // to the OS (platform/). The engine never touches sockets, files or clocks itself.
 
+/** The tunnel MTU a new interface gets, as wireguard-go and the kernel choose it. */
+export const DEFAULT_MTU = 1420;
+
 /** A UDP endpoint. `ip` is the textual address ("192.0.2.1", "fd00::1"); family 4 or 6. */
 export interface Endpoint {
   family: 4 | 6;

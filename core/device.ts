@@ -3,7 +3,7 @@
 // through DeviceIO. The data path reuses preallocated buffers and does no per-packet allocation
 // (counters travel as numbers, never BigInt).
 import { clampPrivateKey, equal, generatePrivateKey, isZero, publicKey as derivePublic, randomBytes, tai64n } from "./crypto.ts";
-import type { DeviceEvent, DeviceIO, DeviceOptions, Clock, Endpoint, Engine, TxAccount } from "./device-api.ts";
+import { DEFAULT_MTU, type DeviceEvent, type DeviceIO, type DeviceOptions, type Clock, type Endpoint, type Engine, type TxAccount } from "./device-api.ts";
 import { AllowedIPs, formatPrefix } from "./allowedips.ts";
 import { RateLimiter } from "./ratelimiter.ts";
 import { CookieChecker } from "./cookie.ts";
@@ -42,7 +42,6 @@ import {
 } from "./timers.ts";
 import { handleUapi, handleUapiSession, type UapiReply } from "./uapi-server.ts";
 
-export const DEFAULT_MTU = 1420;
 /** Handshake messages waiting beyond this many are dropped (go's QueueHandshakeSize). */
 export const HANDSHAKE_QUEUE_SIZE = 1024;
 /**

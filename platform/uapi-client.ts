@@ -8,16 +8,11 @@ import { GET_REQUEST, buildSetRequest, parseGetResponse, parseSetResponse, respo
 import type { DeviceConfig } from "../core/tools/containers.ts";
 import { ECONNREFUSED, EINVAL, ENODEV, EOPNOTSUPP, EPROTONOSUPPORT, errnoFromCode } from "../core/errno.ts";
 import { linkList } from "./linux/rtnetlink.ts";
+import { SOCKET_DIR, socketPath } from "./socket-path.ts";
 import { formatDaemonEndpoint } from "./resolve.ts";
-
-export const SOCK_DIR = "/var/run/wireguard";
 
 /** Interface names are byte strings (one char per byte). */
 const bytes = (s: string) => Buffer.from(s, "latin1");
-
-export function socketPath(name: string): string {
-  return `${SOCK_DIR}/${name}.sock`;
-}
 
 function isSocketFile(path: string): boolean {
   try {
@@ -86,7 +81,7 @@ export async function listInterfaces(): Promise<{ ok: true; names: string[] } | 
   let entries: Buffer[];
   try {
     // Bun's readdir returns getdents order unsorted, which is what readdir(3) gives wg.
-    entries = readdirSync(bytes(SOCK_DIR), { encoding: "buffer" });
+    entries = readdirSync(bytes(SOCKET_DIR), { encoding: "buffer" });
   } catch (e) {
     const errno = errnoFromCode((e as NodeJS.ErrnoException).code);
     return errno === 2 ? { ok: true, names } : { ok: false, errno };

@@ -229,7 +229,8 @@ console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, gsoAfter: u.gso, t
 describe("UAPI listener", () => {
   test("socket mode 0700, several requests per connection, split writes, abrupt client", async () => {
     const sockDir = join(dir, "run");
-    const { listenUapi, socketPath } = await import("../platform/linux/uapi-listener.ts");
+    const { listenUapi } = await import("../platform/linux/uapi-listener.ts");
+    const { socketPath } = await import("../platform/socket-path.ts");
     const { statSync } = await import("node:fs");
     const path = socketPath("wgt-uapi0", sockDir);
     const seen: string[] = [];

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listenUapi, socketPath, type UapiListener } from "../platform/linux/uapi-listener.ts";
+import { listenUapi, type UapiListener } from "../platform/linux/uapi-listener.ts";
+import { socketPath } from "../platform/socket-path.ts";
 import { createDevice } from "../core/device.ts";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 

@@ -30,7 +30,6 @@ import {
   setIfMtu,
 } from "./libc.ts";
 
-export const DEFAULT_MTU = 1420;
 const IFF_VNET_HDR = 0x4000;
 export const VNET_HDR_LEN = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;

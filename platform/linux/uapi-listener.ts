@@ -12,12 +12,7 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import { E, SysError, libc } from "./libc.ts";
-
-export const SOCKET_DIR = "/var/run/wireguard";
-
-export function socketPath(iface: string, dir = SOCKET_DIR): string {
-  return `${dir}/${iface}.sock`;
-}
+import { SOCKET_DIR } from "../socket-path.ts";
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
