@@ -463,6 +463,11 @@ async function dispatch(prog: string, args: string[], o: Output): Promise<number
     o.flush();
     return (await import("./wg-events.ts")).wgEventsMain(Buffer.from(prog, "latin1").toString("utf8"), rest.map((a) => Buffer.from(a, "latin1").toString("utf8")));
   }
+  // Extension too: `allowed-ips` is no subcommand of the real wg.
+  if (cmd === "allowed-ips") {
+    o.flush();
+    return (await import("./wg-allowed-ips.ts")).wgAllowedIpsMain(Buffer.from(prog, "latin1").toString("utf8"), rest.map((a) => Buffer.from(a, "latin1").toString("utf8")));
+  }
   if (!SUBCOMMANDS.includes(cmd)) {
     o.err(`Invalid subcommand: \`${cmd}'\n`);
     o.err(usage(prog));

@@ -162,7 +162,7 @@ export function parseEndpoint(value: string, env: ParseEnv): string | null {
   }
 }
 
-function parseIp(value: string, env: ParseEnv): Uint8Array | null {
+function parseIp(value: string, env: Pick<ParseEnv, "err">): Uint8Array | null {
   const a = value.includes(":") ? inetPton6(value) : inetPton4(value);
   if (!a) env.err(`Unable to parse IP address: \`${value}'\n`);
   return a;
@@ -175,7 +175,7 @@ function hostBitsClear(ip: AllowedIp): boolean {
 }
 
 /** Appends to peer.allowedIps and sets replaceAllowedIps; `value` has no whitespace. */
-export function parseAllowedIps(peer: PeerConfig, value: string, env: ParseEnv): boolean {
+export function parseAllowedIps(peer: PeerConfig, value: string, env: Pick<ParseEnv, "err">): boolean {
   peer.replaceAllowedIps = true;
   if (!value.length) return true;
   for (const entry of value.split(",")) {
