@@ -2,9 +2,9 @@
 // subcommand"): prints on one line the minimal prefix list covering PREFIXES minus the --except
 // prefixes, in the form `wg showconf` prints after `AllowedIPs = ` (`0.0.0.0/1, 128.0.0.0/2`),
 // or an empty line when nothing is left. The arithmetic is core/tools/prefix-set.ts.
-import { defineCommand, parseArgs, renderUsage, type ArgsDef } from "citty";
+import type { ArgsDef } from "citty";
 import { formatPrefixList, parsePrefixLists, subtractPrefixes } from "../core/tools/prefix-set.ts";
-import { isatty } from "../platform/stdio.ts";
+import { parseOwnArgs, usageError } from "./own-args.ts";
 
 const ARGS = {
   prefixes: {
@@ -35,33 +35,12 @@ function exceptValues(raw: readonly string[]): string[] | null {
 
 export async function wgAllowedIpsMain(argv0: string, args: string[]): Promise<number> {
   const name = `${argv0} allowed-ips`;
-  const command = defineCommand({
-    meta: { name, description: "Print the fewest prefixes covering PREFIXES minus the --except prefixes, as one AllowedIPs line" },
-    args: ARGS,
-  });
-  const fail = (msg: string) => {
-    process.stderr.write(`${name}: ${msg}\nTry \`${name} --help'.\n`);
-    return 1;
-  };
-  if (args.includes("--help") || args.includes("-h")) {
-    const text = await renderUsage(command);
-    // citty colours its help whatever stdout is; keep escapes off pipes and files.
-    process.stdout.write((isatty(1) ? text : text.replace(/\x1b\[[0-9;]*m/g, "")) + "\n");
-    return 0;
-  }
-  let parsed;
-  try {
-    parsed = parseArgs(args, ARGS);
-  } catch (e) {
-    return fail(e instanceof Error ? e.message : String(e));
-  }
-  const unknown = Object.keys(parsed).find((k) => k !== "_" && k !== "except" && k !== "prefixes");
-  if (unknown !== undefined) return fail(`unknown option \`${unknown.length === 1 ? "-" : "--"}${unknown}'`);
-  const includeText = parsed._;
+  const parsed = await parseOwnArgs(name, "Print the fewest prefixes covering PREFIXES minus the --except prefixes, as one AllowedIPs line", ARGS, args);
+  if (typeof parsed === "number") return parsed;
   const exceptText = exceptValues(args);
-  if (exceptText === null) return fail("option `--except' needs a value");
+  if (exceptText === null) return usageError(name, "option `--except' needs a value");
   const err = (s: string) => process.stderr.write(s);
-  const include = parsePrefixLists(includeText, err);
+  const include = parsePrefixLists(parsed._, err);
   if (!include) return 1;
   const exclude = parsePrefixLists(exceptText, err);
   if (!exclude) return 1;
