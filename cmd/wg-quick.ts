@@ -110,7 +110,8 @@ function die(prog: string, msg: string): never {
   throw new Exit(1);
 }
 
-function parseOptions(prog: string, arg: string): Options {
+/** CONFIG_FILE|INTERFACE as the reference finds it: the resolved file and the interface name. */
+export function configFileOf(prog: string, arg: string): { configFile: string; iface: string } {
   let configFile = arg;
   if (NAME_RE.test(configFile)) configFile = `/etc/wireguard/${configFile}.conf`;
   if (!existsSync(Buffer.from(configFile, "latin1"))) die(prog, `\`${configFile}' does not exist`);
@@ -126,6 +127,11 @@ function parseOptions(prog: string, arg: string): Options {
   } catch {
     // stat failing leaves bash's arithmetic empty; nothing sensible to warn about
   }
+  return { configFile, iface };
+}
+
+function parseOptions(prog: string, arg: string): Options {
+  const { configFile, iface } = configFileOf(prog, arg);
   const o: Options = {
     prog,
     configFile,
@@ -1073,6 +1079,15 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
     return 0;
   }
   const cmd = args[0];
+  // `qr` is ours too (cmd/wg-quick-qr.ts); it only reads the file, so it needs no root.
+  if (cmd === "qr") {
+    try {
+      return await (await import("./wg-quick-qr.ts")).wgQuickQrMain(prog, args.slice(1), configFileOf);
+    } catch (e) {
+      if (e instanceof Exit) return e.code;
+      throw e;
+    }
+  }
   // `reload` is ours; the usage text stays the reference's byte for byte.
   if (args.length !== 2 || (cmd !== "up" && cmd !== "down" && cmd !== "save" && cmd !== "strip" && cmd !== "reload")) {
     usage(prog);
