@@ -126,7 +126,9 @@ function snapshot(ns: Netns): Snapshot {
   return {
     links: sh("ip -o link | sed 's/ qlen [0-9]*//; s/link\\/[a-z]* .*//'"),
     addrs: sh("ip addr"),
-    routes: sh("ip -d -4 route show table all; ip -d -6 route show table all"),
+    // Line order within a table follows insertion order, which for the link-local routes of the
+    // veth pair depends on when each end gets carrier: compare the set of routes.
+    routes: sh("ip -d -4 route show table all; ip -d -6 route show table all").split("\n").sort().join("\n"),
     rules: sh("ip -d -4 rule; ip -d -6 rule"),
     nft: sh("nft list ruleset"),
     xtables: sh("{ iptables-save; ip6tables-save; } | grep -v '^#'"),
