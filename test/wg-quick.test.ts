@@ -403,6 +403,52 @@ describe("wg-quick with our own daemon", () => {
   test("full tunnel: same state and lines as the reference with wireguard-go", () => compare({ conf: FULL }, ["orig", "daemon"]), TIMEOUT);
 });
 
+describe("the kernel module first, userspace as the fallback (this host has no wireguard module)", () => {
+  const fallbackLines = (iface: string) => [
+    `[#] ip link add ${iface} type wireguard`,
+    "Error: Unknown device type.",
+    "[!] Missing WireGuard kernel module. Falling back to slow userspace implementation.",
+    `[#] wireguard-go ${iface}`,
+  ];
+
+  test("`ip link add IF type wireguard` is refused here; ours, with wireguard-go or our daemon, falls back with the reference's lines", async () => {
+    expect(existsSync("/sys/module/wireguard")).toBe(false);
+    const probe = newNs("nomod").run(["ip", "link", "add", "wqprobe", "type", "wireguard"]);
+    expect(probe).toEqual({ code: 2, stdout: "", stderr: "Error: Unknown device type.\n" });
+    const r = await compare({ conf: SPLIT }, ["orig", "ours", "daemon"]);
+    const iface = /^\[#\] ip link add (\S+) type wireguard$/m.exec(r.orig!.up.stderr)![1]!;
+    for (const side of ["orig", "ours", "daemon"]) expect(r[side]!.up.stderr.split("\n").slice(0, 4)).toEqual(fallbackLines(iface));
+  }, TIMEOUT);
+
+  test("WG_QUICK_PREFER_USERSPACE=1: no `ip link add`, the userspace line first, then state and lines as the reference's", async () => {
+    const iface = ifname();
+    const env = { WG_QUICK_PREFER_USERSPACE: "1" };
+    const orig = await play("orig", { conf: FULL, env }, iface);
+    const skipped = `${fallbackLines(iface).slice(0, 3).join("\n")}\n`;
+    expect(orig.up.stderr).toStartWith(skipped);
+    for (const side of ["ours", "daemon"] as const) {
+      const r = await play(side, { conf: FULL, env }, iface);
+      expect(r.up.stderr).toStartWith(`[#] wireguard-go ${iface}\n[#] wg setconf ${iface} /dev/fd/63\n`);
+      expect({ side, ...r }).toEqual({ side, ...orig, up: { ...orig.up, stderr: orig.up.stderr.slice(skipped.length) } });
+    }
+  }, TIMEOUT);
+
+  test("WG_QUICK_PREFER_USERSPACE=1 and an implementation not in PATH: bash's message for it, then the teardown", async () => {
+    const iface = ifname();
+    const ns = hostNs("pref");
+    const before = snapshot(ns);
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, SPLIT.replace(/^DNS.*\n/m, ""), { mode: 0o600 });
+    const r = runSide("ours", ns, ["up", path], iface, { WG_QUICK_PREFER_USERSPACE: "1", WG_QUICK_USERSPACE_IMPLEMENTATION: "wgq-no-such-impl" });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toStartWith(`[#] wgq-no-such-impl ${iface}\n`);
+    expect(r.stderr).toContain(": line 32: wgq-no-such-impl: command not found\n");
+    expect(r.stderr).toContain(`[#] ip link delete dev ${iface}\n`);
+    expect(r.stderr).not.toContain("ip link add");
+    expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
+});
+
 describe("wg-quick command line and errors: reference vs ours", () => {
   const iface = ifname();
   const cases: { name: string; args: (p: string) => string[]; prep?: () => void }[] = [

@@ -1,7 +1,8 @@
 // add_if, del_if and set_mtu_up of the reference (add_addr is ip.addressAdd). add_if asks the
-// kernel for a WireGuard link first, as the reference does; where that fails (no module), a
-// userspace implementation creates the link instead: our daemon, or the command
-// WG_QUICK_USERSPACE_IMPLEMENTATION names.
+// kernel for a WireGuard link first, as the reference does; where that fails (no module) or
+// WG_QUICK_PREFER_USERSPACE asks for it, a userspace implementation creates the link instead:
+// our daemon, or the command WG_QUICK_USERSPACE_IMPLEMENTATION names. Everything after add_if
+// works on either kind of link through the same wg backend.
 import { existsSync } from "node:fs";
 import { wireguardModuleLoaded } from "../../platform/linux/kernel.ts";
 import { socketPath } from "../../platform/socket-path.ts";
@@ -16,29 +17,41 @@ import { device, getFwmark } from "./wg.ts";
 
 const FALLBACK = "[!] Missing WireGuard kernel module. Falling back to slow userspace implementation.\n";
 
+/** Our extension: WG_QUICK_PREFER_USERSPACE=1 skips the kernel module even where it is loaded. */
+const preferUserspace = () => {
+  const v = process.env.WG_QUICK_PREFER_USERSPACE;
+  return v !== undefined && v !== "" && v !== "0";
+};
+
 export async function addIf(q: Quick): Promise<void> {
+  if (preferUserspace()) return await addUserspaceIf(q);
   if (ip.linkAddWireguard(q)) return;
+  // The reference gives up here with the status of a negated test, 0 (then tears down), when
+  // the module is there or the implementation the user named is not.
   const impl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
-  if (impl) return await addIfWith(q, impl);
-  // The reference gives up here with the status of a negated test, 0 (then tears down).
-  if (wireguardModuleLoaded()) q.fail(0);
-  const launch = selfCommand("daemon", [q.iface]);
+  if (wireguardModuleLoaded() || (impl && Bun.which(impl) === null)) q.fail(0);
   err(FALLBACK);
-  q.cmd(launch.cmd.join(" "));
-  // What `wg daemon IFACE` would do, without that launcher process in between.
-  q.check(await launchDaemon(launch.cmd, launch.argv0));
-  await socketCreated(q);
+  await addUserspaceIf(q);
 }
 
-/** The userspace implementation the user named: `cmd IMPL IF`. */
-async function addIfWith(q: Quick, impl: string): Promise<void> {
-  const exe = Bun.which(impl);
-  // The reference gives up silently (status 0) when the module is there or IMPL is not.
-  if (wireguardModuleLoaded() || exe === null) q.fail(0);
-  err(FALLBACK);
-  q.cmd(`${impl} ${q.iface}`);
-  const p = Bun.spawn([exe, q.iface], { argv0: impl, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
-  q.check(await p.exited);
+/** `cmd IMPL IF`: the implementation WG_QUICK_USERSPACE_IMPLEMENTATION names, else our daemon. */
+async function addUserspaceIf(q: Quick): Promise<void> {
+  const impl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
+  if (impl) {
+    q.cmd(`${impl} ${q.iface}`);
+    const exe = Bun.which(impl);
+    if (exe === null) {
+      q.notFound(impl);
+      q.fail(127);
+    }
+    const p = Bun.spawn([exe, q.iface], { argv0: impl, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    q.check(await p.exited);
+  } else {
+    const launch = selfCommand("daemon", [q.iface]);
+    q.cmd(launch.cmd.join(" "));
+    // What `wg daemon IFACE` would do, without that launcher process in between.
+    q.check(await launchDaemon(launch.cmd, launch.argv0));
+  }
   await socketCreated(q);
 }
 
