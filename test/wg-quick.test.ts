@@ -153,6 +153,10 @@ function hostNs(label: string, extra: string[] = []): Netns {
     [
       "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
       "ip link add eth0 address 02:00:00:00:00:01 type veth peer name eth0peer address 02:00:00:00:00:02",
+      // eth0peer only gives eth0 its carrier. Without IPv6 on it, the kernel has no second
+      // link-local route whose place in the table (first come as carrier arrives) could differ
+      // between twin namespaces.
+      "sysctl -qw net.ipv6.conf.eth0peer.disable_ipv6=1",
       "ip link set eth0 mtu 1460 up",
       "ip link set eth0peer up",
       "ip addr add 198.51.100.2/24 dev eth0",
@@ -163,11 +167,11 @@ function hostNs(label: string, extra: string[] = []): Netns {
       ...extra,
     ].join(" && "),
   );
-  // Carrier (and with it the link-local addresses and their routes) arrives asynchronously via
+  // Carrier (and with it eth0's link-local address and its routes) arrives asynchronously via
   // linkwatch; snapshots taken before that would differ from later ones.
   for (let i = 0; i < 150; i++) {
     const ll = ns.run(["ip", "-o", "-6", "route", "show", "table", "local"]).stdout.match(/local fe80::/g)?.length ?? 0;
-    if (ll >= 2) break;
+    if (ll >= 1) break;
     Bun.sleepSync(20);
   }
   return ns;
@@ -399,6 +403,52 @@ describe("signals during up: reference vs ours", () => {
 describe("wg-quick with our own daemon", () => {
   test("split tunnel: same state and lines as the reference with wireguard-go", () => compare({ conf: SPLIT }, ["orig", "daemon"]), TIMEOUT);
   test("full tunnel: same state and lines as the reference with wireguard-go", () => compare({ conf: FULL }, ["orig", "daemon"]), TIMEOUT);
+});
+
+describe("the kernel module first, userspace as the fallback (this host has no wireguard module)", () => {
+  const fallbackLines = (iface: string) => [
+    `[#] ip link add ${iface} type wireguard`,
+    "Error: Unknown device type.",
+    "[!] Missing WireGuard kernel module. Falling back to slow userspace implementation.",
+    `[#] wireguard-go ${iface}`,
+  ];
+
+  test("`ip link add IF type wireguard` is refused here; ours, with wireguard-go or our daemon, falls back with the reference's lines", async () => {
+    expect(existsSync("/sys/module/wireguard")).toBe(false);
+    const probe = newNs("nomod").run(["ip", "link", "add", "wqprobe", "type", "wireguard"]);
+    expect(probe).toEqual({ code: 2, stdout: "", stderr: "Error: Unknown device type.\n" });
+    const r = await compare({ conf: SPLIT }, ["orig", "ours", "daemon"]);
+    const iface = /^\[#\] ip link add (\S+) type wireguard$/m.exec(r.orig!.up.stderr)![1]!;
+    for (const side of ["orig", "ours", "daemon"]) expect(r[side]!.up.stderr.split("\n").slice(0, 4)).toEqual(fallbackLines(iface));
+  }, TIMEOUT);
+
+  test("WG_QUICK_PREFER_USERSPACE=1: no `ip link add`, the userspace line first, then state and lines as the reference's", async () => {
+    const iface = ifname();
+    const env = { WG_QUICK_PREFER_USERSPACE: "1" };
+    const orig = await play("orig", { conf: FULL, env }, iface);
+    const skipped = `${fallbackLines(iface).slice(0, 3).join("\n")}\n`;
+    expect(orig.up.stderr).toStartWith(skipped);
+    for (const side of ["ours", "daemon"] as const) {
+      const r = await play(side, { conf: FULL, env }, iface);
+      expect(r.up.stderr).toStartWith(`[#] wireguard-go ${iface}\n[#] wg setconf ${iface} /dev/fd/63\n`);
+      expect({ side, ...r }).toEqual({ side, ...orig, up: { ...orig.up, stderr: orig.up.stderr.slice(skipped.length) } });
+    }
+  }, TIMEOUT);
+
+  test("WG_QUICK_PREFER_USERSPACE=1 and an implementation not in PATH: bash's message for it, then the teardown", async () => {
+    const iface = ifname();
+    const ns = hostNs("pref");
+    const before = snapshot(ns);
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, SPLIT.replace(/^DNS.*\n/m, ""), { mode: 0o600 });
+    const r = runSide("ours", ns, ["up", path], iface, { WG_QUICK_PREFER_USERSPACE: "1", WG_QUICK_USERSPACE_IMPLEMENTATION: "wgq-no-such-impl" });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toStartWith(`[#] wgq-no-such-impl ${iface}\n`);
+    expect(r.stderr).toContain(": line 32: wgq-no-such-impl: command not found\n");
+    expect(r.stderr).toContain(`[#] ip link delete dev ${iface}\n`);
+    expect(r.stderr).not.toContain("ip link add");
+    expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
 });
 
 describe("wg-quick command line and errors: reference vs ours", () => {

@@ -742,26 +742,6 @@ export function ruleList(family: number): Rule[] {
   });
 }
 
-/**
- * The line `ip rule show` prints for a rule, reduced to what wg-quick's substring tests look at:
- * "[not ]from all|SRC [to DST] [fwmark M[/K]] ... lookup NAME [suppress_prefixlength N]".
- */
-export function ruleText(r: Rule): string {
-  const pfx = (p: Prefix) => (p.len === p.addr.length * 8 ? formatAddr(p.addr) : `${formatAddr(p.addr)}/${p.len}`);
-  let s = `${r.priority}:\t${r.invert ? "not " : ""}from ${r.src ? pfx(r.src) : "all"}`;
-  if (r.dst) s += ` to ${pfx(r.dst)}`;
-  if (r.tos) s += ` tos ${r.tos}`;
-  if (r.fwmark !== null || r.fwmask !== null) {
-    s += ` fwmark 0x${(r.fwmark ?? 0).toString(16)}`;
-    if (r.fwmask !== null && r.fwmask !== 0xffffffff) s += `/0x${r.fwmask.toString(16)}`;
-  }
-  if (r.iif !== null) s += ` iif ${r.iif}`;
-  if (r.oif !== null) s += ` oif ${r.oif}`;
-  if (r.action === FR_ACT_TO_TBL) s += ` lookup ${tableName(r.table)}`;
-  if (r.suppressPrefixlen !== null) s += ` suppress_prefixlength ${r.suppressPrefixlen}`;
-  return s;
-}
-
 /** if_nametoindex: 0 when there is no such link. */
 export function nameToIndex(name: string): number {
   const e = new TextEncoder().encode(name);

@@ -6,13 +6,13 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import QRCode from "qrcode";
 import type { ArgsDef } from "citty";
-import { configLines, stripSpaces } from "../core/tools/config.ts";
-import { QUIET_ZONE, qrHalfBlocks } from "../core/tools/qr-text.ts";
-import { errnoFromCode, strerror } from "../core/errno.ts";
-import { parseOwnArgs, usageError } from "./own-args.ts";
+import { configLines, stripSpaces } from "../../core/tools/config.ts";
+import { QUIET_ZONE, qrHalfBlocks } from "../../core/tools/qr-text.ts";
+import { errnoFromCode, strerror } from "../../core/errno.ts";
+import { parseOwnArgs, usageError } from "../own-args.ts";
+import { configFileOf } from "./options.ts";
 
 /** wg-quick's lookup of its argument (an interface name means /etc/wireguard/NAME.conf). */
-export type ConfigFileOf = (prog: string, arg: string) => { configFile: string; iface: string };
 
 const ARGS = {
   config: { type: "positional", required: true, description: "A config file NAME.conf, or an interface name (/etc/wireguard/NAME.conf)" },
@@ -29,7 +29,7 @@ function hasPrivateKey(text: string): boolean {
 }
 
 /** `prog` is wg-quick's name for messages; args follow the word `qr`. */
-export async function wgQuickQrMain(prog: string, args: string[], configFileOf: ConfigFileOf): Promise<number> {
+export async function wgQuickQrMain(prog: string, args: string[]): Promise<number> {
   const name = `${prog} qr`;
   const parsed = await parseOwnArgs(name, "Show a config file as a QR code (for the WireGuard mobile apps)", ARGS, args);
   if (typeof parsed === "number") return parsed;
