@@ -187,9 +187,17 @@ let initrd: string | null = null;
 let initrdDir: string | null = null;
 /** Temp dirs of VMs not shut down yet (the lab kills their qemu; this removes the files). */
 const liveDirs = new Set<string>();
-process.on("exit", () => {
+const removeDirs = () => {
   for (const d of [...liveDirs, initrdDir]) if (d) rmSync(d, { recursive: true, force: true });
-});
+  liveDirs.clear();
+  initrdDir = initrd = null;
+};
+// Under `bun test` (no "exit" event there) they go with the test file's afterAll.
+try {
+  (await import("bun:test")).afterAll(removeDirs);
+} catch {
+  process.on("exit", removeDirs);
+}
 
 /** Builds (once per process) the initramfs for `k` in a temp dir; returns the cpio path. */
 function buildInitramfs(k: Kernel): string {
