@@ -6,7 +6,7 @@
 //   const vm = await bootVm({ lab, name: "k" });  // TAP in a fresh namespace, guest addressed
 //   await vm.sh("ip link add wg0 type wireguard && wg show wg0");  // { code, stdout, stderr, stdoutBytes }
 //   vm.ns.sh("ping -c1 " + vm.guest4);           // vm.ns: the host side of the TAP (tap0)
-//   const exe = guestExecutable(vm);             // our compiled executable, same path in the guest
+//   const exe = await guestExecutable(vm);       // our compiled executable, copied into the guest
 //   await vm.shutdown();                         // also done by lab.cleanup() (qemu is its child)
 //
 // The guest: the host's root filesystem, shared read-only over virtio-9p, is the guest's root
@@ -179,7 +179,11 @@ echo "wgt-agent: ready $(uname -r)"
 echo ready >&3
 while read -r id <&3; do
   [ "$id" = exit ] && break
-  ( /bin/sh "$D/$id.sh" < "$D/$id.in" > "$D/$id.out" 2> "$D/$id.err" 3>&-; echo "$id $?" >&3 ) &
+  (
+    umask 077 # for the output files; the command gets a login shell's 022
+    { umask 022; /bin/sh "$D/$id.sh"; } < "$D/$id.in" > "$D/$id.out" 2> "$D/$id.err" 3>&-
+    echo "$id $?" >&3
+  ) &
 done
 `;
 
@@ -270,6 +274,7 @@ async function start(ns: Netns, k: Kernel, accel: "kvm" | "tcg", dir: string, sh
   const proc = ns.spawn(qemuArgv(k, accel, dir, shared, memMiB));
   const fail = async (why: string): Promise<never> => {
     await proc.kill(1000);
+    await Bun.sleep(100); // let the pipes deliver qemu's last words
     throw new Error(`guest (${accel}) ${why}\nqemu: ${proc.output().slice(-2000)}\nconsole tail:\n${readConsole(dir).slice(-4000)}`);
   };
   const end = Date.now() + timeoutMs;
@@ -278,20 +283,25 @@ async function start(ns: Netns, k: Kernel, accel: "kvm" | "tcg", dir: string, sh
   let buf = "";
   let onLine: (line: string) => void = () => {};
   let ready = false;
-  const sock = await Bun.connect({
-    unix: join(dir, "ctl.sock"),
-    socket: {
-      data(_s, chunk) {
-        buf += chunk.toString("latin1");
-        for (let i; (i = buf.indexOf("\n")) >= 0; ) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (line === "ready") ready = true;
-          else onLine(line);
-        }
+  let sock: Socket<undefined>;
+  try {
+    sock = await Bun.connect({
+      unix: join(dir, "ctl.sock"),
+      socket: {
+        data(_s, chunk) {
+          buf += chunk.toString("latin1");
+          for (let i; (i = buf.indexOf("\n")) >= 0; ) {
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 1);
+            if (line === "ready") ready = true;
+            else onLine(line);
+          }
+        },
       },
-    },
-  });
+    });
+  } catch (e) {
+    return fail(`control socket: ${(e as Error).message}`);
+  }
   if (!(await waitFor(() => ready || exited(), Math.max(0, end - Date.now()), 50))) {
     sock.end();
     return fail(`not ready within ${timeoutMs} ms`);
@@ -341,7 +351,8 @@ export async function bootVm(opts: BootOpts): Promise<Vm> {
       } catch (e) {
         if (kvmUsable === true) throw e;
         kvmUsable = false;
-        const why = String((e as Error).message).split("\n").find((l) => l.startsWith("qemu-system")) ?? String((e as Error).message).split("\n")[0];
+        const lines = String((e as Error).message).split("\n");
+        const why = lines.find((l) => l.startsWith("qemu-system")) ?? lines[0];
         console.log(`kernel VM: TCG (KVM unusable: ${why})`);
       }
     }
@@ -423,17 +434,21 @@ export async function bootVm(opts: BootOpts): Promise<Vm> {
 }
 
 /**
- * Our compiled executable (lib-nobody's private build, once per test file), linked into the
- * VM's shared directory so the same path works in the guest.
+ * Our compiled executable (lib-nobody's private build, once per test file) copied into the
+ * guest's /tmp, with wg-quick linked to it; returns its path inside the guest. (Run from the
+ * uncached 9p share, every page fault of the ~100 MB file is a round trip: tens of seconds.)
  */
-export function guestExecutable(vm: Vm): string {
-  const dst = join(vm.shared, "wg");
-  if (existsSync(dst)) return dst;
-  const src = nobodyExecutable();
-  try {
-    linkSync(src, dst);
-  } catch {
-    copyFileSync(src, dst);
+export async function guestExecutable(vm: Vm): Promise<string> {
+  const dst = join(vm.shared, "wgts");
+  if (!existsSync(dst)) {
+    const src = nobodyExecutable();
+    try {
+      linkSync(src, dst);
+    } catch {
+      copyFileSync(src, dst);
+    }
   }
-  return dst;
+  await vm.ok(`test -x ${GUEST_EXE} || { mkdir -p ${GUEST_EXE.replace(/\/wg$/, "")} && cp ${dst} ${GUEST_EXE} && ln -s wg ${GUEST_EXE}-quick; }`, { timeoutMs: 120_000 });
+  return GUEST_EXE;
 }
+const GUEST_EXE = "/tmp/wgts/wg";
