@@ -144,6 +144,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 say() { echo "wgt-init: $*" > /dev/console; }
+say "loading modules"
 for m in $(cat /modules.order); do insmod "/modules/$m" || say "insmod $m failed"; done
 shared=$(sed -n 's/.*wgt\\.shared=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /newroot || say "mounting the host root failed"
@@ -157,6 +158,7 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
 mkdir -p "/newroot$shared"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 shared "/newroot$shared" || say "mounting the shared directory failed"
+say "starting the agent"
 chroot /newroot /bin/sh "$shared/.agent.sh" "$shared" < /dev/null > /dev/console 2>&1
 say "agent ended"
 sync
