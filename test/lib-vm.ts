@@ -368,10 +368,14 @@ export async function bootVm(opts: BootOpts): Promise<Vm> {
   const { proc, sock } = s;
 
   let next = 0;
-  const pending = new Map<string, (code: number) => void>();
+  const pending = new Map<string, { resolve: (code: number) => void; reject: (e: Error) => void }>();
   s.lines((line) => {
     const [id, code] = line.split(" ");
-    pending.get(id!)?.(Number(code));
+    pending.get(id!)?.resolve(Number(code));
+  });
+  // A guest that dies fails its pending commands at once, with its console.
+  void proc.exited.then(() => {
+    for (const p of pending.values()) p.reject(new Error(`VM exited during a command\nconsole tail:\n${readConsole(dir).slice(-3000)}`));
   });
   let down = false;
   let lastConsole = "";
@@ -384,7 +388,7 @@ export async function bootVm(opts: BootOpts): Promise<Vm> {
     const timeoutMs = o.timeoutMs ?? 60_000;
     let timer: Timer | undefined;
     const code = await new Promise<number>((resolve, reject) => {
-      pending.set(id, resolve);
+      pending.set(id, { resolve, reject });
       timer = setTimeout(() => reject(new Error(`guest command timed out after ${timeoutMs} ms: ${script.slice(0, 200)}`)), timeoutMs);
       sock.write(`${id}\n`);
     }).finally(() => {
