@@ -10,7 +10,7 @@ import { existsSync, readFileSync, realpathSync, renameSync, statSync, writeFile
 import { basename, dirname } from "node:path";
 import { fieldOfDevice, showconfDevice } from "../core/tools/show.ts";
 import { strerror as wgStrerror } from "../core/errno.ts";
-import { getDevice, listInterfaces } from "../platform/uapi-client.ts";
+import { getDevice, listInterfaces } from "../platform/ipc.ts";
 import { socketPath } from "../platform/socket-path.ts";
 import * as rt from "../platform/linux/rtnetlink.ts";
 import {
