@@ -1,7 +1,7 @@
 // Client side of the cross-platform UAPI text protocol, as wireguard-tools' ipc-uapi.h speaks it:
 // build the `set=1` request from a parsed configuration, and parse a `get=1` answer into a device.
 import { publicKey } from "../crypto.ts";
-import { EPROTO } from "../errno.ts";
+import { ENETUNREACH, EPROTO } from "../errno.ts";
 import { isZeroKey, keyFromHex, keyToHex } from "../encoding.ts";
 import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../inet.ts";
 import type { AllowedIp, DeviceConfig, WgDevice, WgPeer } from "./containers.ts";
@@ -15,6 +15,7 @@ export function buildSetRequest(c: DeviceConfig): string {
   if (c.replacePeers) s += "replace_peers=true\n";
   for (const p of c.peers) {
     s += `public_key=${keyToHex(p.publicKey ?? new Uint8Array(32))}\n`;
+    if (p.updateOnly) s += "update_only=true\n";
     if (p.remove) {
       s += "remove=true\n";
       continue;
@@ -136,7 +137,7 @@ export function parseGetResponse(text: string, name: string, formatEndpoint: End
         port = value.slice(end + 1);
       }
       const ep = formatEndpoint(host, port);
-      if (ep === null) return { ok: false, errno: 101 /* ENETUNREACH, as the reference sets */ };
+      if (ep === null) return { ok: false, errno: ENETUNREACH /* as the reference sets */ };
       peer.endpoint = ep;
     } else if (peer && key === "persistent_keepalive_interval") {
       const n = num(value, U16);
