@@ -14,10 +14,12 @@
 // does not pay for reads that would only say EAGAIN. Not tried, by reasoning: poll(0) from setImmediate burns a
 // core while idle; node:fs reads cost a threadpool hop per packet.
 
-import type { DeviceEvent, DeviceIO, Endpoint, Engine, TxAccount } from "../../core/device-api.ts";
-import { E, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
+import type { DeviceEvent, DeviceIO, Engine, TxAccount, UapiReply } from "../../core/device-api.ts";
+import type { Endpoint } from "../../core/endpoint.ts";
+import { EBADF, EBADFD, EIO, ENODEV } from "../../core/errno.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
 import type { Tun } from "./tun.ts";
-import { BATCH, Udp } from "./udp.ts";
+import { BATCH, Udp, scopeName } from "./udp.ts";
 
 export type LogLevel = "silent" | "error" | "verbose" | "debug";
 export type Logger = (level: "error" | "verbose" | "debug", msg: string) => void;
@@ -149,8 +151,8 @@ export class LinuxIO implements DeviceIO {
     }
   }
 
-  clearSrc(ep: Endpoint): void {
-    this.udp.clearSrc(ep);
+  scopeName(scope: number): string {
+    return scopeName(scope);
   }
 
   log(level: "error" | "verbose" | "debug", msg: string): void {
@@ -257,14 +259,8 @@ export class LinuxIO implements DeviceIO {
    * Runs one UAPI request through the engine, then flushes what it queued and re-arms timers.
    * `close`: the connection must be closed after the response (an unknown operation, like go).
    */
-  uapi(request: string): { response: string; close: boolean } {
-    const engine = this.engine!;
-    let res: { response: string; close: boolean };
-    if (engine.uapiSession) res = engine.uapiSession(request);
-    else {
-      const response = engine.uapi(request);
-      res = { response, close: response === "" };
-    }
+  uapi(request: string): UapiReply {
+    const res = this.engine!.uapi(request);
     this.udp.flush();
     this.schedule();
     return res;
@@ -359,7 +355,7 @@ export class LinuxIO implements DeviceIO {
         const n = tun.receive(this.onTun);
         if (n === 0) break;
         if (n < 0) {
-          if (n === -E.EBADFD || n === -E.EIO || n === -E.EBADF) {
+          if (n === -EBADFD || n === -EIO || n === -EBADF) {
             udp.flush();
             this.stop("interface removed");
             return;
@@ -379,7 +375,7 @@ export class LinuxIO implements DeviceIO {
 
   private drainNetlink(): void {
     let any = false;
-    while (Number(libc.recv(this.nlFd, this.nlBuf, this.nlBuf.length, 0x40)) > 0) any = true;
+    while (Number(libc.recv(this.nlFd, this.nlBuf, this.nlBuf.length, MSG_DONTWAIT)) > 0) any = true;
     if (any) this.checkLink();
   }
 
@@ -394,7 +390,7 @@ export class LinuxIO implements DeviceIO {
     const engine = this.engine!;
     const flags = this.tun.flags();
     if (flags < 0) {
-      if (flags === -E.ENODEV) this.stop("interface removed");
+      if (flags === -ENODEV) this.stop("interface removed");
       return;
     }
     const up = (flags & IFF_UP) !== 0;
