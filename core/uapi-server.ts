@@ -130,9 +130,9 @@ class LineReader {
 }
 
 /**
- * ASCII text written straight into bytes. A `get` of 10,000 peers is ~5 MB; built as a string
- * rope of ~100,000 pieces and then UTF-8 encoded for the socket it cost 60-90 ms, written here
- * and decoded once as Latin-1 (a flat 8-bit string, cheap to encode again) it costs a fraction.
+ * ASCII text written straight into bytes, then decoded once as Latin-1: a `get` of many peers
+ * is megabytes in ~10 pieces per peer, and a flat 8-bit string is cheap to encode for the
+ * socket, where a rope of that many pieces is not.
  */
 class AsciiWriter {
   buf = new Uint8Array(1 << 16);

@@ -1,8 +1,8 @@
 // JIT warm-up for a freshly started daemon. JavaScriptCore compiles hot functions in tiers, so
-// the first few hundred packets of a new process run through slow code (measured: ~300 us per
-// packet instead of ~15 us, and a background compiler busy for ~20 s). Pushing packets through a
-// private pair of engines, with the same functions the real device uses, gets the data path
-// compiled before real traffic arrives. Pure: in-memory link, injected fake clock.
+// the first packets of a new process run through its interpreter and baseline code, many times
+// slower than the optimised code that follows. Pushing packets through a private pair of
+// engines, with the same functions the real device uses, gets the data path compiled before
+// real traffic arrives. Pure: in-memory link, injected fake clock.
 import { generatePrivateKey, publicKey } from "./crypto.ts";
 import type { DeviceIO } from "./device-api.ts";
 import { createDevice, type Device } from "./device.ts";
