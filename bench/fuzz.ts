@@ -77,11 +77,11 @@ run(
   run(
     "UAPI server",
     fc.property(uapiRequest, (req) => {
-      const res = bounded(() => w.b.dev.uapi(req));
+      const res = bounded(() => w.b.dev.uapi(req).response);
       return typeof res === "string" && /^((?:[a-z_]+=[^\n]*\n)*errno=-?\d+\n\n)*$/.test(res);
     }),
   );
-  const real = w.a.dev.uapi("get=1\n\n");
+  const real = w.a.dev.uapi("get=1\n\n").response;
   run(
     "UAPI client",
     fc.property(fc.oneof(fc.string({ maxLength: 300 }), fc.nat().chain((n) => fc.string({ maxLength: 4 }).map((v) => real.slice(0, n % real.length) + v + real.slice((n % real.length) + 1)))), (text) => {

@@ -2,8 +2,7 @@
 // handshake messages; CookieGenerator is per peer, for the messages we send to that peer.
 import { hchacha } from "@noble/ciphers/chacha.js";
 import { aeadSeal, hash, mac, xaeadOpen } from "./crypto.ts";
-import { parseIp } from "./allowedips.ts";
-import type { Endpoint } from "./device-api.ts";
+import type { Endpoint } from "./endpoint.ts";
 import { readU32, writeU32, MSG_COOKIE_REPLY, COOKIE_REPLY_LEN, INITIATION_LEN } from "./noise.ts";
 
 const enc = new TextEncoder();
@@ -17,21 +16,6 @@ const ZERO16 = new Uint8Array(16);
 /** "expand 32-byte k" as little-endian words, HChaCha20's constants. */
 const SIGMA = Uint32Array.of(0x61707865, 0x3320646e, 0x79622d32, 0x6b206574);
 
-/**
- * Bytes that identify a packet source for the cookie: IP address then UDP port big-endian
- * (the kernel layout; private to us since only we recompute our cookies).
- */
-export function sourceBytes(src: Endpoint): Uint8Array {
-  const pct = src.ip.indexOf("%");
-  const ip = parseIp(pct === -1 ? src.ip : src.ip.slice(0, pct));
-  const addr = ip ? ip.addr : new Uint8Array(src.family === 4 ? 4 : 16);
-  const out = new Uint8Array(addr.length + 2);
-  out.set(addr);
-  out[addr.length] = (src.port >>> 8) & 0xff;
-  out[addr.length + 1] = src.port & 0xff;
-  return out;
-}
-
 // A flood of initiations with a valid mac1 is answered with cookie replies, thousands a second:
 // that path works in fixed scratch buffers (mac inputs, source bytes, HChaCha20 state) so only
 // a few short-lived arrays per message are left to the GC. Views into a buffer are made once,
@@ -44,10 +28,9 @@ export class CookieChecker {
   /** Copy of the bytes a mac covers; views of it by length in macViews. */
   private readonly macIn = new Uint8Array(INITIATION_LEN);
   private readonly macViews: Uint8Array[] = [];
-  /** Source bytes (IPv4 6 bytes, IPv6 18) for the cookie. */
+  /** The source's address and port (Endpoint.dstToBytes: IPv4 6 bytes, IPv6 18) for the cookie. */
   private readonly src = new Uint8Array(18);
   private readonly src4 = this.src.subarray(0, 6);
-  private readonly src6 = this.src;
   private readonly cookieKey32 = new Uint32Array(8);
   private readonly nonce32 = new Uint32Array(4);
   private readonly subkey32 = new Uint32Array(8);
@@ -88,37 +71,7 @@ export class CookieChecker {
       this.secret.set(this.random(32));
       this.secretBirth = nowMono;
     }
-    return mac(this.secret, this.sourceBytes(src));
-  }
-
-  /** sourceBytes(src) in the scratch buffer; IPv4 without parsing into new arrays. */
-  private sourceBytes(src: Endpoint): Uint8Array {
-    const b = this.src;
-    if (src.family === 4) {
-      const ip = src.ip;
-      let octet = 0;
-      let v = 0;
-      for (let i = 0; i < ip.length; i++) {
-        const c = ip.charCodeAt(i);
-        if (c === 0x2e) {
-          b[octet++] = v;
-          v = 0;
-        } else v = v * 10 + (c - 0x30);
-      }
-      if (octet === 3) {
-        b[3] = v;
-        b[4] = (src.port >>> 8) & 0xff;
-        b[5] = src.port & 0xff;
-        return this.src4;
-      }
-    }
-    const bytes = sourceBytes(src);
-    if (bytes.length === 6) {
-      this.src4.set(bytes);
-      return this.src4;
-    }
-    this.src6.set(bytes);
-    return this.src6;
+    return mac(this.secret, src.dstToBytes(this.src) === 6 ? this.src4 : this.src);
   }
 
   checkMac2(msg: Uint8Array, off: number, len: number, src: Endpoint, nowMono: number): boolean {

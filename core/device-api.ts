@@ -1,15 +1,12 @@
 // The contract between the pure protocol engine (core/device.ts) and the daemon that wires it
-// to the OS (platform/). The engine never touches sockets, files or clocks itself.
+// to the OS (platform/), and the configuration surface the UAPI server (core/uapi-server.ts)
+// works on. The engine never touches sockets, files or clocks itself.
+import type { AllowedIPs } from "./allowedips.ts";
+import type { Endpoint } from "./endpoint.ts";
+import type { Peer } from "./peer.ts";
 
 /** The tunnel MTU a new interface gets, as wireguard-go and the kernel choose it. */
 export const DEFAULT_MTU = 1420;
-
-/** A UDP endpoint. `ip` is the textual address ("192.0.2.1", "fd00::1"); family 4 or 6. */
-export interface Endpoint {
-  family: 4 | 6;
-  ip: string;
-  port: number;
-}
 
 /**
  * A peer's sent-bytes counter. wireguard-go counts a datagram only once the socket took it, so a
@@ -21,7 +18,10 @@ export interface TxAccount {
 
 /** Side effects the engine asks for. Buffers passed in are only valid during the call. */
 export interface DeviceIO {
-  /** Send one UDP payload to `ep`; `account`'s txBytes loses `len` if the datagram cannot be sent. */
+  /**
+   * Send one UDP payload to `ep`, from its sticky source if it has one; `account`'s txBytes
+   * loses `len` if the datagram cannot be sent. A sticky source the OS refuses is cleared on `ep`.
+   */
   sendUdp(buf: Uint8Array, off: number, len: number, ep: Endpoint, account?: TxAccount): void;
   /** Deliver one decrypted IP packet to the TUN device. */
   writeTun(buf: Uint8Array, off: number, len: number): void;
@@ -30,8 +30,8 @@ export interface DeviceIO {
    * Returns the port actually bound; throws an Error with a numeric `errno` property on failure.
    */
   bind(port: number, fwmark: number): number;
-  /** Forget cached sticky source addresses for this peer's endpoint (timer-driven). */
-  clearSrc?(ep: Endpoint): void;
+  /** Interface name for an IPv6 scope id, for endpoint text (`[fe80::1%eth0]:51820`). */
+  scopeName?(scope: number): string;
   /** Structured notifications (handshake complete, endpoint changed, peer added...). */
   event?(ev: DeviceEvent): void;
   log?(level: "error" | "verbose" | "debug", msg: string): void;
@@ -56,7 +56,10 @@ export interface Clock {
  * The daemon feeds it packets and time; everything it wants done goes through DeviceIO.
  */
 export interface Engine {
-  /** One received UDP payload from `src` (src and buf are only valid during the call). */
+  /**
+   * One received UDP payload from `src`; src's sticky source is the local address it arrived on.
+   * src and buf are only valid during the call (the engine copies what it keeps).
+   */
   receiveUdp(buf: Uint8Array, off: number, len: number, src: Endpoint): void;
   /** One IP packet read from the TUN device, to be encrypted towards the peer its destination maps to. */
   sendTunPacket(buf: Uint8Array, off: number, len: number): void;
@@ -64,10 +67,8 @@ export interface Engine {
   tick(): void;
   /** Monotonic ms at which tick() next has work (Infinity when nothing is armed). */
   nextDeadline(): number;
-  /** One whole UAPI request ("get=1\n\n" or "set=1\n...\n\n") in, the whole response text out. */
-  uapi(request: string): string;
-  /** uapi() plus whether the connection must be closed after the response (go closes on an unknown operation). */
-  uapiSession?(request: string): { response: string; close: boolean };
+  /** One whole UAPI request ("get=1\n\n" or "set=1\n...\n\n") in, the whole response out. */
+  uapi(request: string): UapiReply;
   /** Interface administratively up/down (timers only run while up; down clears sessions like go). */
   up(): void;
   down(): void;
@@ -90,4 +91,42 @@ export interface DeviceOptions {
    * them inside receiveUdp; processHandshakes()/tick() answer them. Default false: synchronous.
    */
   deferHandshakes?: boolean;
+}
+
+/**
+ * What a UAPI request gets back, and whether the connection must then be closed (go closes it
+ * after an unknown operation or a truncated request).
+ */
+export interface UapiReply {
+  response: string;
+  close: boolean;
+}
+
+/** The device as the UAPI server reads and configures it (core/uapi-server.ts). */
+export interface UapiDevice {
+  readonly privateKey: Uint8Array | null;
+  readonly publicKey: Uint8Array | null;
+  readonly listenPort: number;
+  readonly fwmark: number;
+  /** Peers by hex public key, in insertion order. */
+  readonly peers: ReadonlyMap<string, Peer>;
+  readonly allowedIps: AllowedIPs<Peer>;
+  /** Whether log() goes anywhere (peer names for log lines are then worth building). */
+  readonly logging: boolean;
+  log(level: "error" | "verbose" | "debug", msg: string): void;
+  setPrivateKey(key: Uint8Array | null): void;
+  /** Throws when the device is up and the port cannot be bound. */
+  setListenPort(port: number): void;
+  /** Throws when the device is up and the socket refuses the mark. */
+  setFwmark(mark: number): void;
+  lookupPeer(pub: Uint8Array): Peer | undefined;
+  createPeer(pub: Uint8Array): Peer;
+  removePeer(peer: Peer): void;
+  removeAllPeers(): void;
+  /** A configured endpoint; a changed address is reported like a roaming one. */
+  setEndpoint(peer: Peer, ep: Endpoint): void;
+  /** The end of a peer's lines: keepalive if just turned on, staged packets out. */
+  peerConfigured(peer: Peer, persistentKeepaliveTurnedOn: boolean): void;
+  /** Endpoint text as UAPI `get` prints it. */
+  endpointText(ep: Endpoint): string;
 }

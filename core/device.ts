@@ -3,8 +3,19 @@
 // through DeviceIO. The data path reuses preallocated buffers and does no per-packet allocation
 // (counters travel as numbers, never BigInt).
 import { clampPrivateKey, equal, generatePrivateKey, isZero, publicKey as derivePublic, randomBytes, tai64n } from "./crypto.ts";
-import { DEFAULT_MTU, type DeviceEvent, type DeviceIO, type DeviceOptions, type Clock, type Endpoint, type Engine, type TxAccount } from "./device-api.ts";
-import { AllowedIPs, formatPrefix } from "./allowedips.ts";
+import {
+  DEFAULT_MTU,
+  type Clock,
+  type DeviceEvent,
+  type DeviceIO,
+  type DeviceOptions,
+  type Engine,
+  type TxAccount,
+  type UapiDevice,
+  type UapiReply,
+} from "./device-api.ts";
+import { Endpoint, formatEndpoint } from "./endpoint.ts";
+import { AllowedIPs } from "./allowedips.ts";
 import { RateLimiter } from "./ratelimiter.ts";
 import { CookieChecker } from "./cookie.ts";
 import {
@@ -26,7 +37,7 @@ import {
   RESPONSE_LEN,
 } from "./noise.ts";
 import { Keypair, SEND_COUNTER_LIMIT, decryptTransport, encryptTransport, paddedLength } from "./keypair.ts";
-import { Peer, copyEndpoint, formatEndpoint, sameEndpoint } from "./peer.ts";
+import { Peer } from "./peer.ts";
 import { keyToHex } from "./encoding.ts";
 import {
   KEEPALIVE_TIMEOUT_MS,
@@ -40,7 +51,7 @@ import {
   TimerHint,
   TimerKind,
 } from "./timers.ts";
-import { handleUapi, handleUapiSession, type UapiReply } from "./uapi-server.ts";
+import { handleUapi } from "./uapi-server.ts";
 
 /** Handshake messages waiting beyond this many are dropped (go's QueueHandshakeSize). */
 export const HANDSHAKE_QUEUE_SIZE = 1024;
@@ -56,16 +67,6 @@ export const HANDSHAKE_TICK_BUDGET_MS = 4;
 const MAX_PACKET = 65535;
 const EMPTY = new Uint8Array(0);
 
-export interface PeerStatus {
-  publicKey: string; // hex
-  endpoint: string | null;
-  lastHandshakeWallMs: number;
-  txBytes: number;
-  rxBytes: number;
-  persistentKeepalive: number;
-  allowedIps: string[];
-}
-
 export function createDevice(io: DeviceIO, clock: Clock, opts: DeviceOptions = {}): Device {
   return new Device(io, clock, opts);
 }
@@ -75,10 +76,10 @@ interface HandshakeSlot {
   readonly buf: Uint8Array;
   len: number;
   type: number;
-  readonly src: { family: 4 | 6; ip: string; port: number };
+  readonly src: Endpoint;
 }
 
-export class Device implements Engine {
+export class Device implements Engine, UapiDevice {
   readonly random: (n: number) => Uint8Array;
   mtu: number;
   privateKey: Uint8Array | null = null;
@@ -108,14 +109,6 @@ export class Device implements Engine {
   private readonly sendBuf = new Uint8Array(MAX_PACKET + 64);
   private readonly recvBuf = new Uint8Array(MAX_PACKET + 64);
   private readonly hsBuf = new Uint8Array(INITIATION_LEN);
-  /**
-   * Cookie replies go to one stable Endpoint object per source (ip, then port): queue slots
-   * rewrite their own src for every message, and the IO caches what it derives from an Endpoint
-   * by object (udp.ts: the encoded sockaddr), so answering with the slot's object re-derived that
-   * for nearly every reply of a flood. Bounded like the IO's own source cache.
-   */
-  private readonly replyEndpoints = new Map<string, Map<number, Endpoint>>();
-  private replyEndpointCount = 0;
   private jitterPool: Uint8Array = new Uint8Array(0);
   private jitterPos = 0;
 
@@ -204,12 +197,8 @@ export class Device implements Engine {
     return t;
   }
 
-  uapi(request: string): string {
+  uapi(request: string): UapiReply {
     return handleUapi(this, request);
-  }
-
-  uapiSession(request: string): UapiReply {
-    return handleUapiSession(this, request);
   }
 
   /** Bring the device up: bind the port, start timers. Throws the io.bind error (device stays down). */
@@ -251,25 +240,6 @@ export class Device implements Engine {
     this.cookieChecker.clear();
     this.cookieChecker.setLocalPublic(null);
     this.closed = true;
-  }
-
-  // ------------------------------------------------------------------ extras for the daemon
-
-  /** Snapshot of every peer (insertion order) for status output and events. */
-  listPeers(): PeerStatus[] {
-    const out: PeerStatus[] = [];
-    for (const p of this.peers.values()) {
-      out.push({
-        publicKey: p.publicKeyHex,
-        endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
-        lastHandshakeWallMs: p.lastHandshakeWallMs,
-        txBytes: p.txBytes,
-        rxBytes: p.rxBytes,
-        persistentKeepalive: p.persistentKeepalive,
-        allowedIps: this.allowedIps.entriesFor(p).map(formatPrefix),
-      });
-    }
-    return out;
   }
 
   // ------------------------------------------------------------------ configuration (UAPI)
@@ -337,11 +307,6 @@ export class Device implements Engine {
     this.peers.delete(peer.publicKeyHex);
     if (this.io.log) this.log("verbose", `${peer.name} - Removed`);
     this.emit({ type: "peer-removed", publicKey: peer.publicKeyHex });
-  }
-
-  /** UAPI `endpoint=`: a changed endpoint is reported like a roaming one. */
-  configureEndpoint(peer: Peer, ep: Endpoint): void {
-    this.setEndpoint(peer, ep);
   }
 
   removeAllPeers(): void {
@@ -444,15 +409,13 @@ export class Device implements Engine {
     let slot = q[at];
     if (slot === undefined) {
       // Slots are made on first need, so an idle device keeps no 150 KB queue.
-      slot = { buf: new Uint8Array(INITIATION_LEN), len: 0, type: 0, src: { family: 4, ip: "", port: 0 } };
+      slot = { buf: new Uint8Array(INITIATION_LEN), len: 0, type: 0, src: new Endpoint() };
       q[at] = slot;
     }
     slot.buf.set(buf.subarray(off, off + len));
     slot.len = len;
     slot.type = type;
-    slot.src.family = src.family;
-    slot.src.ip = src.ip;
-    slot.src.port = src.port;
+    slot.src.copyFrom(src);
     this.hsCount++;
   }
 
@@ -463,11 +426,11 @@ export class Device implements Engine {
     if (now < this.underLoadUntil) {
       if (!this.cookieChecker.checkMac2(buf, off, len, src, now)) {
         if (this.cookieChecker.createReply(buf, off, len, src, now, this.hsBuf)) {
-          this.sendUdp(this.hsBuf, COOKIE_REPLY_LEN, this.replyEndpoint(src));
+          this.sendUdp(this.hsBuf, COOKIE_REPLY_LEN, src);
         }
         return;
       }
-      if (!this.rateLimiter.allow(src.ip, now)) return;
+      if (!this.rateLimiter.allow(src.family, src.addr, now)) return;
     }
     if (type === MSG_INITIATION) {
       const peer = consumeInitiation(identity, buf, off, (pub) => this.peers.get(keyToHex(pub)), now);
@@ -620,7 +583,7 @@ export class Device implements Engine {
         } else {
           t.handshakeAttempts++;
           this.log("debug", `${peer.name} - Handshake did not complete after ${REKEY_TIMEOUT_MS / 1000} seconds, retrying (try ${t.handshakeAttempts + 1})`);
-          if (peer.endpoint) this.io.clearSrc?.(peer.endpoint);
+          peer.endpoint?.clearSrc();
           this.initiateHandshake(peer, true);
         }
         break;
@@ -633,7 +596,7 @@ export class Device implements Engine {
         break;
       case TimerKind.NewHandshake:
         this.log("debug", `${peer.name} - Retrying handshake because we stopped hearing back after ${(KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS) / 1000} seconds`);
-        if (peer.endpoint) this.io.clearSrc?.(peer.endpoint);
+        peer.endpoint?.clearSrc();
         this.initiateHandshake(peer, false);
         break;
       case TimerKind.ZeroKeyMaterial:
@@ -665,7 +628,7 @@ export class Device implements Engine {
     this.emit({
       type: "handshake",
       publicKey: peer.publicKeyHex,
-      endpoint: peer.endpoint ? formatEndpoint(peer.endpoint) : null,
+      endpoint: peer.endpoint ? this.endpointText(peer.endpoint) : null,
     });
   }
 
@@ -754,37 +717,35 @@ export class Device implements Engine {
     peer.lastSentHandshakeMono = -Infinity;
   }
 
+  /** A new socket or mark: the kernel chooses every peer's source by route again. */
   private clearPeerSources(): void {
-    if (!this.io.clearSrc) return;
-    for (const p of this.peers.values()) if (p.endpoint) this.io.clearSrc(p.endpoint);
+    for (const p of this.peers.values()) p.endpoint?.clearSrc();
   }
 
-  private setEndpoint(peer: Peer, src: Endpoint): void {
+  /**
+   * Point `peer` at `src` (a copy; src stays the caller's): a roaming peer after an authenticated
+   * packet, or UAPI `endpoint=`. The sticky source follows src's; a changed destination is logged
+   * and reported.
+   */
+  setEndpoint(peer: Peer, src: Endpoint): void {
     const cur = peer.endpoint;
-    if (cur !== null && sameEndpoint(cur, src)) return;
-    peer.endpoint = copyEndpoint(src);
-    const text = formatEndpoint(src);
+    if (cur !== null && cur.sameDst(src)) {
+      if (!cur.sameSrc(src)) cur.copySrc(src);
+      return;
+    }
+    if (cur === null) peer.endpoint = src.clone();
+    else cur.copyFrom(src);
+    const text = this.endpointText(src);
     this.log("verbose", `${peer.name} - Endpoint changed to ${text}`);
     this.emit({ type: "endpoint", publicKey: peer.publicKeyHex, endpoint: text });
   }
 
-  private replyEndpoint(src: Endpoint): Endpoint {
-    let byPort = this.replyEndpoints.get(src.ip);
-    if (byPort === undefined) {
-      if (this.replyEndpointCount >= 4096) {
-        this.replyEndpoints.clear();
-        this.replyEndpointCount = 0;
-      }
-      byPort = new Map();
-      this.replyEndpoints.set(src.ip, byPort);
-    }
-    let ep = byPort.get(src.port);
-    if (ep === undefined || ep.family !== src.family) {
-      ep = copyEndpoint(src);
-      byPort.set(src.port, ep);
-      this.replyEndpointCount++;
-    }
-    return ep;
+  endpointText(ep: Endpoint): string {
+    return formatEndpoint(ep, this.io.scopeName);
+  }
+
+  get logging(): boolean {
+    return this.io.log !== undefined;
   }
 
   /** A failing send must not abort the state machine half-way (timers, indices). */
@@ -792,7 +753,7 @@ export class Device implements Engine {
     try {
       this.io.sendUdp(buf, 0, len, ep, account);
     } catch (e) {
-      this.log("debug", `Failed to send packet to ${formatEndpoint(ep)}: ${(e as Error).message}`);
+      this.log("debug", `Failed to send packet to ${this.endpointText(ep)}: ${(e as Error).message}`);
     }
   }
 

@@ -1,11 +1,10 @@
-// Per-peer state (protocol.md §7, §11) and endpoint text helpers. Behaviour lives in device.ts.
+// Per-peer state (protocol.md §7, §11). Behaviour lives in device.ts.
 import { CookieGenerator } from "./cookie.ts";
 import { keyToBase64, keyToHex } from "./encoding.ts";
-import type { Endpoint } from "./device-api.ts";
+import type { Endpoint } from "./endpoint.ts";
 import type { Keypair } from "./keypair.ts";
 import { Handshake } from "./noise.ts";
 import { PeerTimers, TimerHint } from "./timers.ts";
-import { parseIp, formatIp } from "./allowedips.ts";
 
 export const MAX_STAGED_PACKETS = 128;
 
@@ -14,6 +13,7 @@ export class Peer {
   readonly cookie: CookieGenerator;
   readonly timers: PeerTimers;
   readonly publicKeyHex: string;
+  /** Where the peer is and the local address to answer from; the device's own object, updated in place (null: unknown). */
   endpoint: Endpoint | null = null;
   persistentKeepalive = 0;
   current: Keypair<Peer> | null = null;
@@ -59,51 +59,5 @@ export function peerName(pub: Uint8Array): string {
   return `peer(${b64.slice(0, 4)}…${b64.slice(39, 43)})`;
 }
 
-/** `a.b.c.d:port` or `[v6]:port` (go's AddrPort.String). */
-export function formatEndpoint(ep: Endpoint): string {
-  return ep.family === 6 ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
-}
-
-/**
- * Parse a numeric endpoint as go's netip.ParseAddrPort does: `ip:port` or `[ip6(%zone)]:port`,
- * port decimal 0-65535. Addresses are canonicalised; the zone is accepted but dropped, as
- * wireguard-go 0.0.20220316 does (it prints `[fe80::1]:5` after `endpoint=[fe80::1%lo]:5`).
- */
-export function parseEndpoint(text: string): Endpoint | null {
-  let host: string;
-  let portText: string;
-  if (text.startsWith("[")) {
-    const close = text.indexOf("]");
-    if (close === -1 || text[close + 1] !== ":") return null;
-    host = text.slice(1, close);
-    portText = text.slice(close + 2);
-  } else {
-    const colon = text.lastIndexOf(":");
-    if (colon === -1) return null;
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(":")) return null;
-  }
-  if (!/^[0-9]{1,5}$/.test(portText)) return null;
-  const port = Number(portText);
-  if (port > 65535) return null;
-  let zone = "";
-  const pct = host.indexOf("%");
-  if (pct !== -1) {
-    zone = host.slice(pct);
-    host = host.slice(0, pct);
-    if (zone.length < 2) return null;
-  }
-  const ip = parseIp(host);
-  if (ip === null) return null;
-  if (ip.family === 4 && (zone !== "" || text.startsWith("["))) return null;
-  return { family: ip.family, ip: formatIp(ip.family, ip.addr), port };
-}
-
-export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
-  return a.port === b.port && a.family === b.family && a.ip === b.ip;
-}
-
-export function copyEndpoint(ep: Endpoint): Endpoint {
-  return { family: ep.family, ip: ep.ip, port: ep.port };
-}
+// cmd/daemon.ts formats peer endpoints with this name from here.
+export { formatEndpoint } from "./endpoint.ts";

@@ -1,7 +1,9 @@
 // Per-source token bucket for handshake messages under load (protocol.md §9). Only consulted after
 // mac2 validated, so the source address is proven. Time is injected in milliseconds (monotonic).
-// Kernel semantics: `tokens >= cost`, idle entries (>= 1 s) are collected, the table is capped
-// and a full table refuses new sources.
+// Kernel semantics: a bucket per IPv4 address and per IPv6 /64 (one host usually owns a whole
+// /64, so its other addresses share the budget), `tokens >= cost`, idle entries (>= 1 s) are
+// collected, the table is capped and a full table refuses new sources. Keys are numbers read
+// from the address bytes, so a known source costs no allocation.
 
 export const PACKETS_PER_SECOND = 20;
 export const PACKETS_BURSTABLE = 5;
@@ -17,23 +19,33 @@ interface Bucket {
 }
 
 export class RateLimiter {
-  private readonly table = new Map<string, Bucket>();
+  /** IPv4 sources by address. */
+  private readonly v4 = new Map<number, Bucket>();
+  /** IPv6 sources by /64: its upper 32 bits, then the lower 32. */
+  private readonly v6 = new Map<number, Map<number, Bucket>>();
+  private count = 0;
   private lastGc = -Infinity;
 
   constructor(private readonly maxEntries: number = DEFAULT_MAX_ENTRIES) {}
 
-  /** Spend one packet's worth of tokens for `key` at `nowMs`; false means drop. */
-  allow(key: string, nowMs: number): boolean {
-    const b = this.table.get(key);
+  /**
+   * Spend one packet's worth of tokens for the source address at addr[0, 4) (family 4) or
+   * addr[0, 16) (family 6) at `nowMs`; false means drop.
+   */
+  allow(family: 4 | 6, addr: Uint8Array, nowMs: number): boolean {
+    const b = family === 4 ? this.v4.get(u32(addr, 0)) : this.v6.get(u32(addr, 0))?.get(u32(addr, 4));
     if (b === undefined) {
-      if (this.table.size >= this.maxEntries) {
-        // Collect at most once a second so a flood of new sources cannot make every call O(n).
-        if (nowMs - this.lastGc < IDLE_GC_AFTER_MS) return false;
-        this.gc(nowMs);
-        if (this.table.size >= this.maxEntries) return false;
-      }
+      if (!this.room(nowMs)) return false;
       // A new source is allowed and starts with a full bucket minus this packet's cost.
-      this.table.set(key, { tokens: TOKEN_MAX_MS - PACKET_COST_MS, last: nowMs });
+      const fresh = { tokens: TOKEN_MAX_MS - PACKET_COST_MS, last: nowMs };
+      if (family === 4) this.v4.set(u32(addr, 0), fresh);
+      else {
+        const hi = u32(addr, 0);
+        let inner = this.v6.get(hi);
+        if (inner === undefined) this.v6.set(hi, (inner = new Map()));
+        inner.set(u32(addr, 4), fresh);
+      }
+      this.count++;
       return true;
     }
     const elapsed = nowMs - b.last;
@@ -48,28 +60,48 @@ export class RateLimiter {
     return false;
   }
 
+  /**
+   * Whether one more source fits. A full table is collected at most once a second, so a flood of
+   * new sources cannot make every call O(n).
+   */
+  private room(nowMs: number): boolean {
+    if (this.count < this.maxEntries) return true;
+    if (nowMs - this.lastGc < IDLE_GC_AFTER_MS) return false;
+    this.gc(nowMs);
+    return this.count < this.maxEntries;
+  }
+
   /** Drop entries idle for at least a second; the engine calls this once a second. */
   gc(nowMs: number): void {
     this.lastGc = nowMs;
-    for (const [k, b] of this.table) if (nowMs - b.last >= IDLE_GC_AFTER_MS) this.table.delete(k);
+    this.collect(this.v4, nowMs);
+    for (const [hi, inner] of this.v6) {
+      this.collect(inner, nowMs);
+      if (inner.size === 0) this.v6.delete(hi);
+    }
   }
 
+  private collect(table: Map<number, Bucket>, nowMs: number): void {
+    for (const [k, b] of table) {
+      if (nowMs - b.last >= IDLE_GC_AFTER_MS) {
+        table.delete(k);
+        this.count--;
+      }
+    }
+  }
+
+  /** Number of sources (IPv4 addresses and IPv6 /64s) with a bucket. */
   size(): number {
-    return this.table.size;
+    return this.count;
   }
 
   clear(): void {
-    this.table.clear();
+    this.v4.clear();
+    this.v6.clear();
+    this.count = 0;
   }
 }
 
-/**
- * Bucket key for a source address read from buf[off..]: the whole IPv4 address, or the upper
- * 64 bits of an IPv6 address (kernel; one host usually owns a whole /64).
- */
-export function rateLimitKey(family: 4 | 6, buf: Uint8Array, off: number): string {
-  if (family === 4) return `4:${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
-  const hi = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-  const lo = ((buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!) >>> 0;
-  return `6:${hi.toString(16)}:${lo.toString(16)}`;
+function u32(b: Uint8Array, off: number): number {
+  return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
 }

@@ -1,17 +1,14 @@
 // Server side of the cross-platform UAPI (protocol.md §14, wg-tools.md §9), behaving like
 // wireguard-go 0.0.20220316 (plus the newer `allowed_ip=-prefix` removal): same output order,
 // same negative errno values, values applied as they are read.
-import type { Device } from "./device.ts";
+import type { UapiDevice, UapiReply } from "./device-api.ts";
+import { Endpoint } from "./endpoint.ts";
+import { EADDRINUSE, EINVAL, EIO, EPROTO } from "./errno.ts";
+import { inetPton4, inetPton6 } from "./inet.ts";
 import type { Peer } from "./peer.ts";
-import { parseEndpoint, peerName, formatEndpoint } from "./peer.ts";
 import { keyFromHex } from "./encoding.ts";
 import { formatPrefix, parsePrefix } from "./allowedips.ts";
 import { equal } from "./crypto.ts";
-
-export const EIO = 5;
-export const EINVAL = 22;
-export const EPROTO = 71;
-export const EADDRINUSE = 98;
 
 class UapiError extends Error {
   constructor(
@@ -30,23 +27,12 @@ interface SetPeer {
   pkaOn: boolean;
 }
 
-/** What to send back, and whether the connection must be closed after it (go's IpcHandle returns). */
-export interface UapiReply {
-  response: string;
-  close: boolean;
-}
-
 /**
- * Handle the bytes of one UAPI connection. Returns the whole response; operations are served in
- * order. An unknown operation or a truncated request ends the answer there (go closes the
- * connection); "" therefore means "close without answering".
+ * Serve the bytes of one UAPI connection, operations in order. An unknown operation or a
+ * truncated request ends the answer there and asks for the connection to be closed (go's
+ * IpcHandle returns); an empty response with `close` means "close without answering".
  */
-export function handleUapi(dev: Device, request: string): string {
-  return handleUapiSession(dev, request).response;
-}
-
-/** handleUapi plus `close`: true when go would close the connection after this answer. */
-export function handleUapiSession(dev: Device, request: string): UapiReply {
+export function handleUapi(dev: UapiDevice, request: string): UapiReply {
   const lines = new LineReader(request);
   let out = "";
   for (;;) {
@@ -79,6 +65,43 @@ export function handleUapiSession(dev: Device, request: string): UapiReply {
   }
 }
 
+/**
+ * Parse a numeric endpoint as go's netip.ParseAddrPort does: `ip:port` or `[ip6(%zone)]:port`,
+ * port decimal 0-65535. The zone is accepted but dropped, as wireguard-go 0.0.20220316 does (it
+ * prints `[fe80::1]:5` after `endpoint=[fe80::1%lo]:5`).
+ */
+export function parseEndpoint(text: string): Endpoint | null {
+  let host: string;
+  let portText: string;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close === -1 || text[close + 1] !== ":") return null;
+    host = text.slice(1, close);
+    portText = text.slice(close + 2);
+  } else {
+    const colon = text.lastIndexOf(":");
+    if (colon === -1) return null;
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(":")) return null;
+  }
+  if (!/^[0-9]{1,5}$/.test(portText)) return null;
+  const port = Number(portText);
+  if (port > 65535) return null;
+  const pct = host.indexOf("%");
+  if (pct !== -1) {
+    if (pct + 1 === host.length) return null;
+    host = host.slice(0, pct);
+  }
+  if (host.includes(":")) {
+    const addr = inetPton6(host);
+    return addr === null ? null : Endpoint.of(6, addr, port);
+  }
+  const addr = inetPton4(host);
+  if (addr === null || pct !== -1 || text.startsWith("[")) return null;
+  return Endpoint.of(4, addr, port);
+}
+
 class LineReader {
   private pos = 0;
   constructor(private readonly text: string) {}
@@ -107,9 +130,9 @@ class LineReader {
 }
 
 /**
- * ASCII text written straight into bytes. A `get` of 10,000 peers is ~5 MB; built as a string
- * rope of ~100,000 pieces and then UTF-8 encoded for the socket it cost 60-90 ms, written here
- * and decoded once as Latin-1 (a flat 8-bit string, cheap to encode again) it costs a fraction.
+ * ASCII text written straight into bytes, then decoded once as Latin-1: a `get` of many peers
+ * is megabytes in ~10 pieces per peer, and a flat 8-bit string is cheap to encode for the
+ * socket, where a rope of that many pieces is not.
  */
 class AsciiWriter {
   buf = new Uint8Array(1 << 16);
@@ -155,7 +178,7 @@ class AsciiWriter {
 const HEX_DIGITS = Uint8Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
 const latin1 = new TextDecoder("latin1");
 
-export function getOperation(dev: Device): string {
+function getOperation(dev: UapiDevice): string {
   const w = new AsciiWriter();
   if (dev.privateKey !== null) {
     w.str("private_key=");
@@ -172,7 +195,7 @@ export function getOperation(dev: Device): string {
     w.str("\nprotocol_version=1\n");
     if (p.endpoint !== null) {
       w.str("endpoint=");
-      w.str(formatEndpoint(p.endpoint));
+      w.str(dev.endpointText(p.endpoint));
       w.str("\n");
     }
     const ms = p.lastHandshakeWallMs;
@@ -206,7 +229,7 @@ function parseUint(value: string, max: number, what: string): number {
   return n;
 }
 
-function setOperation(dev: Device, lines: LineReader): void {
+function setOperation(dev: UapiDevice, lines: LineReader): void {
   const cur: SetPeer = { peer: null, dummy: false, created: false, pkaOn: false };
   let deviceConfig = true;
   for (;;) {
@@ -230,7 +253,7 @@ function setOperation(dev: Device, lines: LineReader): void {
   }
 }
 
-function deviceLine(dev: Device, key: string, value: string): void {
+function deviceLine(dev: UapiDevice, key: string, value: string): void {
   switch (key) {
     case "private_key": {
       const sk = keyFromHex(value);
@@ -270,7 +293,7 @@ function deviceLine(dev: Device, key: string, value: string): void {
   }
 }
 
-function publicKeyLine(dev: Device, cur: SetPeer, value: string): void {
+function publicKeyLine(dev: UapiDevice, cur: SetPeer, value: string): void {
   const pub = keyFromHex(value);
   if (pub === null) throw new UapiError(EINVAL, "failed to get peer by public key: invalid hex");
   cur.pkaOn = false;
@@ -285,10 +308,10 @@ function publicKeyLine(dev: Device, cur: SetPeer, value: string): void {
   cur.peer = existing ?? dev.createPeer(pub);
 }
 
-function peerLine(dev: Device, cur: SetPeer, key: string, value: string): void {
+function peerLine(dev: UapiDevice, cur: SetPeer, key: string, value: string): void {
   const peer = cur.dummy ? null : cur.peer;
   // Only build the log name when someone listens: a 10k-peer setconf would pay for it per line.
-  const name = dev.io.log === undefined ? "" : peer ? peerName(peer.publicKey) : "peer(dummy)";
+  const name = !dev.logging ? "" : peer ? peer.name : "peer(dummy)";
   switch (key) {
     case "update_only":
       if (value !== "true") throw new UapiError(EINVAL, `failed to set update only, invalid value: ${value}`);
@@ -319,7 +342,7 @@ function peerLine(dev: Device, cur: SetPeer, key: string, value: string): void {
       dev.log("verbose", `${name} - UAPI: Updating endpoint`);
       const ep = parseEndpoint(value);
       if (ep === null) throw new UapiError(EINVAL, `failed to set endpoint ${value}`);
-      if (peer) dev.configureEndpoint(peer, ep);
+      if (peer) dev.setEndpoint(peer, ep);
       return;
     }
     case "persistent_keepalive_interval": {
@@ -357,7 +380,7 @@ function peerLine(dev: Device, cur: SetPeer, key: string, value: string): void {
   }
 }
 
-function postConfig(dev: Device, cur: SetPeer): void {
+function postConfig(dev: UapiDevice, cur: SetPeer): void {
   if (cur.peer === null || cur.dummy) return;
   dev.peerConfigured(cur.peer, cur.pkaOn);
 }

@@ -1,13 +1,13 @@
 // JIT warm-up for a freshly started daemon. JavaScriptCore compiles hot functions in tiers, so
-// the first few hundred packets of a new process run through slow code (measured: ~300 us per
-// packet instead of ~15 us, and a background compiler busy for ~20 s). Pushing packets through a
-// private pair of engines, with the same functions the real device uses, gets the data path
-// compiled before real traffic arrives. Pure: in-memory link, injected fake clock.
+// the first packets of a new process run through its interpreter and baseline code, many times
+// slower than the optimised code that follows. Pushing packets through a private pair of
+// engines, with the same functions the real device uses, gets the data path compiled before
+// real traffic arrives. Pure: in-memory link, injected fake clock.
 import { generatePrivateKey, publicKey } from "./crypto.ts";
-import type { DeviceIO, Endpoint } from "./device-api.ts";
+import type { DeviceIO } from "./device-api.ts";
 import { createDevice, type Device } from "./device.ts";
+import { Endpoint, formatEndpoint } from "./endpoint.ts";
 import { keyToHex } from "./encoding.ts";
-
 
 /** Sizes that cover keepalive-like, small, MTU-sized packets and padding remainders. */
 const SIZES = [28, 64, 84, 100, 576, 1280, 1420];
@@ -22,10 +22,7 @@ export function warmUp(packets: number, slice = packets): () => number {
   const clock = { mono: () => now, wall: () => 1_700_000_000_000 + now };
   let delivered = 0;
   const queue: { to: Device; data: Uint8Array; from: Endpoint }[] = [];
-  const eps: Endpoint[] = [
-    { family: 4, ip: "192.0.2.1", port: 1 },
-    { family: 4, ip: "192.0.2.2", port: 2 },
-  ];
+  const eps = [Endpoint.of(4, [192, 0, 2, 1], 1), Endpoint.of(4, [192, 0, 2, 2], 2)];
   const devs: Device[] = [];
   for (let i = 0; i < 2; i++) {
     const io: DeviceIO = {
@@ -40,7 +37,7 @@ export function warmUp(packets: number, slice = packets): () => number {
     const other = 1 - i;
     devs[i]!.uapi(
       `set=1\nprivate_key=${keyToHex(keys[i]!)}\nlisten_port=${i + 1}\npublic_key=${keyToHex(publicKey(keys[other]!))}\n` +
-        `endpoint=${eps[other]!.ip}:${eps[other]!.port}\nallowed_ip=10.255.255.${other + 1}/32\n\n`,
+        `endpoint=${formatEndpoint(eps[other]!)}\nallowed_ip=10.255.255.${other + 1}/32\n\n`,
     );
     devs[i]!.up();
   }

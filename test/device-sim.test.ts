@@ -3,11 +3,16 @@
 import { describe, expect, test } from "bun:test";
 import { generatePrivateKey, publicKey, hash, mac } from "../core/crypto.ts";
 import { createDevice, type Device } from "../core/device.ts";
-import type { DeviceEvent, Endpoint } from "../core/device-api.ts";
+import type { DeviceEvent } from "../core/device-api.ts";
+import { Endpoint, formatEndpoint } from "../core/endpoint.ts";
+import { parseEndpoint } from "../core/uapi-server.ts";
 import { LABEL_MAC1 } from "../core/cookie.ts";
 import { prng } from "./lib-fuzz.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+/** An endpoint from UAPI text ("192.0.2.1:51820", "[2001:db8::2]:51820"). */
+const ep = (text: string) => parseEndpoint(text)!;
+const text = (e: Endpoint) => formatEndpoint(e);
 
 
 interface Pkt {
@@ -38,7 +43,7 @@ class SimNode {
       {
         sendUdp: (buf, off, len, to) => {
           const data = buf.slice(off, off + len);
-          this.sent.push({ t: net.t, to: { ...to }, data });
+          this.sent.push({ t: net.t, to: to.clone(), data });
           net.send(this.ep, to, data);
         },
         writeTun: (buf, off, len) => {
@@ -52,7 +57,7 @@ class SimNode {
     );
   }
   uapi(s: string): string {
-    return this.dev.uapi(s);
+    return this.dev.uapi(s).response;
   }
   sentOfType(type: number, since = -Infinity) {
     return this.sent.filter((p) => p.data[0] === type && p.t >= since);
@@ -83,13 +88,13 @@ class Net {
     if (!this.filter(from, to, data)) return;
     if (this.loss > 0 && this.rng.float() < this.loss) return;
     const at = this.t + this.latency + this.rng.float() * this.jitter;
-    this.inflight.push({ at, seq: this.seq++, from: { ...from }, to: { ...to }, data });
+    this.inflight.push({ at, seq: this.seq++, from: from.clone(), to: to.clone(), data });
   }
   inject(from: Endpoint, to: Endpoint, data: Uint8Array) {
-    this.inflight.push({ at: this.t, seq: this.seq++, from: { ...from }, to: { ...to }, data });
+    this.inflight.push({ at: this.t, seq: this.seq++, from: from.clone(), to: to.clone(), data });
   }
   node(name: string, ip: string, seed: number): SimNode {
-    const n = new SimNode(this, name, { family: ip.includes(":") ? 6 : 4, ip, port: 51820 }, seed);
+    const n = new SimNode(this, name, ep(ip.includes(":") ? `[${ip}]:51820` : `${ip}:51820`), seed);
     this.nodes.push(n);
     return n;
   }
@@ -106,12 +111,11 @@ class Net {
       const due = this.inflight.filter((p) => p.at <= this.t).sort((a, b) => a.at - b.at || a.seq - b.seq);
       this.inflight = this.inflight.filter((p) => p.at > this.t);
       for (const p of due) {
-        const dst = this.nodes.find((n) => n.ep.ip === p.to.ip && n.ep.port === p.to.port);
+        const dst = this.nodes.find((n) => n.ep.sameDst(p.to));
         // the receiver gets a reused src object, like the daemon's batch loop
-        const src = { ...p.from };
+        const src = p.from.clone();
         dst?.dev.receiveUdp(p.data, 0, p.data.length, src);
-        src.ip = "203.0.113.250";
-        src.port = 1;
+        src.copyFrom(ep("203.0.113.250:1"));
       }
       for (const n of this.nodes) if (n.dev.nextDeadline() <= this.t) n.dev.tick();
     }
@@ -245,7 +249,7 @@ describe("engine pair", () => {
 
   test("silent responder: initiation every ~5 s, gives up after 20 initiations, staged dropped", () => {
     const { net, A, aToB } = pair();
-    net.filter = (_f, to) => to.ip !== "192.0.2.2";
+    net.filter = (_f, to) => text(to) !== "192.0.2.2:51820";
     aToB(1);
     net.run(300_000);
     const inits = A.sentOfType(1);
@@ -280,7 +284,7 @@ describe("engine pair", () => {
     expect(ka[0]!.t - t0).toBeGreaterThan(9_800);
     expect(ka[0]!.t - t0).toBeLessThan(10_100);
     // now B stops answering: A sends data and initiates 15 s (+jitter) later
-    net.filter = (_f, to) => to.ip !== "192.0.2.1";
+    net.filter = (_f, to) => text(to) !== "192.0.2.1:51820";
     const t1 = net.t;
     aToB(2);
     net.run(16_000);
@@ -374,7 +378,7 @@ describe("engine pair", () => {
     net.run(100);
     const pkt = A.sentOfType(4).at(-1)!;
     const rx = B.get().rx_bytes;
-    net.inject({ family: 4, ip: "198.51.100.7", port: 9 }, B.ep, pkt.data);
+    net.inject(ep("198.51.100.7:9"), B.ep, pkt.data);
     net.run(10);
     expect(B.tun.length).toBe(1);
     expect(B.get().rx_bytes).toEqual(rx!);
@@ -392,7 +396,7 @@ describe("engine pair", () => {
     const [p2, p3] = A.sentOfType(4).slice(-2).map((p) => p.data);
     net.filter = () => true;
     const rx = B.get().rx_bytes;
-    const attacker: Endpoint = { family: 4, ip: "198.51.100.5", port: 5 };
+    const attacker = ep("198.51.100.5:5");
     // flip one bit per byte: type/reserved, receiver index, counter, ciphertext, tag
     for (let i = 0; i < p3!.length; i++) {
       const bad = Uint8Array.from(p3!);
@@ -449,7 +453,7 @@ describe("engine pair", () => {
     net.run(100);
     expect(B.get().endpoint).toEqual(["192.0.2.1:51820"]);
     // garbage and forged packets from an attacker with a live receiver index change nothing
-    const attacker: Endpoint = { family: 4, ip: "198.51.100.66", port: 666 };
+    const attacker = ep("198.51.100.66:666");
     const real = A.sentOfType(4).at(-1)!.data;
     const forged = Uint8Array.from(real);
     forged[8] = 200; // new counter, tag no longer valid
@@ -462,7 +466,7 @@ describe("engine pair", () => {
     expect(B.get().endpoint).toEqual(["192.0.2.1:51820"]);
     expect(B.events.filter((e) => e.type === "endpoint").length).toBe(1);
     // A moves: the next authenticated packet updates B's endpoint, and B answers there
-    A.ep = { family: 4, ip: "192.0.2.11", port: 40001 };
+    A.ep = ep("192.0.2.11:40001");
     aToB(2);
     net.run(100);
     expect(B.get().endpoint).toEqual(["192.0.2.11:40001"]);
@@ -470,7 +474,7 @@ describe("engine pair", () => {
     B.dev.sendTunPacket(p, 0, p.length);
     net.run(100);
     expect(A.tun.map(tagOf)).toEqual([3]);
-    expect(B.sent.at(-1)!.to).toEqual({ family: 4, ip: "192.0.2.11", port: 40001 });
+    expect(text(B.sent.at(-1)!.to)).toBe("192.0.2.11:40001");
   });
 
   test("unauthenticated input gets silence and changes nothing", () => {
@@ -481,7 +485,7 @@ describe("engine pair", () => {
     const before = snap();
     const sentBefore = B.sent.length;
     const r = prng(7);
-    const attacker: Endpoint = { family: 4, ip: "198.51.100.9", port: 7 };
+    const attacker = ep("198.51.100.9:7");
     const init = A.sentOfType(1)[0]!.data;
     const shapes: Uint8Array[] = [];
     for (const [type, len] of [[1, 148], [2, 92], [3, 64], [4, 32], [4, 100], [1, 147], [5, 148], [0, 4]] as const) {
@@ -514,7 +518,7 @@ describe("engine pair", () => {
     let responses = 0;
     net.filter = (from, _to, d) => {
       if (d[0] === 2) responses++;
-      return !(from.ip === "192.0.2.1" && responses > 0);
+      return !(text(from) === "192.0.2.1:51820" && responses > 0);
     };
     const p = ip4("10.9.0.1", "10.9.0.2", 36, 1);
     A.dev.sendTunPacket(p, 0, p.length);
@@ -529,7 +533,7 @@ describe("engine pair", () => {
 
   test("under a handshake flood the responder demands a cookie; the initiator's retry with mac2 gets through", () => {
     const { net, A, B, aToB } = pair();
-    const attacker: Endpoint = { family: 4, ip: "198.51.100.13", port: 13 };
+    const attacker = ep("198.51.100.13:13");
     const r = prng(3);
     const mac1Key = hash(LABEL_MAC1, B.pub);
     const junk = () => {
@@ -549,11 +553,11 @@ describe("engine pair", () => {
     net.run(50);
     // B answered A's initiation with a cookie reply, not a response
     expect(B.sentOfType(2).length).toBe(0);
-    const cookieReplies = B.sentOfType(3).filter((p) => p.to.ip === "192.0.2.1");
+    const cookieReplies = B.sentOfType(3).filter((p) => text(p.to) === "192.0.2.1:51820");
     expect(cookieReplies.length).toBe(1);
     // the 200 junk messages arrived together: the first ones saw a backlog of >= 128 behind them,
     // so B was under load for all of them (and for the next second): every one got a cookie reply
-    expect(B.sentOfType(3).filter((p) => p.to.ip === attacker.ip).length).toBe(200);
+    expect(B.sentOfType(3).filter((p) => p.to.sameDst(attacker)).length).toBe(200);
     // A does not resend early because of the cookie
     expect(A.sentOfType(1).length).toBe(1);
     // keep flooding; A's retransmission carries mac2 and is processed despite the load
@@ -571,7 +575,7 @@ describe("engine pair", () => {
 
   test("under load means a handshake backlog of >= 128 (go's queue / 8), not a message rate", () => {
     const { net, A, B } = pair();
-    const attacker: Endpoint = { family: 4, ip: "198.51.100.13", port: 13 };
+    const attacker = ep("198.51.100.13:13");
     const r = prng(4);
     const mac1Key = hash(LABEL_MAC1, B.pub);
     const junk = () => {
@@ -582,7 +586,7 @@ describe("engine pair", () => {
       m.fill(0, 132);
       return m;
     };
-    const toAttacker = () => B.sentOfType(3).filter((p) => p.to.ip === attacker.ip).length;
+    const toAttacker = () => B.sentOfType(3).filter((p) => p.to.sameDst(attacker)).length;
     // 128 at once: the first one dequeued still has 127 behind it — not under load
     for (let i = 0; i < 128; i++) net.inject(attacker, B.ep, junk());
     net.run(1);

@@ -19,8 +19,9 @@ import { ptr } from "bun:ffi";
 import { Copier } from "../platform/linux/libc.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { createDevice } from "../core/device.ts";
-import type { Endpoint } from "../core/device-api.ts";
+import { HANDSHAKE_QUEUE_SIZE, createDevice } from "../core/device.ts";
+import { formatEndpoint, type Endpoint } from "../core/endpoint.ts";
+import { parseEndpoint } from "../core/uapi-server.ts";
 import { generatePrivateKey, publicKey, randomBytes } from "../core/crypto.ts";
 import { COOKIE_REPLY_LEN, INITIATION_LEN } from "../core/noise.ts";
 import { setMac1 } from "./lib-fuzz.ts";
@@ -42,14 +43,14 @@ test("Copier keeps copying the live bytes after JSC relocates a small typed arra
   expect(arena[63]).toBe(7);
 });
 
-// Found by the RSS check below: queue slots rewrite their own src per message, and udp.ts caches
-// the encoded sockaddr per Endpoint object, so replies addressed with the slot's object built a
-// new sockaddr (+ DataView + record) for nearly every cookie; that garbage outlived young GCs.
-test("under load, cookie replies to one source reuse one Endpoint object", () => {
+// Found by the RSS check below: cookie replies once made garbage per reply (an encoded sockaddr
+// per Endpoint object, since queue slots rewrite their own src for every message); that garbage
+// outlived young GCs. Replies now go to the queue slot's own Endpoint, the bytes of the source.
+test("under load, cookie replies go back to each source through Endpoints the engine already holds", () => {
   const priv = generatePrivateKey();
-  const sent: { ep: Endpoint; len: number }[] = [];
+  const sent: { ep: Endpoint; to: string; len: number }[] = [];
   const dev = createDevice(
-    { sendUdp: (_b, _o, len, ep) => void sent.push({ ep, len }), writeTun: () => {}, bind: (p) => p || 51820 },
+    { sendUdp: (_b, _o, len, ep) => void sent.push({ ep, to: formatEndpoint(ep), len }), writeTun: () => {}, bind: (p) => p || 51820 },
     { mono: () => 1000, wall: () => 1_700_000_000_000 },
     { deferHandshakes: true },
   );
@@ -59,17 +60,20 @@ test("under load, cookie replies to one source reuse one Endpoint object", () =>
   msg.set([1, 0, 0, 0]);
   msg.fill(0, INITIATION_LEN - 16);
   setMac1(msg, publicKey(priv));
-  const srcs = Array.from({ length: 4 }, (_, i) => ({ family: 4 as const, ip: `192.0.2.${10 + i}`, port: 4000 + i }));
-  // Enough at once to be under load; each message arrives with a fresh Endpoint object.
-  for (let i = 0; i < 600; i++) dev.receiveUdp(msg, 0, INITIATION_LEN, { ...srcs[i % 4]! });
-  dev.processHandshakes(Infinity);
-  const cookies = sent.filter((s) => s.len === COOKIE_REPLY_LEN);
-  expect(cookies.length).toBeGreaterThan(400);
-  for (const [i, src] of srcs.entries()) {
-    const objs = new Set(cookies.filter((c) => c.ep.ip === src.ip).map((c) => c.ep));
-    expect({ i, objects: objs.size }).toEqual({ i, objects: 1 });
-    expect([...objs][0]).toEqual(src);
+  const srcs = ["192.0.2.10:4000", "192.0.2.11:4001", "[2001:db8::12]:4002", "[2001:db8::13]:4003"];
+  // Waves big enough to be under load, more messages in all than the queue has slots; each
+  // message arrives in a fresh Endpoint object.
+  const WAVE = 200;
+  const WAVES = Math.ceil((2 * HANDSHAKE_QUEUE_SIZE) / WAVE);
+  for (let w = 0; w < WAVES; w++) {
+    for (let i = 0; i < WAVE; i++) dev.receiveUdp(msg, 0, INITIATION_LEN, parseEndpoint(srcs[i % 4]!)!);
+    dev.processHandshakes(Infinity);
   }
+  const cookies = sent.filter((s) => s.len === COOKIE_REPLY_LEN);
+  expect(cookies.length).toBe(WAVE * WAVES);
+  expect(cookies.map((c) => c.to)).toEqual(Array.from({ length: WAVE * WAVES }, (_, i) => srcs[i % 4]!));
+  const objects = new Set(cookies.map((c) => c.ep)).size;
+  expect(objects).toBeLessThanOrEqual(HANDSHAKE_QUEUE_SIZE);
 });
 
 /** Duration of the second flood (the first one is 22 s: it also carries the legit peer). */

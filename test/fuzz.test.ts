@@ -214,7 +214,7 @@ describe("UAPI", () => {
     fc.assert(
       fc.property(uapiRequest, (req) => {
         w.b.out.errors.length = 0;
-        const res = bounded(() => dev.uapi(req));
+        const res = bounded(() => dev.uapi(req).response);
         if (res instanceof WgExit) return false;
         // Every answer is a sequence of "...errno=N\n\n" blocks.
         if (!/^((?:[a-z_]+=[^\n]*\n)*errno=-?\d+\n\n)*$/.test(res)) return false;
@@ -228,12 +228,12 @@ describe("UAPI", () => {
       { numRuns: 3000, seed: SEED },
     );
     expect(failedSets).toBeGreaterThan(10);
-    expect(dev.uapi("get=1\n\n")).toMatch(/errno=0\n\n$/);
+    expect(dev.uapi("get=1\n\n").response).toMatch(/errno=0\n\n$/);
   });
 
   test("client: get/set answer parsers on mutated real answers and noise", () => {
     const w = makeWorld(SEED + 5);
-    const real = w.a.dev.uapi("get=1\n\n");
+    const real = w.a.dev.uapi("get=1\n\n").response;
     expect(parseGetResponse(real, "wg0").ok).toBe(true);
     const mutated = fc
       .tuple(fc.array(fc.tuple(fc.nat(), fc.string({ maxLength: 3 })), { minLength: 1, maxLength: 5 }), fc.option(fc.nat()))

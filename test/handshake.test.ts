@@ -17,7 +17,7 @@ import {
   type StaticIdentity,
 } from "../core/noise.ts";
 import { createDevice } from "../core/device.ts";
-import type { Endpoint } from "../core/device-api.ts";
+import { Endpoint } from "../core/endpoint.ts";
 
 const V = (await Bun.file(new URL("./vectors/wireguard_handshake.json", import.meta.url)).json()) as any;
 const h = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
@@ -223,7 +223,7 @@ for (const HS of V.handshakes as any[]) {
 
 describe("cookie round", () => {
   const CR = V.cookie_round;
-  const src: Endpoint = { family: 4, ip: "192.0.2.1", port: CR.initiator_source_port };
+  const src = Endpoint.of(4, [192, 0, 2, 1], CR.initiator_source_port);
   test("cookie, reply bytes, consumption and the next initiation's mac2", () => {
     const nonce = h(CR.nonce);
     const checker = new CookieChecker((n) => (n === 24 ? nonce : new Uint8Array(n)));
@@ -258,7 +258,7 @@ describe("cookie round", () => {
     expect(hex(msg.subarray(132))).toBe(N.mac2);
     expect(checker.checkMac1(msg, 0, 148)).toBe(true);
     expect(checker.checkMac2(msg, 0, 148, src, 5000)).toBe(true);
-    expect(checker.checkMac2(msg, 0, 148, { ...src, port: src.port + 1 }, 5000)).toBe(false);
+    expect(checker.checkMac2(msg, 0, 148, Endpoint.of(4, src.addr.subarray(0, 4), src.port + 1), 5000)).toBe(false);
     for (let i = 132; i < 148; i++) {
       const bad = Uint8Array.from(msg);
       bad[i]! ^= 1 << i % 8;
@@ -317,8 +317,8 @@ describe("engines reproduce the vector on the wire", () => {
       const scripted = (q4: Uint8Array[], q32: Uint8Array[]) => (n: number) =>
         (n === 4 ? q4.shift() : n === 32 ? q32.shift() : undefined) ?? new Uint8Array(n);
       const wire: { from: string; bytes: string }[] = [];
-      const aEp: Endpoint = { family: 4, ip: "192.0.2.1", port: 51820 };
-      const bEp: Endpoint = { family: 4, ip: "192.0.2.2", port: 51820 };
+      const aEp = Endpoint.of(4, [192, 0, 2, 1], 51820);
+      const bEp = Endpoint.of(4, [192, 0, 2, 2], 51820);
       const tunA: string[] = [];
       const tunB: string[] = [];
       let pending: { to: "A" | "B"; bytes: Uint8Array } | null = null;
@@ -341,8 +341,8 @@ describe("engines reproduce the vector on the wire", () => {
       const A = mk("A", tunA, scripted([le(HS.initiation.sender_index)], [h(K.initiator_ephemeral_private)]));
       const B = mk("B", tunB, scripted([le(HS.response.sender_index)], [h(K.responder_ephemeral_private)]));
       const pskLine = `preshared_key=${HS.preshared_key}\n`;
-      expect(A.uapi(`set=1\nprivate_key=${K.initiator_static_private}\nlisten_port=51820\npublic_key=${K.responder_static_public}\n${pskLine}endpoint=192.0.2.2:51820\nallowed_ip=10.99.0.2/32\n\n`)).toBe("errno=0\n\n");
-      expect(B.uapi(`set=1\nprivate_key=${K.responder_static_private}\nlisten_port=51820\npublic_key=${K.initiator_static_public}\n${pskLine}allowed_ip=10.99.0.1/32\n\n`)).toBe("errno=0\n\n");
+      expect(A.uapi(`set=1\nprivate_key=${K.initiator_static_private}\nlisten_port=51820\npublic_key=${K.responder_static_public}\n${pskLine}endpoint=192.0.2.2:51820\nallowed_ip=10.99.0.2/32\n\n`).response).toBe("errno=0\n\n");
+      expect(B.uapi(`set=1\nprivate_key=${K.responder_static_private}\nlisten_port=51820\npublic_key=${K.initiator_static_public}\n${pskLine}allowed_ip=10.99.0.1/32\n\n`).response).toBe("errno=0\n\n");
       A.up();
       B.up();
       const pump = () => {

@@ -9,7 +9,7 @@
 // already, so unmutated copies are replays).
 import { hash, mac, publicKey, generatePrivateKey } from "../core/crypto.ts";
 import { createDevice, type Device } from "../core/device.ts";
-import type { Endpoint } from "../core/device-api.ts";
+import { Endpoint, formatEndpoint } from "../core/endpoint.ts";
 import { LABEL_MAC1 } from "../core/cookie.ts";
 import { COOKIE_REPLY_LEN, INITIATION_LEN, RESPONSE_LEN } from "../core/noise.ts";
 
@@ -88,12 +88,12 @@ export function makeWorld(seed: number, psk = true, defer = false): World {
   const mk = (ip: string, port: number, deferHandshakes = false): Node => {
     const out: Outputs = { udp: [], tun: [], events: [], errors: [], logs: [] };
     const priv = generatePrivateKey(r.bytes);
-    const node: Node = { dev: null!, priv, pub: publicKey(priv), ep: { family: 4, ip, port }, out, sentLog: [] };
+    const node: Node = { dev: null!, priv, pub: publicKey(priv), ep: Endpoint.of(4, ip.split(".").map(Number), port), out, sentLog: [] };
     node.dev = createDevice(
       {
         sendUdp: (buf, off, len, to) => {
           const data = buf.slice(off, off + len);
-          out.udp.push({ to: { ...to }, data });
+          out.udp.push({ to: to.clone(), data });
           node.sentLog.push(data);
         },
         writeTun: (buf, off, len) => void out.tun.push(buf.slice(off, off + len)),
@@ -116,8 +116,8 @@ export function makeWorld(seed: number, psk = true, defer = false): World {
     me.dev.uapi(
       `set=1\nprivate_key=${hex(me.priv)}\nlisten_port=${me.ep.port}\npublic_key=${hex(other.pub)}\n` +
         (pskHex ? `preshared_key=${pskHex}\n` : "") +
-        `endpoint=${other.ep.ip}:${other.ep.port}\nallowed_ip=${allowed}\n\n`,
-    );
+        `endpoint=${formatEndpoint(other.ep)}\nallowed_ip=${allowed}\n\n`,
+    ).response;
   if (conf(a, b, "10.0.0.2/32") !== "errno=0\n\n" || conf(b, a, "10.0.0.1/32") !== "errno=0\n\n") throw new Error("config failed");
   a.dev.up();
   b.dev.up();
@@ -192,7 +192,7 @@ export function snapshot(dev: Device): string {
   for (const p of dev.peers.values()) {
     const h = p.handshake;
     parts.push(
-      `peer ${p.publicKeyHex} ep=${p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : "-"} tx=${p.txBytes} rx=${p.rxBytes} ` +
+      `peer ${p.publicKeyHex} ep=${p.endpoint ? `${formatEndpoint(p.endpoint)} src=${p.endpoint.hasSrc ? `${hex(p.endpoint.src)}%${p.endpoint.srcIfindex}` : "-"}` : "-"} tx=${p.txBytes} rx=${p.rxBytes} ` +
         `lastHs=${p.lastHandshakeWallMs} lastSent=${p.lastSentHandshakeMono} hsIdx=${p.handshakeIndex} staged=${p.staged.length}`,
     );
     parts.push(
@@ -341,17 +341,29 @@ export function generate(w: World, to: "a" | "b", g: GeneratorName, r: ReturnTyp
   }
 }
 
-/** Random source endpoints: usually the peer's own, sometimes spoofed. */
+/**
+ * Random source endpoints: usually the peer's own, sometimes spoofed; often arriving on another
+ * local address (a sticky source an unauthenticated packet must not teach the engine).
+ */
 export function source(w: World, to: "a" | "b", r: ReturnType<typeof prng>): Endpoint {
   const peer = to === "a" ? w.b : w.a;
+  let ep: Endpoint;
   switch (r.int(4)) {
     case 0:
-      return { family: 4, ip: `198.51.100.${r.int(256)}`, port: 1 + r.int(65535) };
+      ep = Endpoint.of(4, [198, 51, 100, r.int(256)], 1 + r.int(65535));
+      break;
     case 1:
-      return { family: 6, ip: `2001:db8::${r.int(65536).toString(16)}`, port: 1 + r.int(65535) };
+      ep = Endpoint.of(6, [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, r.int(256), r.int(256)], 1 + r.int(65535));
+      break;
     default:
-      return peer.ep;
+      ep = peer.ep.clone();
   }
+  if (r.int(2) === 0) {
+    ep.hasSrc = true;
+    ep.src.set(r.bytes(16));
+    ep.srcIfindex = 1 + r.int(8);
+  }
+  return ep;
 }
 
 export interface FuzzStats {
@@ -393,7 +405,7 @@ export function fuzzEngine(w: World, count: number, seed: number, snapshotEvery 
     if (o.udp.length === 1 && o.udp[0]!.data.length === COOKIE_REPLY_LEN && o.udp[0]!.data[0] === 3 &&
         (input.length === INITIATION_LEN || input.length === RESPONSE_LEN) &&
         node.dev.cookieChecker.checkMac1(input, 0, input.length) &&
-        o.udp[0]!.to.ip === src.ip && o.udp[0]!.to.port === src.port) {
+        o.udp[0]!.to.sameDst(src)) {
       stats.cookieReplies++;
       o.udp.length = 0;
     }

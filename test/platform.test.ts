@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Lab, type Netns } from "./netns.ts";
-import { formatIPv6, parseIPv4, parseIPv6 } from "../platform/linux/udp.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;
@@ -36,31 +35,6 @@ function runIn(ns: Netns, path: string, args: string[] = []): any {
   return JSON.parse(last);
 }
 
-describe("address text", () => {
-  test("IPv6 parse/format round trip (RFC 5952)", () => {
-    const b = new Uint8Array(16);
-    for (const [i, o] of [
-      ["fd00::1", "fd00::1"],
-      ["::", "::"],
-      ["::1", "::1"],
-      ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
-      ["2001:DB8::0:1", "2001:db8::1"],
-      ["1:0:0:2:0:0:0:3", "1:0:0:2::3"],
-      ["fe80::1%lo", "fe80::1"],
-      ["1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"],
-      ["1:0:3:4:5:6:7:8", "1:0:3:4:5:6:7:8"],
-    ] as const) {
-      expect(parseIPv6(i, b, 0)).toBe(true);
-      expect(formatIPv6(b, 0)).toBe(o);
-    }
-    expect(parseIPv6("::ffff:1.2.3.4", b, 0)).toBe(true);
-    expect([...b.subarray(10)]).toEqual([255, 255, 1, 2, 3, 4]);
-    for (const bad of ["1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "g::", "1.2.3.4"]) expect(parseIPv6(bad, b, 0)).toBe(false);
-    expect(parseIPv4("10.0.0.256", b, 0)).toBe(false);
-    expect(parseIPv4("10.0.0.1", b, 0)).toBe(true);
-  });
-});
-
 describe("TUN", () => {
   test("echo request routed into the TUN arrives through the poller loop; a written packet reaches a socket; link state and deletion are seen", () => {
     const ns = lab.ns("tun");
@@ -70,6 +44,7 @@ describe("TUN", () => {
 import { Tun } from "@ROOT@/platform/linux/tun.ts";
 import { LinuxIO } from "@ROOT@/platform/linux/io-loop.ts";
 import { Udp } from "@ROOT@/platform/linux/udp.ts";
+import { formatEndpoint } from "@ROOT@/core/endpoint.ts";
 const tun = Tun.open("wgtun0");
 tun.setMtu(1420);
 const seen = { echo: 0, ups: 0, downs: 0, mtu: 0, written: 0, name: tun.name, mtuRead: tun.mtu() };
@@ -94,7 +69,7 @@ io.attach({
     // IPv4 ICMP echo request to 10.9.0.2
     if (b[o] >> 4 === 4 && b[o + 9] === 1 && b[o + 20] === 8 && b[o + 19] === 2) seen.echo++;
   },
-  tick() {}, nextDeadline() { return Infinity; }, uapi() { return "errno=0\\n\\n"; },
+  tick() {}, nextDeadline() { return Infinity; }, uapi() { return { response: "errno=0\\n\\n", close: false }; },
   up() { seen.ups++; }, down() { seen.downs++; }, setMtu(m: number) { seen.mtu = m; }, close() {},
 } as any);
 const sh = (c: string) => Bun.spawnSync(["sh", "-c", c]);
@@ -106,7 +81,7 @@ setTimeout(() => {
   const port = sock.bind(0, 0);
   io.writeTun(udpPacket(port), 0, 37);
   sock.readable(1000);
-  sock.receive((b, o, l, src) => { if (new TextDecoder().decode(b.subarray(o, o + l)) === "hello-tun" && src.ip === "10.9.0.2" && src.port === 5555) seen.written++; });
+  sock.receive((b, o, l, src) => { if (new TextDecoder().decode(b.subarray(o, o + l)) === "hello-tun" && formatEndpoint(src) === "10.9.0.2:5555") seen.written++; });
   sh("ip link set wgtun0 mtu 1380");
 }, 1300);
 setTimeout(() => sh("ip link set wgtun0 down"), 1600);
@@ -140,7 +115,8 @@ describe("UDP", () => {
     const server = script(
       "udp-server.ts",
       `
-import { Udp } from "@ROOT@/platform/linux/udp.ts";
+import { Udp, scopeName } from "@ROOT@/platform/linux/udp.ts";
+import { formatEndpoint } from "@ROOT@/core/endpoint.ts";
 const u = new Udp();
 const port = u.bind(0, 0);
 console.log(JSON.stringify({ port }));
@@ -153,7 +129,7 @@ while (got < 2006 && Date.now() < end) {
     got++;
     if (len === 3000) big++;
     else if (len !== 1200 && !(len === 8 && (buf[off] === 0x50 || buf[off] === 0x51))) badLen++;
-    sources.add(src.family + " " + src.ip);
+    sources.add(src.family + " " + formatEndpoint(src, scopeName).replace(/:\\d+$/, ""));
     // Reply to the probe: it must leave from the address it was sent to.
     if (buf[off] === 0x50 || buf[off] === 0x51) { u.send(buf, off, len, src); u.flush(); }
   });
@@ -167,30 +143,36 @@ console.log(JSON.stringify({ got, maxBatch, badLen, big, gro: u.gro, sources: [.
     const client = script(
       "udp-client.ts",
       `
-import { Udp } from "@ROOT@/platform/linux/udp.ts";
-import { getInt, SOL_SOCKET, SO_MARK } from "@ROOT@/platform/linux/libc.ts";
+import { Udp, scopeName } from "@ROOT@/platform/linux/udp.ts";
+import { getInt, SOL_SOCKET, SO_MARK, cstr, libc } from "@ROOT@/platform/linux/libc.ts";
+import { formatEndpoint } from "@ROOT@/core/endpoint.ts";
+import { parseEndpoint } from "@ROOT@/core/uapi-server.ts";
 const port = Number(process.argv[2]);
 const u = new Udp();
 u.bind(0, 0x2a5);
 const mark = getInt(u.fd, SOL_SOCKET, SO_MARK);
 const msg = new Uint8Array(1200);
-for (let i = 0; i < 1000; i++) u.send(msg, 0, 1200, { family: 4, ip: "10.7.0.2", port });
-for (let i = 0; i < 1000; i++) u.send(msg, 0, 1200, { family: 6, ip: "fd07::2", port });
+const to4 = parseEndpoint("10.7.0.2:" + port)!;
+const to6 = parseEndpoint("[fd07::2]:" + port)!;
+for (let i = 0; i < 1000; i++) u.send(msg, 0, 1200, to4);
+for (let i = 0; i < 1000; i++) u.send(msg, 0, 1200, to6);
 u.flush();
 await Bun.sleep(100);
 msg[0] = 0x50;
-u.send(msg, 0, 8, { family: 4, ip: "10.7.0.3", port }); u.flush();
+u.send(msg, 0, 8, parseEndpoint("10.7.0.3:" + port)!); u.flush();
 let replyFrom = "";
-if (u.readable(2000)) u.receive((b, o, l, src) => { replyFrom = src.ip + ":" + src.port; });
+if (u.readable(2000)) u.receive((b, o, l, src) => { replyFrom = formatEndpoint(src); });
 // Link-local with a zone: the server must answer back through the same interface.
 msg[0] = 0x51;
-u.send(msg, 0, 8, { family: 6, ip: "fe80::b%" + process.argv[3], port }); u.flush();
+const linkLocal = parseEndpoint("[fe80::b]:" + port)!;
+linkLocal.scope = libc.if_nametoindex(cstr(process.argv[3]!));
+u.send(msg, 0, 8, linkLocal); u.flush();
 let linkLocalReply = "";
-if (u.readable(2000)) u.receive((b, o, l, src) => { linkLocalReply = src.ip + ":" + src.port; });
+if (u.readable(2000)) u.receive((b, o, l, src) => { linkLocalReply = formatEndpoint(src, scopeName); });
 // Datagrams above the path MTU: the kernel refuses them as one GSO message (EINVAL); they must
 // still arrive (as IP fragments), sent one by one, and GSO is switched off.
 const big = new Uint8Array(3000);
-for (let i = 0; i < 4; i++) u.send(big, 0, 3000, { family: 4, ip: "10.7.0.2", port });
+for (let i = 0; i < 4; i++) u.send(big, 0, 3000, to4);
 u.flush();
 console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, gsoAfter: u.gso, tx: u.txPackets, dropped: u.txDropped, gsoMessages: u.gsoMessages }));
 `,
@@ -212,7 +194,7 @@ console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, gsoAfter: u.gso, t
     expect(s.got).toBe(2006);
     expect(s.big).toBe(4);
     expect(c.gsoAfter).toBe(false);
-    expect(c.linkLocalReply).toBe(`fe80::b%${dev}:${port}`);
+    expect(c.linkLocalReply).toBe(`[fe80::b%${dev}]:${port}`);
     // Sent as UDP GSO messages, received through UDP_GRO, split back into 1200-byte datagrams.
     expect(c.gsoMessages).toBeGreaterThan(0);
     expect(c.tx).toBe(2006);
@@ -220,8 +202,8 @@ console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, gsoAfter: u.gso, t
     expect(s.badLen).toBe(0);
     expect(s.maxBatch).toBeGreaterThan(1);
     expect(s.sources.length).toBe(3);
-    expect(s.sources.slice(0, 2)).toEqual(["4 10.7.0.1", "6 fd07::1"]);
-    expect(s.sources[2]).toMatch(new RegExp(`^6 fe80::[0-9a-f:]+%${dev}$`));
+    expect(s.sources.slice(0, 2)).toEqual(["4 10.7.0.1", "6 [fd07::1]"]);
+    expect(s.sources[2]).toMatch(new RegExp(`^6 \\[fe80::[0-9a-f:]+%${dev}\\]$`));
     expect(s.inUse).toBe(98);
   }, 20000);
 });

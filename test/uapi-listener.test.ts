@@ -110,7 +110,7 @@ describe("UAPI listener", () => {
   test("with the engine: unknown operation closes silently; get=1 + junk answers errno=-22 then closes (go)", async () => {
     const path = fresh();
     const dev = createDevice({ sendUdp() {}, writeTun() {}, bind: (p) => p }, { mono: () => 0, wall: () => 0 });
-    const l: UapiListener = listenUapi(path, (req) => dev.uapiSession(req));
+    const l: UapiListener = listenUapi(path, (req) => dev.uapi(req));
     try {
       expect(await talk(path, "hello=1\n\n")).toEqual({ got: "", closed: true });
       expect(await talk(path, "get=1\nx...\n\n")).toEqual({ got: "errno=-22\n\n", closed: true });

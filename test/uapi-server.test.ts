@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { clampPrivateKey, generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { createDevice } from "../core/device.ts";
 import type { DeviceEvent } from "../core/device-api.ts";
+import { Endpoint } from "../core/endpoint.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const Z = "00".repeat(32);
@@ -34,8 +35,8 @@ function mk() {
     dev,
     binds,
     events,
-    set: (body: string) => dev.uapi(`set=1\n${body}\n`),
-    get: () => dev.uapi("get=1\n\n"),
+    set: (body: string) => dev.uapi(`set=1\n${body}\n`).response,
+    get: () => dev.uapi("get=1\n\n").response,
     failBind: (p: number | null) => {
       failBind = p;
     },
@@ -79,16 +80,17 @@ describe("get", () => {
 
   test("trailing character after get=1 is EINVAL; several operations per request", () => {
     const d = mk();
-    expect(d.dev.uapi("get=1\nx")).toBe("errno=-22\n\n");
-    expect(d.dev.uapi("get=1\n\nget=1\n\n")).toBe("errno=0\n\nerrno=0\n\n");
-    expect(d.dev.uapi("set=1\nfwmark=3\n\nget=1\n\n")).toBe("errno=0\n\nfwmark=3\nerrno=0\n\n");
+    expect(d.dev.uapi("get=1\nx")).toEqual({ response: "errno=-22\n\n", close: false });
+    expect(d.dev.uapi("get=1\n\nget=1\n\n")).toEqual({ response: "errno=0\n\nerrno=0\n\n", close: false });
+    expect(d.dev.uapi("set=1\nfwmark=3\n\nget=1\n\n")).toEqual({ response: "errno=0\n\nfwmark=3\nerrno=0\n\n", close: false });
   });
 
   test("unknown operation or truncated request closes without an answer", () => {
     const d = mk();
-    expect(d.dev.uapi("foo=1\n\n")).toBe("");
-    expect(d.dev.uapi("get=1\n")).toBe("");
-    expect(d.dev.uapi("")).toBe("");
+    expect(d.dev.uapi("foo=1\n\n")).toEqual({ response: "", close: true });
+    expect(d.dev.uapi("get=1\n")).toEqual({ response: "", close: true });
+    expect(d.dev.uapi("get=1\n\nfoo=1\n\n")).toEqual({ response: "errno=0\n\n", close: true });
+    expect(d.dev.uapi("")).toEqual({ response: "", close: false });
   });
 });
 
@@ -171,8 +173,8 @@ describe("set: device keys", () => {
 
   test("a missing final empty line still applies the set (EOF ends it)", () => {
     const d = mk();
-    expect(d.dev.uapi("set=1\nfwmark=5\n")).toBe("errno=0\n\n");
-    expect(d.dev.uapi("set=1\nfwmark=6")).toBe("errno=0\n\n");
+    expect(d.set("fwmark=5")).toBe("errno=0\n\n");
+    expect(d.dev.uapi("set=1\nfwmark=6").response).toBe("errno=0\n\n");
     expect(d.get()).toBe("fwmark=6\nerrno=0\n\n");
   });
 });
@@ -265,11 +267,11 @@ describe("set: peers", () => {
     A.sendTunPacket(pkt, 0, 40);
     while (q.length) {
       const [from, b] = q.shift()!;
-      (from === "A" ? B : A).receiveUdp(b, 0, b.length, { family: 4, ip: from === "A" ? "192.0.2.1" : "192.0.2.2", port: from === "A" ? 1 : 2 });
+      (from === "A" ? B : A).receiveUdp(b, 0, b.length, from === "A" ? Endpoint.of(4, [192, 0, 2, 1], 1) : Endpoint.of(4, [192, 0, 2, 2], 2));
     }
     const peer = A.peers.get(p2)!;
     expect(peer.current?.sendValid).toBe(true);
-    expect(A.uapi(`set=1\nprivate_key=${hex(k3)}\n\n`)).toBe("errno=0\n\n");
+    expect(A.uapi(`set=1\nprivate_key=${hex(k3)}\n\n`).response).toBe("errno=0\n\n");
     expect(peer.current?.sendValid).toBe(false);
     A.sendTunPacket(pkt, 0, 40);
     expect(q.map(([, b]) => b[0])).toEqual([1]); // a fresh initiation, no data

@@ -1,23 +1,34 @@
 // Drives the engine from the OS: TUN reads, UDP batches, link state, timers.
 //
-// Bun FFI calls are synchronous, so a blocking read() would freeze the event loop (UAPI, timers).
-// Instead every fd is non-blocking and a tiny Worker does nothing but a blocking poll() on them;
-// when something is readable it flips a shared flag and the main thread, woken through
-// Atomics.waitAsync, reads what poll reported (recvmmsg batches, TUN reads; see drain()), flushes
-// one sendmmsg, then waits up to LINGER_US in ppoll itself for the next burst before re-arming
-// the poller. Measured on the 2-core box: the worker/waitAsync hand-off round trip runs ~31k/s
-// when hot; an idle wake costs a median ~60 us (postMessage: ~100 us), ~110-140 us from poll()
-// returning to JS running on the main thread during 10 ms pings. A 2 ms linger (was 250 us)
-// catches the echo of what was just sent (per 123 pings the pinging side had 128 poller wakes and
-// 120 linger hits, was 167 and 74); ping medians moved 1.14 -> 0.76, 1.43 -> 1.48, 0.90 -> 0.87 ms
-// in three noisy sets (bench/RESULTS.md). The poller reports which fds were readable, so a wake
-// does not pay for reads that would only say EAGAIN. Not tried, by reasoning: poll(0) from setImmediate burns a
-// core while idle; node:fs reads cost a threadpool hop per packet.
+// Bun's FFI calls are synchronous, so a blocking read() would freeze the event loop (UAPI,
+// timers). Every fd is therefore non-blocking, and the loop runs in three states:
+//
+//   idle     A small Worker blocks in poll() on the TUN, UDP, link-monitor and kick fds. When one
+//            is readable it records which (S_READY), raises S_STATE and waits; the main thread,
+//            parked in Atomics.waitAsync, wakes up.
+//   drain    The main thread reads only the fds poll reported (drain(): recvmmsg batches into
+//            the engine, the handshake queue for a bounded slice, TUN reads), flushes one
+//            sendmmsg and runs due timers.
+//   linger   Instead of handing back to the poller at once, the main thread waits in ppoll on
+//            the same fds for up to LINGER_US: the answer to what was just sent usually arrives
+//            within that, and is then taken without two thread wake-ups. Stretches of lingering
+//            are bounded by LINGER_BUDGET_MS and never pass the engine's next timer, with an
+//            event-loop turn between them, so UAPI requests and timers always get their turn.
+//            While traffic is recent (HOT_MS) the main thread keeps lingering, so sparse packets
+//            also wake it directly; after HOT_MS of silence it clears S_STATE and the poller
+//            takes over again, so an idle daemon sleeps.
+//
+// The poller reports which fds were readable, so a wake-up does not pay for reads that would
+// only say EAGAIN. A poll(0) from setImmediate was not used because it keeps a core busy while
+// idle; node:fs reads were not used because they cost a thread-pool hop per packet.
+// bench/RESULTS.md has the measurements behind LINGER_US, HOT_MS and the drain order.
 
-import type { DeviceEvent, DeviceIO, Endpoint, Engine, TxAccount } from "../../core/device-api.ts";
-import { E, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
+import type { DeviceEvent, DeviceIO, Engine, TxAccount, UapiReply } from "../../core/device-api.ts";
+import type { Endpoint } from "../../core/endpoint.ts";
+import { EBADF, EBADFD, EIO, ENODEV } from "../../core/errno.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
 import type { Tun } from "./tun.ts";
-import { BATCH, Udp } from "./udp.ts";
+import { BATCH, Udp, scopeName } from "./udp.ts";
 
 export type LogLevel = "silent" | "error" | "verbose" | "debug";
 export type Logger = (level: "error" | "verbose" | "debug", msg: string) => void;
@@ -41,10 +52,10 @@ const READY_ALL = READY_TUN | READY_UDP | READY_NL | READY_KICK;
 /** Time per drain pass spent answering queued handshake messages (ms). */
 const HANDSHAKE_PASS_BUDGET_MS = 2;
 /**
- * How long the main thread waits in ppoll for more packets after a batch (microseconds). Long
- * enough to catch the answer to what was just sent (a ping's echo crosses both daemons in
- * ~0.5-1 ms here), so it is taken without the poller hop; the event loop (UAPI, signals) waits at
- * most this long, and never past the engine's next timer.
+ * How long the main thread waits in ppoll for more packets after a batch (microseconds): long
+ * enough for the answer to what was just sent to cross both daemons, so it is taken without the
+ * poller hop. The event loop (UAPI, signals) waits at most this long, and never past the
+ * engine's next timer.
  */
 const LINGER_US = Number(process.env.WG_LINGER_US ?? 2000);
 /** Bound on one stretch of lingering under constant traffic before the event loop gets a turn. */
@@ -149,8 +160,8 @@ export class LinuxIO implements DeviceIO {
     }
   }
 
-  clearSrc(ep: Endpoint): void {
-    this.udp.clearSrc(ep);
+  scopeName(scope: number): string {
+    return scopeName(scope);
   }
 
   log(level: "error" | "verbose" | "debug", msg: string): void {
@@ -179,7 +190,7 @@ export class LinuxIO implements DeviceIO {
     if (this.mtu > 0) engine.setMtu(this.mtu);
     // wireguard-go 0.0.20220316 brings the device up as soon as it exists, whatever the link
     // state: its TUN status probe (a zero-length write) reads as "up" on a down link, so the
-    // UDP port is bound and `wg show` lists it right after start. Measured, see checkLink().
+    // UDP port is bound and `wg show` lists it right after start (see checkLink()).
     this.bringUp();
     this.checkLink();
     this.publishFds();
@@ -197,14 +208,8 @@ export class LinuxIO implements DeviceIO {
       if (Atomics.load(st, S_STATE) !== 1) continue;
       this.wakeups++;
       this.safeDrain(Atomics.load(st, S_READY) || READY_ALL);
-      // More packets (the next burst, or the answer to what we just sent) are usually less than
-      // a millisecond or two away: wait for them right here, asleep in ppoll, instead of paying
-      // the hand-off through the poller thread and the event loop (~100 us median from idle).
-      // Bounded so UAPI requests and timers still get the event loop under constant load.
-      // While traffic is recent (HOT_MS) the main thread keeps polling in such stretches, with
-      // an event-loop turn between them, so sparse packets (a ping every 200 ms) wake it
-      // directly instead of costing two thread wake-ups each; after HOT_MS of silence the
-      // poller thread takes over again and an idle daemon sleeps.
+      // Linger (see the header): the first wait of a stretch is LINGER_US, later ones up to the
+      // stretch's budget; every wait ends at the engine's next timer.
       let lastTraffic = performance.now();
       for (let stretch = 0; this.running; stretch++) {
         const until = performance.now() + LINGER_BUDGET_MS;
@@ -257,14 +262,8 @@ export class LinuxIO implements DeviceIO {
    * Runs one UAPI request through the engine, then flushes what it queued and re-arms timers.
    * `close`: the connection must be closed after the response (an unknown operation, like go).
    */
-  uapi(request: string): { response: string; close: boolean } {
-    const engine = this.engine!;
-    let res: { response: string; close: boolean };
-    if (engine.uapiSession) res = engine.uapiSession(request);
-    else {
-      const response = engine.uapi(request);
-      res = { response, close: response === "" };
-    }
+  uapi(request: string): UapiReply {
+    const res = this.engine!.uapi(request);
     this.udp.flush();
     this.schedule();
     return res;
@@ -327,11 +326,10 @@ export class LinuxIO implements DeviceIO {
   /**
    * One pass over what poll reported readable (`ready`: READY_* bits). It reads only those fds
    * and stops at the first sign a queue is empty (a short recvmmsg batch; for a sparse TUN, the
-   * one packet poll announced): asking again would cost a syscall that only says EAGAIN, and a
-   * syscall is dear on this kind of VM (page-table isolation flushes the TLB on every entry, so
-   * the code after it runs cold). The caller's ppoll answers "is there more?" for every fd at
-   * once, and returns at once when there is. Measured per ping on the pinging side: 9 syscalls
-   * (5 of them EAGAIN reads) before, 5 after.
+   * one packet poll announced): asking again would cost a syscall that only says EAGAIN, and
+   * every syscall costs more than its own work (with page-table isolation the code after it runs
+   * cold). The caller's ppoll answers "is there more?" for every fd at once, and returns at once
+   * when there is.
    */
   private drain(ready: number): void {
     const engine = this.engine!;
@@ -359,7 +357,7 @@ export class LinuxIO implements DeviceIO {
         const n = tun.receive(this.onTun);
         if (n === 0) break;
         if (n < 0) {
-          if (n === -E.EBADFD || n === -E.EIO || n === -E.EBADF) {
+          if (n === -EBADFD || n === -EIO || n === -EBADF) {
             udp.flush();
             this.stop("interface removed");
             return;
@@ -379,7 +377,7 @@ export class LinuxIO implements DeviceIO {
 
   private drainNetlink(): void {
     let any = false;
-    while (Number(libc.recv(this.nlFd, this.nlBuf, this.nlBuf.length, 0x40)) > 0) any = true;
+    while (Number(libc.recv(this.nlFd, this.nlBuf, this.nlBuf.length, MSG_DONTWAIT)) > 0) any = true;
     if (any) this.checkLink();
   }
 
@@ -394,7 +392,7 @@ export class LinuxIO implements DeviceIO {
     const engine = this.engine!;
     const flags = this.tun.flags();
     if (flags < 0) {
-      if (flags === -E.ENODEV) this.stop("interface removed");
+      if (flags === -ENODEV) this.stop("interface removed");
       return;
     }
     const up = (flags & IFF_UP) !== 0;

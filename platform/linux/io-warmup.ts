@@ -1,8 +1,7 @@
-// JIT warm-up of the whole data path, I/O included. core/warmup.ts compiles the engine, but a
-// fresh daemon still ran its I/O code (drain, recvmmsg/sendmmsg batching, TUN reads with
-// segmentation, GRO merging on write) through JavaScriptCore's interpreter for the first few
-// hundred packets: sparse traffic such as a ping every 200 ms never got that code compiled
-// (measured: 200 ms pings right after start ~1.0-1.2 ms, after some traffic ~0.8 ms).
+// JIT warm-up of the whole data path, I/O included. core/warmup.ts compiles the engine, but the
+// I/O code (drain, recvmmsg/sendmmsg batching, TUN reads with segmentation, GRO merging on
+// write) would still run through JavaScriptCore's interpreter for the first few hundred packets,
+// and sparse traffic such as a ping every 200 ms would never get it compiled.
 //
 // This runs the real classes on private file descriptors: two engines, each behind its own
 // LinuxIO whose "TUN" is one end of an AF_UNIX datagram socketpair (one packet per read, like a

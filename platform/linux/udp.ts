@@ -1,16 +1,22 @@
 // The WireGuard UDP socket: one dual-stack AF_INET6 socket (IPv4 peers appear as ::ffff:a.b.c.d),
-// falling back to AF_INET when IPv6 is unavailable. Receives with recvmmsg and sends with
-// sendmmsg into arenas allocated once; Endpoint objects for sources are cached so the hot path
-// does not allocate. The local address each packet arrived on (IPV6_PKTINFO) is remembered per
-// remote endpoint so replies leave from the address the peer wrote to ("sticky source").
+// falling back to AF_INET when IPv6 is unavailable. recvmmsg and sendmmsg work in arenas
+// allocated once.
+//
+// Endpoints are bytes both ways. A received datagram reaches the engine as one reused Endpoint:
+// the sender's address, port and scope from the sockaddr, and as its sticky source the local
+// address and interface IPV6_PKTINFO reports. A send takes its destination and sticky source from
+// the Endpoint the engine passes (for a peer, the peer's own), so a reply leaves from the address
+// the peer wrote to; a source the kernel refuses is cleared on that Endpoint and the datagram
+// goes out from a source chosen by route. Nothing is kept per remote address.
 
-import type { Endpoint, TxAccount } from "../../core/device-api.ts";
+import { Endpoint } from "../../core/endpoint.ts";
+import type { TxAccount } from "../../core/device-api.ts";
+import { EAGAIN, EINTR, EINVAL, EIO, EMSGSIZE, EOPNOTSUPP } from "../../core/errno.ts";
 import {
   Copier,
   AF_INET,
   AF_INET6,
   CMSG_HDR,
-  E,
   IOVEC_SIZE,
   IPPROTO_IPV6,
   IPV6_PKTINFO,
@@ -39,7 +45,6 @@ import {
   SO_SNDBUFFORCE,
   SysError,
   addr,
-  cstr,
   errno,
   libc,
   setInt,
@@ -61,89 +66,11 @@ const UDP_SEGMENT = 103;
 const UDP_GRO = 104;
 const SOCKBUF = 7 << 20;
 
-// ---------------------------------------------------------------------------------------------
-// Address text <-> bytes
+const POLLOUT = 4;
+const SOCKADDR_IN_SIZE = 16;
 
-/** Parses dotted-quad IPv4 into out[off..off+4]; false if malformed. */
-export function parseIPv4(s: string, out: Uint8Array, off: number): boolean {
-  const parts = s.split(".");
-  if (parts.length !== 4) return false;
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^\d{1,3}$/.test(p)) return false;
-    const v = Number(p);
-    if (v > 255) return false;
-    out[off + i] = v;
-  }
-  return true;
-}
-
-/** Parses IPv6 text (with ::, embedded IPv4, optional %zone stripped) into 16 bytes. */
-export function parseIPv6(text: string, out: Uint8Array, off: number): boolean {
-  const pct = text.indexOf("%");
-  const s = pct >= 0 ? text.slice(0, pct) : text;
-  const dbl = s.indexOf("::");
-  if (dbl >= 0 && s.indexOf("::", dbl + 1) >= 0) return false;
-  const groups: number[] = [];
-  const parseSide = (side: string, allowV4: boolean): number[] | null => {
-    if (side === "") return [];
-    const res: number[] = [];
-    const items = side.split(":");
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      if (allowV4 && i === items.length - 1 && it.includes(".")) {
-        const b = new Uint8Array(4);
-        if (!parseIPv4(it, b, 0)) return null;
-        res.push((b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(it)) return null;
-        res.push(parseInt(it, 16));
-      }
-    }
-    return res;
-  };
-  if (dbl >= 0) {
-    const a = parseSide(s.slice(0, dbl), false);
-    const b = parseSide(s.slice(dbl + 2), true);
-    if (!a || !b || a.length + b.length > 7) return false;
-    groups.push(...a, ...new Array<number>(8 - a.length - b.length).fill(0), ...b);
-  } else {
-    const a = parseSide(s, true);
-    if (!a || a.length !== 8) return false;
-    groups.push(...a);
-  }
-  for (let i = 0; i < 8; i++) {
-    out[off + 2 * i] = groups[i]! >> 8;
-    out[off + 2 * i + 1] = groups[i]! & 0xff;
-  }
-  return true;
-}
-
-/** RFC 5952 text for 16 address bytes (what inet_ntop prints). */
-export function formatIPv6(b: Uint8Array, off: number): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number, z: number) => g.slice(a, z).map((x) => x.toString(16)).join(":");
-  if (bestStart < 0) return hex(0, 8);
-  return hex(0, bestStart) + "::" + hex(bestStart + bestLen, 8);
-}
-
-function zoneName(index: number): string {
+/** Interface name for a scope id (if_indextoname), or the number when there is none. */
+export function scopeName(index: number): string {
   const name = new Uint8Array(16);
   if (libc.if_indextoname(index, name) === null) return String(index);
   const end = name.indexOf(0);
@@ -155,31 +82,13 @@ function isV4Mapped(b: Uint8Array, off: number): boolean {
   return b[off + 10] === 0xff && b[off + 11] === 0xff;
 }
 
-// ---------------------------------------------------------------------------------------------
-
-interface CachedSource {
-  ep: Endpoint;
-  /** Address bytes as received (IPv4-mapped form for IPv4), to verify hash hits. */
-  raw: Uint8Array;
-}
-
-/** Local address a peer wrote to: IPv6 (or IPv4-mapped) bytes plus the receiving ifindex. */
-interface StickySource {
-  addr: Uint8Array;
-  ifindex: number;
+function u32le(b: Uint8Array, off: number): number {
+  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
 }
 
 /** Gives back bytes the engine counted as sent for a datagram the socket never took. */
 function unsent(account: TxAccount | undefined, bytes: number): void {
   if (account !== undefined) account.txBytes -= bytes;
-}
-
-/** What the sockaddr cache remembers about an Endpoint object the engine hands to send. */
-interface EncodedDest {
-  ip: string;
-  port: number;
-  family: number;
-  sa: Uint8Array;
 }
 
 export type UdpReceive = (buf: Uint8Array, off: number, len: number, src: Endpoint) => void;
@@ -188,10 +97,8 @@ export class Udp {
   fd = -1;
   port = 0;
   fwmark = 0;
-  /** AF_INET6 (dual-stack) or AF_INET. */
+  /** AF_INET6 (dual-stack, with sticky sources) or AF_INET. */
   family = AF_INET6;
-  /** Replies leave from the local address the peer last wrote to. */
-  sticky = true;
   /** UDP_GRO accepted by the kernel for the current socket. */
   gro = false;
 
@@ -202,6 +109,8 @@ export class Udp {
   private readonly rNames = new Uint8Array(BATCH * NAME_SLOT);
   private readonly rCtrl = new Uint8Array(BATCH * CTRL_SLOT);
   readonly rData = new Uint8Array(BATCH * RECV_SLOT);
+  /** The source of the datagram being delivered (rewritten for each). */
+  private readonly rEp = new Endpoint();
 
   // send arena
   private readonly sMsgs = new Uint8Array(BATCH * MMSGHDR_SIZE);
@@ -220,19 +129,19 @@ export class Udp {
   private readonly mSeg = new Int32Array(BATCH);
   private readonly mSegs = new Int32Array(BATCH);
   private readonly mLen = new Int32Array(BATCH);
-  private readonly mSticky: (StickySource | undefined)[] = new Array(BATCH);
+  /** Each queued message's destination and sticky source, copied when it was queued. */
+  private readonly mDst = Array.from({ length: BATCH }, () => new Endpoint());
+  /** The Endpoint each message was queued for, whose sticky source goes if the kernel refuses it. */
+  private readonly mOwner: (Endpoint | undefined)[] = new Array(BATCH);
   /** Whose txBytes each queued message is debited from if it cannot be sent. */
   private readonly mAccount: (TxAccount | undefined)[] = new Array(BATCH);
-  private mDest: EncodedDest | null = null;
+  /** No message is open for more datagrams (none queued, or the last one ended short). */
   private mClosed = true;
   /** UDP GSO (UDP_SEGMENT) on send; switched off for good if the kernel or route refuses it. */
   gso = process.env.WG_UDP_GSO !== "0";
   /** Statistics: sendmmsg messages that carried several datagrams. */
   gsoMessages = 0;
 
-  private readonly sources = new Map<number, CachedSource>();
-  private readonly stickyByIp = new Map<string, Map<number, StickySource>>();
-  private readonly dests = new WeakMap<Endpoint, EncodedDest>();
   private readonly pollfd = new Int32Array(2);
   /** Counters for tests and stats. */
   rxPackets = 0;
@@ -264,10 +173,6 @@ export class Udp {
   }
 
   /**
-   * (Re)binds to `port` (0 = random) with `fwmark` (0 = none). Returns the bound port; throws a
-   * SysError (numeric errno) and leaves the device without a socket on failure, like go.
-   */
-  /**
    * Where sockets are created: null = the current network namespace; else a wrapper that runs
    * the socket() call elsewhere (NetnsSwitch.run for the daemon's --udp-netns). The namespace
    * is fixed at creation, so bind, send and receive need no switching.
@@ -276,6 +181,10 @@ export class Udp {
   /** Bind to 127.0.0.1 instead of every address (the I/O warm-up's private sockets). */
   loopbackOnly = false;
 
+  /**
+   * (Re)binds to `port` (0 = random) with `fwmark` (0 = none). Returns the bound port; throws a
+   * SysError (numeric errno) and leaves the device without a socket on failure, like go.
+   */
   bind(port: number, fwmark: number): number {
     // A mark-only change keeps the socket, as wireguard-go does: closing and re-binding the same
     // port fails with EADDRINUSE while the poller thread still holds the old fd in poll().
@@ -320,7 +229,7 @@ export class Udp {
       if (family === AF_INET6) sa.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1], 8);
       else sa.set([127, 0, 0, 1], 4);
     }
-    const saLen = family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16;
+    const saLen = family === AF_INET6 ? SOCKADDR_IN6_SIZE : SOCKADDR_IN_SIZE;
     if (libc.bind(fd, sa, saLen) < 0) fail("bind");
     const out = new Uint8Array(SOCKADDR_IN6_SIZE);
     const outLen = new Uint32Array([SOCKADDR_IN6_SIZE]);
@@ -329,7 +238,6 @@ export class Udp {
     this.family = family;
     this.port = new DataView(out.buffer).getUint16(2, false);
     this.fwmark = fwmark;
-    this.stickyByIp.clear();
     return this.port;
   }
 
@@ -338,14 +246,8 @@ export class Udp {
     this.fd = -1;
     this.port = 0;
     // Queued datagrams die with the socket: they were never sent.
-    for (let i = 0; i < this.sCount; i++) {
-      unsent(this.mAccount[i], this.mLen[i]!);
-      this.mAccount[i] = undefined;
-    }
-    this.sCount = 0;
-    this.sTail = 0;
-    this.mDest = null;
-    this.mClosed = true;
+    for (let i = 0; i < this.sCount; i++) unsent(this.mAccount[i], this.mLen[i]!);
+    this.dequeueAll();
   }
 
   /**
@@ -365,13 +267,13 @@ export class Udp {
     this.lastBatch = n > 0 ? n : 0;
     if (n < 0) {
       const e = errno();
-      return e === E.EAGAIN || e === E.EINTR ? 0 : -e;
+      return e === EAGAIN || e === EINTR ? 0 : -e;
     }
     let count = 0;
+    const ep = this.rEp;
     for (let i = 0; i < n; i++) {
       const len = m32[((i * MMSGHDR_SIZE + MMSG_LEN) >> 2)]!;
-      const ep = this.sourceOf(i);
-      if (ep === null) continue;
+      if (!this.readSource(i, ep)) continue;
       const seg = this.scanControl(i, ep);
       const base = i * RECV_SLOT;
       if (seg > 0 && seg < len) {
@@ -390,62 +292,31 @@ export class Udp {
     return count;
   }
 
-  private sourceOf(i: number): Endpoint | null {
+  /** Message i's sender (sockaddr) into ep, without a sticky source; false for another family. */
+  private readSource(i: number, ep: Endpoint): boolean {
     const b = this.rNames;
     const o = i * NAME_SLOT;
     const fam = b[o]! | (b[o + 1]! << 8);
-    const port = (b[o + 2]! << 8) | b[o + 3]!;
-    let a: number; // byte offset of the 16-byte (or mapped) address
-    let v4: boolean;
-    if (fam === AF_INET6) {
-      a = o + 8;
-      v4 = isV4Mapped(b, a);
-    } else if (fam === AF_INET) {
-      // Store IPv4 as mapped into bytes [8..24) so both families share the cache check.
-      b.copyWithin(o + 20, o + 4, o + 8);
-      b.fill(0, o + 8, o + 18);
-      b[o + 18] = 0xff;
-      b[o + 19] = 0xff;
-      a = o + 8;
-      v4 = true;
-    } else return null;
-    let key: number;
-    if (v4) {
-      key = ((b[a + 12]! * 16777216 + ((b[a + 13]! << 16) | (b[a + 14]! << 8) | b[a + 15]!)) * 65536) + port;
-    } else {
-      let h = 0x811c9dc5;
-      for (let k = 0; k < 20; k++) h = Math.imul(h ^ b[a + k]!, 0x01000193); // address + scope id
-      key = -((h >>> 0) * 65536 + port) - 1; // negative keys cannot collide with IPv4 keys
-    }
-    const hit = this.sources.get(key);
-    if (hit !== undefined) {
-      if (v4) return hit.ep;
-      const r = hit.raw;
-      let same = true;
-      for (let k = 0; k < 20; k++)
-        if (r[k] !== b[a + k]) {
-          same = false;
-          break;
-        }
-      if (same) return hit.ep;
-    }
-    // Bounded: unauthenticated sources must not grow memory without limit.
-    if (this.sources.size >= 4096) this.sources.clear();
-    const raw = b.slice(a, a + 20);
-    let ep: Endpoint;
-    if (v4) ep = { family: 4, ip: `${raw[12]}.${raw[13]}.${raw[14]}.${raw[15]}`, port };
-    else {
-      // Link-local senders keep their zone ("fe80::1%eth0") so replies can be routed back.
-      const scope = raw[16]! | (raw[17]! << 8) | (raw[18]! << 16) | (raw[19]! * 16777216);
-      ep = { family: 6, ip: formatIPv6(raw, 0) + (scope !== 0 ? `%${zoneName(scope)}` : ""), port };
-    }
-    this.sources.set(key, { ep, raw });
-    return ep;
+    const a = ep.addr;
+    if (fam === AF_INET6 && !isV4Mapped(b, o + 8)) {
+      ep.family = 6;
+      for (let k = 0; k < 16; k++) a[k] = b[o + 8 + k]!;
+      ep.scope = u32le(b, o + 24);
+    } else if (fam === AF_INET6 || fam === AF_INET) {
+      // IPv4, as a mapped address on the dual-stack socket or plain.
+      const at = fam === AF_INET6 ? o + 20 : o + 4;
+      ep.family = 4;
+      for (let k = 0; k < 4; k++) a[k] = b[at + k]!;
+      ep.scope = 0;
+    } else return false;
+    ep.port = (b[o + 2]! << 8) | b[o + 3]!;
+    ep.hasSrc = false;
+    return true;
   }
 
   /**
-   * Walks message i's control data: notes IPV6_PKTINFO as the sticky source towards `ep` and
-   * returns the UDP_GRO segment size (0 when the buffer is one datagram).
+   * Walks message i's control data: IPV6_PKTINFO becomes ep's sticky source; returns the UDP_GRO
+   * segment size (0 when the buffer is one datagram).
    */
   private scanControl(i: number, ep: Endpoint): number {
     const c = this.rCtrl;
@@ -458,7 +329,7 @@ export class Udp {
       const level = c[base + o + 8]! | (c[base + o + 9]! << 8);
       const type = c[base + o + 12]! | (c[base + o + 13]! << 8);
       if (level === IPPROTO_IPV6 && type === IPV6_PKTINFO && l >= CMSG_HDR + 20) {
-        if (this.sticky && this.family === AF_INET6) this.noteSticky(base + o + CMSG_HDR, ep);
+        this.noteSource(base + o + CMSG_HDR, ep);
       } else if (level === SOL_UDP && type === UDP_GRO && l >= CMSG_HDR + 2) {
         seg = c[base + o + CMSG_HDR]! | (c[base + o + CMSG_HDR + 1]! << 8);
       }
@@ -467,65 +338,42 @@ export class Udp {
     return seg;
   }
 
-  /** Remembers the in6_pktinfo at rCtrl[d..] as the reply source towards `ep`. */
-  private noteSticky(d: number, ep: Endpoint): void {
+  /** The in6_pktinfo at rCtrl[d..] as ep's sticky source (IPv4 from its mapped form). */
+  private noteSource(d: number, ep: Endpoint): void {
     const c = this.rCtrl;
-    let byPort = this.stickyByIp.get(ep.ip);
-    if (byPort === undefined) {
-      if (this.stickyByIp.size >= 4096) this.stickyByIp.clear();
-      byPort = new Map();
-      this.stickyByIp.set(ep.ip, byPort);
-    }
-    let s = byPort.get(ep.port);
-    if (s === undefined) {
-      s = { addr: new Uint8Array(16), ifindex: 0 };
-      byPort.set(ep.port, s);
-    }
-    let changed = false;
-    for (let k = 0; k < 16; k++)
-      if (s.addr[k] !== c[d + k]) {
-        changed = true;
-        break;
-      }
-    if (changed) s.addr.set(c.subarray(d, d + 16));
-    s.ifindex = c[d + 16]! | (c[d + 17]! << 8) | (c[d + 18]! << 16) | (c[d + 19]! << 24);
+    const s = ep.src;
+    if (ep.family === 4) for (let k = 0; k < 4; k++) s[k] = c[d + 12 + k]!;
+    else for (let k = 0; k < 16; k++) s[k] = c[d + k]!;
+    ep.srcIfindex = u32le(c, d + 16);
+    ep.hasSrc = true;
   }
 
-  /** Forgets the sticky source for `ep` so the kernel chooses by route again. */
-  clearSrc(ep: Endpoint): void {
-    this.stickyByIp.get(ep.ip)?.delete(ep.port);
-  }
-
-  private encode(ep: Endpoint): EncodedDest | null {
-    let d = this.dests.get(ep);
-    if (d !== undefined && d.ip === ep.ip && d.port === ep.port && d.family === ep.family) return d;
-    const sa = new Uint8Array(SOCKADDR_IN6_SIZE);
-    const dv = new DataView(sa.buffer);
+  /** Message i's sockaddr for the destination in ep. */
+  private writeName(i: number, ep: Endpoint): void {
+    const b = this.sNames;
+    const o = i * NAME_SLOT;
+    const a = ep.addr;
+    b.fill(0, o, o + SOCKADDR_IN6_SIZE);
+    b[o + 2] = ep.port >>> 8;
+    b[o + 3] = ep.port & 0xff;
     if (this.family === AF_INET6) {
-      dv.setUint16(0, AF_INET6, true);
-      dv.setUint16(2, ep.port, false);
+      b[o] = AF_INET6;
       if (ep.family === 4) {
-        sa[18] = 0xff;
-        sa[19] = 0xff;
-        if (!parseIPv4(ep.ip, sa, 20)) return null;
+        b[o + 18] = b[o + 19] = 0xff;
+        for (let k = 0; k < 4; k++) b[o + 20 + k] = a[k]!;
       } else {
-        if (!parseIPv6(ep.ip, sa, 8)) return null;
-        const pct = ep.ip.indexOf("%");
-        if (pct >= 0) {
-          const zone = ep.ip.slice(pct + 1);
-          const idx = /^\d+$/.test(zone) ? Number(zone) : libc.if_nametoindex(cstr(zone));
-          dv.setUint32(24, idx, true);
-        }
+        for (let k = 0; k < 16; k++) b[o + 8 + k] = a[k]!;
+        const scope = ep.scope;
+        b[o + 24] = scope & 0xff;
+        b[o + 25] = (scope >>> 8) & 0xff;
+        b[o + 26] = (scope >>> 16) & 0xff;
+        b[o + 27] = scope >>> 24;
       }
     } else {
-      if (ep.family !== 4) return null;
-      dv.setUint16(0, AF_INET, true);
-      dv.setUint16(2, ep.port, false);
-      if (!parseIPv4(ep.ip, sa, 4)) return null;
+      b[o] = AF_INET;
+      for (let k = 0; k < 4; k++) b[o + 4 + k] = a[k]!;
     }
-    d = { ip: ep.ip, port: ep.port, family: ep.family, sa };
-    this.dests.set(ep, d);
-    return d;
+    this.sMsgs32[(i * MMSGHDR_SIZE + MSG_NAMELEN) >> 2] = this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : SOCKADDR_IN_SIZE;
   }
 
   /**
@@ -537,25 +385,24 @@ export class Udp {
       unsent(account, len);
       return;
     }
-    const d = this.encode(ep);
-    if (d === null) {
+    if (ep.family === 6 && this.family !== AF_INET6) {
       this.txDropped++;
       unsent(account, len);
       return;
     }
-    const sticky = this.sticky && this.family === AF_INET6 ? this.stickyByIp.get(ep.ip)?.get(ep.port) : undefined;
+    // Sticky sources need IPV6_PKTINFO, which only the dual-stack socket has.
+    const sticky = ep.hasSrc && this.family === AF_INET6;
     let i = this.sCount - 1;
     if (
       this.gso &&
       !this.mClosed &&
-      this.mDest !== null &&
-      (d === this.mDest || (d.port === this.mDest.port && d.ip === this.mDest.ip && d.family === this.mDest.family)) &&
-      this.mSticky[i] === sticky &&
       this.mAccount[i] === account &&
       len <= this.mSeg[i]! &&
       this.mSegs[i]! < GSO_MAX_SEGS &&
       this.mLen[i]! + len <= GSO_MAX_BYTES &&
-      this.sTail + len <= SEND_ARENA
+      this.sTail + len <= SEND_ARENA &&
+      this.mDst[i]!.sameDst(ep) &&
+      (sticky ? this.mDst[i]!.sameSrc(ep) : !this.mDst[i]!.hasSrc)
     ) {
       this.sCopy.copy(this.sTail, buf, off, len);
       this.sTail += len;
@@ -572,21 +419,21 @@ export class Udp {
     this.mSeg[i] = len;
     this.mSegs[i] = 1;
     this.mLen[i] = len;
-    this.mSticky[i] = sticky;
+    const dst = this.mDst[i]!;
+    dst.copyFrom(ep);
+    if (!sticky) dst.hasSrc = false;
+    this.mOwner[i] = ep;
     this.mAccount[i] = account;
-    this.mDest = d;
     this.mClosed = false;
     const iv = (i * IOVEC_SIZE) >> 2;
     const p = this.sDataPtr + start;
     this.sIov32[iv] = p % 4294967296;
     this.sIov32[iv + 1] = Math.floor(p / 4294967296);
-    this.sNames.set(d.sa, i * NAME_SLOT);
-    const w = (i * MMSGHDR_SIZE) >> 2;
-    this.sMsgs32[w + (MSG_NAMELEN >> 2)] = this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16;
+    this.writeName(i, dst);
   }
 
   /** Fills message i's length and control data (sticky source, GSO segment size). */
-  private finish(i: number, withSticky: boolean): void {
+  private finish(i: number): void {
     const iv = (i * IOVEC_SIZE) >> 2;
     this.sIov32[iv + 2] = this.mLen[i]!;
     this.sIov32[iv + 3] = 0;
@@ -594,15 +441,21 @@ export class Udp {
     const v = this.sCtrlView;
     const base = i * CTRL_SLOT;
     let o = 0;
-    const s = withSticky ? this.mSticky[i] : undefined;
-    if (s !== undefined) {
+    const dst = this.mDst[i]!;
+    if (dst.hasSrc) {
       v.setUint32(base, CMSG_HDR + 20, true);
       v.setUint32(base + 4, 0, true);
       v.setInt32(base + 8, IPPROTO_IPV6, true);
       v.setInt32(base + 12, IPV6_PKTINFO, true);
-      c.set(s.addr, base + CMSG_HDR);
-      // An IPv4-mapped source must not pin the interface: the kernel then routes normally.
-      v.setUint32(base + CMSG_HDR + 16, isV4Mapped(s.addr, 0) ? 0 : s.ifindex, true);
+      const d = base + CMSG_HDR;
+      const s = dst.src;
+      if (dst.family === 4) {
+        c.fill(0, d, d + 10);
+        c[d + 10] = c[d + 11] = 0xff;
+        for (let k = 0; k < 4; k++) c[d + 12 + k] = s[k]!;
+      } else for (let k = 0; k < 16; k++) c[d + k] = s[k]!;
+      // An IPv4 source must not pin the interface: the kernel then routes normally.
+      v.setUint32(d + 16, dst.family === 4 ? 0 : dst.srcIfindex, true);
       o = PKTINFO6_SPACE;
     }
     if (this.mSegs[i]! > 1) {
@@ -622,7 +475,7 @@ export class Udp {
   flush(): void {
     const total = this.sCount;
     if (total === 0) return;
-    for (let i = 0; i < total; i++) this.finish(i, true);
+    for (let i = 0; i < total; i++) this.finish(i);
     let start = 0;
     let retries = 0;
     while (start < total) {
@@ -633,23 +486,26 @@ export class Udp {
         continue;
       }
       const e = errno();
-      if (e === E.EAGAIN && retries++ < 50) {
+      if (e === EAGAIN && retries++ < 50) {
         // Socket buffer full: wait briefly for room instead of dropping a whole batch.
         this.pollfd[0] = this.fd;
-        this.pollfd[1] = 4; // POLLOUT
+        this.pollfd[1] = POLLOUT;
         libc.poll(this.pollfd, 1, 10);
         continue;
       }
-      if (e === E.EINTR) continue;
-      // A stale sticky source (address removed: EINVAL, EADDRNOTAVAIL, ENETUNREACH...): retry
-      // the message without it so the kernel picks a source by route.
-      if (this.mSticky[start] !== undefined) {
-        this.mSticky[start] = undefined;
-        this.stickyByIp.clear();
-        this.finish(start, false);
+      if (e === EINTR) continue;
+      // A stale sticky source (address removed: EINVAL, EADDRNOTAVAIL, ENETUNREACH...): forget it
+      // where it came from, unless that Endpoint has learnt another since, and retry the message
+      // without it so the kernel picks a source by route.
+      const dst = this.mDst[start]!;
+      if (dst.hasSrc) {
+        const owner = this.mOwner[start]!;
+        if (owner.sameDst(dst) && owner.sameSrc(dst)) owner.clearSrc();
+        dst.hasSrc = false;
+        this.finish(start);
         continue;
       }
-      if (this.mSegs[start]! > 1 && (e === E.EIO || e === E.EINVAL || e === E.EMSGSIZE || e === 95 /* EOPNOTSUPP */)) {
+      if (this.mSegs[start]! > 1 && (e === EIO || e === EINVAL || e === EMSGSIZE || e === EOPNOTSUPP)) {
         // The route or kernel refused UDP GSO (EIO without checksum offload, EINVAL on old
         // kernels): send this message datagram by datagram and stop batching that way.
         this.gso = false;
@@ -662,10 +518,15 @@ export class Udp {
       unsent(this.mAccount[start], this.mLen[start]!);
       start++;
     }
-    this.mAccount.fill(undefined, 0, total);
+    this.dequeueAll();
+  }
+
+  /** Empties the send queue (sent or given up), dropping its references to engine objects. */
+  private dequeueAll(): void {
+    this.mAccount.fill(undefined, 0, this.sCount);
+    this.mOwner.fill(undefined, 0, this.sCount);
     this.sCount = 0;
     this.sTail = 0;
-    this.mDest = null;
     this.mClosed = true;
   }
 
@@ -676,7 +537,7 @@ export class Udp {
     const seg = this.mSeg[i]!;
     const len = this.mLen[i]!;
     const sa = this.sNames.subarray(i * NAME_SLOT, i * NAME_SLOT + SOCKADDR_IN6_SIZE);
-    const saLen = this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : 16;
+    const saLen = this.family === AF_INET6 ? SOCKADDR_IN6_SIZE : SOCKADDR_IN_SIZE;
     for (let o = 0; o < len; o += seg) {
       const r = Number(libc.sendto(this.fd, p + o, Math.min(seg, len - o), 0, sa, saLen));
       if (r >= 0) this.txPackets++;
