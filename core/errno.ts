@@ -43,8 +43,9 @@ const ERRNO_TEXT: readonly string[] = [
   "Operation not possible due to RF-kill", "Memory page has hardware error",
 ];
 
-export const EPERM = 1, ENOENT = 2, EIO = 5, EACCES = 13, ENODEV = 19, EISDIR = 21, EINVAL = 22;
-export const EPROTO = 71, EPROTONOSUPPORT = 93, EOPNOTSUPP = 95, ECONNREFUSED = 111;
+export const EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, EACCES = 13, EBUSY = 16;
+export const ENODEV = 19, EISDIR = 21, EINVAL = 22, EPROTO = 71, EBADFD = 77, EMSGSIZE = 90;
+export const EPROTONOSUPPORT = 93, EOPNOTSUPP = 95, EADDRINUSE = 98, ECONNREFUSED = 111;
 
 export function strerror(n: number): string {
   return n >= 0 && n < ERRNO_TEXT.length ? ERRNO_TEXT[n]! : `Unknown error ${n}`;

@@ -9,7 +9,7 @@ import type { DeviceConfig } from "../core/tools/containers.ts";
 import { ECONNREFUSED, EINVAL, ENODEV, EOPNOTSUPP, EPROTONOSUPPORT, errnoFromCode } from "../core/errno.ts";
 import { linkList } from "./linux/rtnetlink.ts";
 import { SOCKET_DIR, socketPath } from "./socket-path.ts";
-import { formatDaemonEndpoint } from "./resolve.ts";
+import { formatDaemonEndpoint } from "./linux/resolve.ts";
 
 /** Interface names are byte strings (one char per byte). */
 const bytes = (s: string) => Buffer.from(s, "latin1");

@@ -15,7 +15,8 @@
 // core while idle; node:fs reads cost a threadpool hop per packet.
 
 import type { DeviceEvent, DeviceIO, Endpoint, Engine, TxAccount } from "../../core/device-api.ts";
-import { E, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
+import * as E from "../../core/errno.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
 import type { Tun } from "./tun.ts";
 import { BATCH, Udp } from "./udp.ts";
 

@@ -1,9 +1,11 @@
-// bun:ffi bindings to the few libc calls the Linux daemon needs, plus the kernel constants and
-// struct layouts (x86_64/aarch64 LP64) they take. Every call is synchronous: callers use
-// non-blocking fds and wait for readiness elsewhere (see io-loop.ts), never a blocking call on
-// the main thread.
+// bun:ffi bindings to the C library, the one place libc.so.6 is opened: `libc` holds the calls
+// the daemon makes, and libcFunctions() binds the few more that single modules need (setns,
+// isatty, getaddrinfo...). Plus the kernel constants and struct layouts (x86_64/aarch64 LP64)
+// they take. Every call is synchronous: callers use non-blocking fds and wait for readiness
+// elsewhere (see io-loop.ts), never a blocking call on the main thread.
 
-import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, linkSymbols, ptr, read, type ConvertFns, type FFIFunction, type Pointer } from "bun:ffi";
+import { EINVAL, strerror } from "../../core/errno.ts";
 
 const { i32, u32, i64, u64, ptr: P } = FFIType;
 
@@ -35,13 +37,31 @@ const lib = dlopen("libc.so.6", {
   if_indextoname: { args: [u32, P], returns: P },
   __errno_location: { args: [], returns: P },
   memcpy: { args: [P, P, u64], returns: P },
+  dlsym: { args: [P, P], returns: P },
 });
 
 export const libc = lib.symbols;
 
-// ioctls whose argument is a plain integer rather than a pointer (TUNSETOFFLOAD).
-const libValue = dlopen("libc.so.6", { ioctl: { args: [i32, u64, u64], returns: i32 } });
-export const ioctlValue = libValue.symbols.ioctl;
+/** Native address of a bun:ffi function (every one carries it as `.ptr`, absent from the types). */
+export const fnAddress = (f: unknown): Pointer => (f as { ptr: Pointer }).ptr;
+
+/**
+ * Binds more C library functions, for the modules that need a few beyond `libc` and bind them on
+ * first use. dlsym finds them among the libraries the process already runs on (RTLD_DEFAULT), so
+ * libc.so.6 is not opened again.
+ */
+export function libcFunctions<S extends Record<string, FFIFunction>>(defs: S): ConvertFns<S> {
+  const linked: Record<string, FFIFunction> = {};
+  for (const [name, def] of Object.entries(defs)) {
+    const fn = libc.dlsym(null, cstr(name)) as Pointer | null;
+    if (fn === null) throw new Error(`the C library has no ${name}`);
+    linked[name] = { ...def, ptr: fn };
+  }
+  return linkSymbols(linked as S).symbols;
+}
+
+/** ioctl for requests whose argument is a plain integer rather than a pointer (TUNSETOFFLOAD). */
+export const ioctlValue = linkSymbols({ ioctl: { args: [i32, u64, u64], returns: i32, ptr: fnAddress(libc.ioctl) } }).symbols.ioctl;
 
 // errno lives at a per-thread address that never moves, so look it up once per thread.
 const errnoPtr = libc.__errno_location() as Pointer;
@@ -64,28 +84,6 @@ export function check(call: string, rc: number): number {
   return rc;
 }
 
-const ERRNO_TEXT: Record<number, string> = {
-  1: "Operation not permitted",
-  2: "No such file or directory",
-  5: "Input/output error",
-  9: "Bad file descriptor",
-  11: "Resource temporarily unavailable",
-  13: "Permission denied",
-  16: "Device or resource busy",
-  17: "File exists",
-  19: "No such device",
-  22: "Invalid argument",
-  77: "File descriptor in bad state",
-  97: "Address family not supported by protocol",
-  98: "Address already in use",
-  99: "Cannot assign requested address",
-  101: "Network is unreachable",
-  111: "Connection refused",
-};
-export function strerror(e: number): string {
-  return ERRNO_TEXT[e] ?? `Unknown error ${e}`;
-}
-
 export function cstr(s: string): Uint8Array {
   return new TextEncoder().encode(s + "\0");
 }
@@ -96,9 +94,9 @@ export function addr(buf: Uint8Array, off = 0): number {
 }
 
 /**
- * Copies between buffers without allocating a subarray view per call (~3x cheaper than
- * set(subarray) for packet-sized copies). Remembers the last source buffer's address, since the
- * hot callers copy from the same engine buffer over and over.
+ * Copies between buffers with memcpy, without the subarray view per call that set(subarray)
+ * allocates (hot paths do not allocate per packet). Remembers the last source buffer's address,
+ * since the hot callers copy from the same engine buffer over and over.
  */
 export class Copier {
   private src: Uint8Array | null = null;
@@ -117,22 +115,6 @@ export class Copier {
   }
 }
 
-export const E = {
-  EPERM: 1,
-  ENOENT: 2,
-  EINTR: 4,
-  EIO: 5,
-  EBADF: 9,
-  EAGAIN: 11,
-  EBUSY: 16,
-  ENODEV: 19,
-  EINVAL: 22,
-  EMSGSIZE: 90,
-  EBADFD: 77,
-  EADDRINUSE: 98,
-  ECONNREFUSED: 111,
-} as const;
-
 export const O_RDWR = 2;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
@@ -143,6 +125,7 @@ export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const AF_NETLINK = 16;
 export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
@@ -217,7 +200,7 @@ export function getInt(fd: number, level: number, opt: number): number {
 export function ifreq(name: string): Uint8Array {
   const req = new Uint8Array(IFREQ_SIZE);
   const nb = new TextEncoder().encode(name);
-  if (nb.length >= IFNAMSIZ) throw new SysError("ifreq", E.EINVAL);
+  if (nb.length >= IFNAMSIZ) throw new SysError("ifreq", EINVAL);
   req.set(nb, 0);
   return req;
 }

@@ -9,9 +9,9 @@
 // kernel hands us TCP super-packets of up to 64 KB (one read instead of ~45) and packets whose
 // checksum is left to us; receive() cuts them into MTU-sized segments with correct checksums.
 
+import { EAGAIN, EINTR, EINVAL } from "../../core/errno.ts";
 import {
   Copier,
-  E,
   IFF_NO_PI,
   IFF_TUN,
   O_CLOEXEC,
@@ -140,7 +140,7 @@ export class Tun {
     const n = Number(libc.read(this.fd, addr(buf, off), max));
     if (n >= 0) return n > this.readOffset ? n - this.readOffset : 0;
     const e = errno();
-    return e === E.EAGAIN || e === E.EINTR ? 0 : -e;
+    return e === EAGAIN || e === EINTR ? 0 : -e;
   }
 
   /**
@@ -153,7 +153,7 @@ export class Tun {
     const n = Number(libc.read(this.fd, this.rbufPtr, r.length));
     if (n < 0) {
       const e = errno();
-      return e === E.EAGAIN || e === E.EINTR ? 0 : -e;
+      return e === EAGAIN || e === EINTR ? 0 : -e;
     }
     if (!this.vnet) {
       if (n === 0) return 0;
@@ -302,7 +302,7 @@ export class Tun {
     if (n < 0) {
       this.writeErrors++;
       // A kernel that refuses our GSO packets (EINVAL): stop merging; TCP resends what was lost.
-      if (this.pendCount > 1 && errno() === E.EINVAL) this.groEnabled = false;
+      if (this.pendCount > 1 && errno() === EINVAL) this.groEnabled = false;
     }
     this.pendLen = 0;
   }

@@ -5,12 +5,12 @@
 // remote endpoint so replies leave from the address the peer wrote to ("sticky source").
 
 import type { Endpoint, TxAccount } from "../../core/device-api.ts";
+import * as E from "../../core/errno.ts";
 import {
   Copier,
   AF_INET,
   AF_INET6,
   CMSG_HDR,
-  E,
   IOVEC_SIZE,
   IPPROTO_IPV6,
   IPV6_PKTINFO,
