@@ -10,8 +10,9 @@
 //    function pointers from our dlopen handle.
 //  * "evp": the same five EVP calls made one by one from JS. Used when TinyCC is unavailable.
 // The tag comparison is OpenSSL's (CRYPTO_memcmp, constant time).
-import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
-import { compileShim as compileSharedShim, fnAddress, openLibcrypto } from "./openssl.ts";
+import { cc, ptr, type ConvertFns, type Pointer } from "bun:ffi";
+import { fnAddress } from "./libc.ts";
+import { compileShim as compileSharedShim, openLibcrypto } from "./openssl.ts";
 import { equal, nobleAead, type AeadBackend, type AeadKey } from "../../core/crypto.ts";
 
 export type OpenSslAeadMode = "shim" | "evp";
@@ -32,7 +33,7 @@ const EVP_SYMBOLS = {
   EVP_CIPHER_CTX_ctrl: { args: ["ptr", "i32", "i32", "ptr"], returns: "i32" },
 } as const;
 
-type EvpLib = ReturnType<typeof dlopen<typeof EVP_SYMBOLS>>;
+type EvpFns = ConvertFns<typeof EVP_SYMBOLS>;
 
 
 // The shim owns the nonce layout (00000000 || le64 counter) so JS passes the counter as a u64
@@ -103,10 +104,9 @@ const SHIM_SYMBOLS = {
 
 type ShimLib = ReturnType<typeof cc<typeof SHIM_SYMBOLS>>;
 
-function compileShim(evp: EvpLib): ShimLib | null {
+function compileShim(s: EvpFns): ShimLib | null {
   const shim = compileSharedShim("aead", SHIM_SOURCE, SHIM_SYMBOLS);
   if (!shim) return null;
-  const s = evp.symbols;
   try {
     shim.symbols.wg_aead_setup(fnAddress(s.EVP_CipherInit_ex), fnAddress(s.EVP_CipherUpdate), fnAddress(s.EVP_CipherFinal_ex), fnAddress(s.EVP_CIPHER_CTX_ctrl));
   } catch {
@@ -150,11 +150,10 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
   const { mode } = options;
   const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
-  const { lib, soname } = opened;
-  const s = lib.symbols;
+  const { symbols: s, soname } = opened;
   const cipher = s.EVP_chacha20_poly1305();
   if (!cipher) return null;
-  const shim = mode === "evp" ? null : compileShim(lib);
+  const shim = mode === "evp" ? null : compileShim(s);
   if (mode === "shim" && !shim) return null;
 
   // Scratch for the EVP driver and the one-shot calls; pointers are taken once because these

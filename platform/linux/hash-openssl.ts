@@ -8,7 +8,8 @@
 // EVP_MD_fetch) or TinyCC is missing or a known answer comes out wrong, so the noble backend stays.
 import type { Pointer } from "bun:ffi";
 import { equal, type HashBackend } from "../../core/crypto.ts";
-import { compileShim, fnAddress, LIBCRYPTO_SONAMES, openLibcrypto } from "./openssl.ts";
+import { fnAddress } from "./libc.ts";
+import { compileShim, openLibcrypto } from "./openssl.ts";
 
 const EVP_SYMBOLS = {
   EVP_MD_fetch: { args: ["ptr", "cstring", "ptr"], returns: "ptr" },
@@ -159,10 +160,9 @@ export function loadOpenSslHash(options: OpenSslHashOptions = {}): OpenSslHash |
 }
 
 function load(options: OpenSslHashOptions): OpenSslHash | null {
-  const opened = openLibcrypto(EVP_SYMBOLS, options.sonames ?? LIBCRYPTO_SONAMES);
+  const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
-  const { lib, soname } = opened;
-  const s = lib.symbols;
+  const { symbols: s, soname } = opened;
   // Fetched once: the legacy EVP_blake2s256() would repeat the provider lookup on every init.
   const cname = (t: string) => Buffer.from(t + "\0");
   const md = s.EVP_MD_fetch(null, cname("BLAKE2S-256"), null) as Pointer | null;

@@ -37,6 +37,7 @@ const lib = dlopen("libc.so.6", {
   if_indextoname: { args: [u32, P], returns: P },
   __errno_location: { args: [], returns: P },
   memcpy: { args: [P, P, u64], returns: P },
+  dlopen: { args: [P, i32], returns: P },
   dlsym: { args: [P, P], returns: P },
 });
 
@@ -51,10 +52,30 @@ export const fnAddress = (f: unknown): Pointer => (f as { ptr: Pointer }).ptr;
  * libc.so.6 is not opened again.
  */
 export function libcFunctions<S extends Record<string, FFIFunction>>(defs: S): ConvertFns<S> {
+  const fns = bindFunctions(null, defs);
+  if (fns === null) throw new Error(`the C library lacks one of ${Object.keys(defs).join(", ")}`);
+  return fns;
+}
+
+const RTLD_LAZY = 1;
+const libraries = new Map<string, Pointer | null>();
+
+/** dlopen(3) handle of the shared library `soname`, opened once per process; null when missing. */
+export function openLibrary(soname: string): Pointer | null {
+  let h = libraries.get(soname);
+  if (h === undefined) libraries.set(soname, (h = libc.dlopen(cstr(soname), RTLD_LAZY) as Pointer | null));
+  return h;
+}
+
+/**
+ * Binds `defs` to the functions of those names in the library `handle` (null: RTLD_DEFAULT, the
+ * libraries the process runs on); null when one of them is missing.
+ */
+export function bindFunctions<S extends Record<string, FFIFunction>>(handle: Pointer | null, defs: S): ConvertFns<S> | null {
   const linked: Record<string, FFIFunction> = {};
   for (const [name, def] of Object.entries(defs)) {
-    const fn = libc.dlsym(null, cstr(name)) as Pointer | null;
-    if (fn === null) throw new Error(`the C library has no ${name}`);
+    const fn = libc.dlsym(handle, cstr(name)) as Pointer | null;
+    if (fn === null) return null;
     linked[name] = { ...def, ptr: fn };
   }
   return linkSymbols(linked as S).symbols;

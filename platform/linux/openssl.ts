@@ -1,29 +1,26 @@
-// Shared plumbing for the libcrypto backends: find the library by soname and compile a TinyCC
-// shim (bun:ffi `cc`) that receives libcrypto's function pointers from our dlopen handle, so no
-// development headers or `libcrypto.so` symlink are needed. Every libcrypto backend uses it.
-import { cc, dlopen, type FFIFunction, type Pointer } from "bun:ffi";
+// Shared plumbing for the libcrypto backends: libcrypto is opened once (libc.ts openLibrary) and
+// each backend binds its functions from that handle; a TinyCC shim (bun:ffi `cc`) receives
+// libcrypto's function pointers from us, so no development headers or `libcrypto.so` symlink are
+// needed. Every libcrypto backend uses it.
+import { cc, type ConvertFns, type FFIFunction } from "bun:ffi";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { bindFunctions, openLibrary } from "./libc.ts";
 
-export const LIBCRYPTO_SONAMES: readonly string[] = ["libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so", "libcrypto.so.10"];
+const LIBCRYPTO_SONAMES: readonly string[] = ["libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so", "libcrypto.so.10"];
 
 export type Symbols = Record<string, FFIFunction>;
 
-/** dlopen the first soname that has every symbol; null when none does. */
-export function openLibcrypto<S extends Symbols>(symbols: S, sonames: readonly string[] = LIBCRYPTO_SONAMES) {
+/** `symbols` from the first libcrypto soname that has every one of them; null when none does. */
+export function openLibcrypto<S extends Symbols>(symbols: S, sonames: readonly string[] = LIBCRYPTO_SONAMES): { symbols: ConvertFns<S>; soname: string } | null {
   for (const soname of sonames) {
-    try {
-      return { lib: dlopen(soname, symbols), soname };
-    } catch {
-      // missing library or symbol: try the next soname
-    }
+    const handle = openLibrary(soname);
+    const bound = handle === null ? null : bindFunctions(handle, symbols);
+    if (bound !== null) return { symbols: bound, soname };
   }
   return null;
 }
-
-/** Native address of a bun:ffi function (every one carries it as `.ptr`, absent from the types). */
-export const fnAddress = (f: unknown): Pointer => (f as { ptr: Pointer }).ptr;
 
 /** Compiles C source with Bun's TinyCC; null when TinyCC is unavailable or the source fails. */
 export function compileShim<S extends Symbols>(tag: string, source: string, symbols: S) {

@@ -14,8 +14,9 @@
 //
 // The cache holds copies of private keys (in JS and inside libcrypto) until evicted or until
 // forget() is called; OpenSSL wipes its copy when the context is freed.
-import { cc, dlopen, type Pointer } from "bun:ffi";
-import { compileShim as compileSharedShim, fnAddress, openLibcrypto } from "./openssl.ts";
+import { cc, type ConvertFns, type Pointer } from "bun:ffi";
+import { fnAddress } from "./libc.ts";
+import { compileShim as compileSharedShim, openLibcrypto } from "./openssl.ts";
 import { equal, type DhBackend } from "../../core/crypto.ts";
 
 export type OpenSslX25519Mode = "shim" | "evp";
@@ -41,7 +42,7 @@ const EVP_SYMBOLS = {
   ERR_clear_error: { args: [], returns: "void" },
 } as const;
 
-type EvpLib = ReturnType<typeof dlopen<typeof EVP_SYMBOLS>>;
+type EvpFns = ConvertFns<typeof EVP_SYMBOLS>;
 
 
 // Prototypes are spelled out instead of including <openssl/evp.h> so no development headers are
@@ -122,10 +123,9 @@ const SHIM_SYMBOLS = {
 
 type ShimLib = ReturnType<typeof cc<typeof SHIM_SYMBOLS>>;
 
-function compileShim(evp: EvpLib): ShimLib | null {
+function compileShim(s: EvpFns): ShimLib | null {
   const shim = compileSharedShim("x25519", SHIM_SOURCE, SHIM_SYMBOLS);
   if (!shim) return null;
-  const s = evp.symbols;
   try {
     const table = new BigUint64Array([
       s.EVP_PKEY_new_raw_private_key, s.EVP_PKEY_new_raw_public_key, s.EVP_PKEY_free,
@@ -177,9 +177,8 @@ function load(options: OpenSslX25519Options): OpenSslX25519 | null {
   const cacheSize = Math.max(0, Math.floor(options.cacheSize ?? DEFAULT_CACHE));
   const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
-  const { lib, soname } = opened;
-  const s = lib.symbols;
-  const shim = mode === "evp" ? null : compileShim(lib);
+  const { symbols: s, soname } = opened;
+  const shim = mode === "evp" ? null : compileShim(s);
   if (mode === "shim" && !shim) return null;
   const sh = shim?.symbols;
 
