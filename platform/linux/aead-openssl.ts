@@ -1,9 +1,9 @@
 // ChaCha20-Poly1305 from the system's libcrypto (OpenSSL 3 / 1.1) through bun:ffi, as the
-// data-path AeadBackend. @noble/ciphers manages ~100 MB/s per core, libcrypto's assembly >1 GB/s,
-// so this is what makes the tunnel fast. Returns null when libcrypto cannot be loaded or fails
-// its self-check, so callers keep the noble backend.
+// data-path AeadBackend: libcrypto's assembly, not @noble/ciphers' JavaScript, is what makes the
+// tunnel fast (bench/RESULTS.md, AEAD). Returns null when libcrypto cannot be loaded or fails its
+// self-check, so callers keep the noble backend.
 //
-// Two ways to drive a prepared key, both measured in bench/aead.ts:
+// Two ways to drive a prepared key (bench/aead.ts compares them):
 //  * "shim": a few lines of C compiled at load time by Bun's built-in TinyCC (bun:ffi `cc`) do
 //    nonce + init + update + final + tag in ONE foreign call per packet. The shim does not link
 //    against libcrypto (the -dev symlink `libcrypto.so` is often absent); it receives the EVP
@@ -226,8 +226,7 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
 
   function prepare(key: Uint8Array): AeadKey {
     // One context per direction, each made on first use: a WireGuard transport key only ever
-    // seals or only ever opens, so the other context (~1.4 KB and ~6 us of setup) is never paid
-    // for. Re-initialising a single context with the other `enc` flag per packet would re-enter
+    // seals or only ever opens, so the other context (memory and key setup) is never paid for. Re-initialising a single context with the other `enc` flag per packet would re-enter
     // the provider's key setup every time.
     let pendingKey: Uint8Array | null = Uint8Array.from(key);
     let sealCtx: Pointer | null = null;
@@ -251,7 +250,7 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
       if (!ctx) return -1;
       checkRange(src, srcOff, len);
       checkRange(dst, dstOff, len + TAG_LEN);
-      // Typed arrays go straight into "ptr" arguments with their offsets: cheaper than ptr().
+      // Typed arrays go straight into "ptr" arguments with their offsets, without a ptr() call.
       if (shimSeal) return shimSeal(ctx, counter, src.length > 0 ? src : dst, srcOff, len, dst, dstOff);
       return evpCrypt(ctx, 1, counter, src, srcOff, len, dst, dstOff, null, null);
     };

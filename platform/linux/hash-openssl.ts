@@ -1,7 +1,7 @@
 // BLAKE2s, keyed BLAKE2s (MAC), HMAC-BLAKE2s and the KDF chain from the system's libcrypto
 // (OpenSSL 3) through bun:ffi, as the HashBackend. A responder computes ~21 HMACs per handshake;
-// in JS each costs microseconds of compression plus allocation, here a whole KDF (up to 4
-// HMACs = 8 digests) is ONE foreign call into a TinyCC shim (bun:ffi `cc`, see openssl.ts) that
+// in JS each is compression plus allocation, here a whole KDF (up to 4 HMACs = 8 digests) is ONE
+// foreign call into a TinyCC shim (bun:ffi `cc`, see openssl.ts) that
 // builds HMAC on EVP_Digest* with a pre-fetched "BLAKE2S-256" and one reused digest context.
 // The MAC is EVP_MAC "BLAKE2SMAC" with its output size passed as a parameter (a 16-byte keyed
 // BLAKE2s is its own function, not a truncation). Returns null when libcrypto (3.x: EVP_MAC and

@@ -1,7 +1,7 @@
 // X25519 from the system's libcrypto (OpenSSL 3 / 1.1.1) through bun:ffi, as the DhBackend.
-// @noble/curves needs ~0.4-3 ms per scalar multiplication, libcrypto ~30 us; a handshake
-// response makes four (publicKey + three DH), so this decides how many handshakes per second
-// the daemon can answer. Returns null when libcrypto cannot be loaded or fails its known-answer
+// A handshake response makes four scalar multiplications (publicKey + three DH), so their cost
+// decides how many handshakes per second the daemon can answer, and libcrypto's are far cheaper
+// than @noble/curves' (bench/x25519.ts). Returns null when libcrypto cannot be loaded or fails its known-answer
 // check, so callers keep the noble backend.
 //
 // OpenSSL computes the public key whenever a private EVP_PKEY is made (one full scalar
@@ -285,8 +285,8 @@ function load(options: OpenSslX25519Options): OpenSslX25519 | null {
 // The full vector set and a randomized comparison with noble are in the tests. At load a few
 // known answers prove the library computes WireGuard's X25519 (scalar clamping, top bit of u
 // ignored, the base point, refusal of a small-order point) before it is trusted with handshakes.
-// Fixed answers rather than noble: comparing with noble would load its curve module (~30-130 ms
-// of daemon start-up here) only for this check, since with this backend the daemon never uses it.
+// Fixed answers rather than noble: comparing with noble would load its curve module into the
+// daemon's start-up only for this check, since with this backend the daemon never uses it.
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 const KNOWN = {
   // RFC 7748 §5.2, second vector: an unclamped scalar and a u with its top bit set.
