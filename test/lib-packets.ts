@@ -1,5 +1,6 @@
 // IP/TCP/UDP packet builders and checksum checks for the TUN offload tests, written
 // independently of the implementation (platform/linux/tun-offload.ts) so they can catch it out.
+import { expect } from "bun:test";
 
 /** Sum of big-endian 16-bit words (odd tail padded with zero), unfolded. */
 export const sum = (b: Uint8Array, s = 0) => {
@@ -81,6 +82,38 @@ export const vnetHeader = (flags: number, gsoType: number, hdrLen: number, gsoSi
   v.setUint16(6, csumStart, true);
   v.setUint16(8, csumOffset, true);
   return h;
+};
+
+/**
+ * Asserts that `segs` are the TCP super-packet `big` (as tcp() builds it) cut every `gso` payload
+ * bytes: lengths, checksums, sequence numbers, IPv4 lengths and ids counting up, IPv6 payload
+ * lengths, payload bytes, and the TCP flags given per segment.
+ */
+export const expectSegments = (segs: Uint8Array[], big: Uint8Array, gso: number, flags: number[]) => {
+  const v4 = big[0]! >> 4 === 4;
+  const hl = v4 ? 20 : 40;
+  const bv = new DataView(big.buffer, big.byteOffset);
+  const seq0 = bv.getUint32(hl + 4);
+  const id0 = v4 ? bv.getUint16(4) : 0;
+  const payload = big.subarray(hl + 32);
+  expect(segs.map((s) => s.length)).toEqual(flags.map((_, k) => hl + 32 + Math.min(gso, payload.length - k * gso)));
+  segs.forEach((s, k) => {
+    const v = new DataView(s.buffer, s.byteOffset);
+    expect(verifies(s)).toBe(true);
+    expect(v.getUint32(hl + 4)).toBe((seq0 + k * gso) >>> 0);
+    expect(s[hl + 13]).toBe(flags[k]!);
+    if (v4) {
+      expect(v.getUint16(2)).toBe(s.length);
+      expect(v.getUint16(4)).toBe((id0 + k) & 0xffff);
+    } else expect(v.getUint16(4)).toBe(s.length - 40);
+    expect(Buffer.from(s.subarray(hl + 32)).equals(Buffer.from(payload.subarray(k * gso, (k + 1) * gso)))).toBe(true);
+  });
+};
+
+/** The fields of the virtio_net_hdr at the start of b, in vnetHeader's order. */
+export const vnetFields = (b: Uint8Array) => {
+  const v = new DataView(b.buffer, b.byteOffset, 10);
+  return [b[0], b[1], v.getUint16(2, true), v.getUint16(4, true), v.getUint16(6, true), v.getUint16(8, true)];
 };
 
 /**
