@@ -9,7 +9,52 @@ import { EINVAL, strerror } from "../../core/errno.ts";
 
 const { i32, u32, i64, u64, ptr: P } = FFIType;
 
-const lib = dlopen("libc.so.6", {
+// What binding everything else takes: the dynamic linker's lookups, and errno.
+const dl = dlopen("libc.so.6", {
+  dlopen: { args: [P, i32], returns: P },
+  dlsym: { args: [P, P], returns: P },
+  __errno_location: { args: [], returns: P },
+}).symbols;
+
+/** Native address of a bun:ffi function (every one carries it as `.ptr`, absent from the types). */
+export const fnAddress = (f: unknown): Pointer => (f as { ptr: Pointer }).ptr;
+
+/**
+ * Binds `defs` to the functions of those names in the library `handle` (null: RTLD_DEFAULT, the
+ * libraries the process runs on); null when one of them is missing.
+ */
+export function bindFunctions<S extends Record<string, FFIFunction>>(handle: Pointer | null, defs: S): ConvertFns<S> | null {
+  const linked: Record<string, FFIFunction> = {};
+  for (const [name, def] of Object.entries(defs)) {
+    const fn = dl.dlsym(handle, cstr(name)) as Pointer | null;
+    if (fn === null) return null;
+    linked[name] = { ...def, ptr: fn };
+  }
+  return linkSymbols(linked as S).symbols;
+}
+
+/**
+ * Binds C library functions, for the modules that need a few beyond `libc` and bind them on
+ * first use. dlsym finds them among the libraries the process already runs on (RTLD_DEFAULT), so
+ * libc.so.6 is not opened again.
+ */
+export function libcFunctions<S extends Record<string, FFIFunction>>(defs: S): ConvertFns<S> {
+  const fns = bindFunctions(null, defs);
+  if (fns === null) throw new Error(`the C library lacks one of ${Object.keys(defs).join(", ")}`);
+  return fns;
+}
+
+const RTLD_LAZY = 1;
+const libraries = new Map<string, Pointer | null>();
+
+/** dlopen(3) handle of the shared library `soname`, opened once per process; null when missing. */
+export function openLibrary(soname: string): Pointer | null {
+  let h = libraries.get(soname);
+  if (h === undefined) libraries.set(soname, (h = dl.dlopen(cstr(soname), RTLD_LAZY) as Pointer | null));
+  return h;
+}
+
+const CALLS = {
   open: { args: [P, i32, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
   dup2: { args: [i32, i32], returns: i32 },
@@ -35,57 +80,40 @@ const lib = dlopen("libc.so.6", {
   eventfd: { args: [u32, i32], returns: i32 },
   if_nametoindex: { args: [P], returns: u32 },
   if_indextoname: { args: [u32, P], returns: P },
-  __errno_location: { args: [], returns: P },
   memcpy: { args: [P, P, u64], returns: P },
-  dlopen: { args: [P, i32], returns: P },
-  dlsym: { args: [P, P], returns: P },
-});
+} satisfies Record<string, FFIFunction>;
+type Calls = ConvertFns<typeof CALLS>;
 
-export const libc = lib.symbols;
-
-/** Native address of a bun:ffi function (every one carries it as `.ptr`, absent from the types). */
-export const fnAddress = (f: unknown): Pointer => (f as { ptr: Pointer }).ptr;
+/** The calls the daemon makes, bound (all of them) by the first one made. */
+export let libc: Calls = standIn();
 
 /**
- * Binds more C library functions, for the modules that need a few beyond `libc` and bind them on
- * first use. dlsym finds them among the libraries the process already runs on (RTLD_DEFAULT), so
- * libc.so.6 is not opened again.
+ * Until its first call `libc` is a stand-in whose functions bind the real table, put it in its
+ * place and call through: a `wg` command that binds only isatty pays nothing for the daemon's
+ * calls, and after the first call every caller reaches the bound functions directly.
  */
-export function libcFunctions<S extends Record<string, FFIFunction>>(defs: S): ConvertFns<S> {
-  const fns = bindFunctions(null, defs);
-  if (fns === null) throw new Error(`the C library lacks one of ${Object.keys(defs).join(", ")}`);
-  return fns;
+function standIn(): Calls {
+  const calls: Record<string, (...args: unknown[]) => unknown> = {};
+  for (const name of Object.keys(CALLS)) calls[name] = (...args) => (boundLibc()[name as keyof Calls] as (...a: unknown[]) => unknown)(...args);
+  return calls as Calls;
 }
 
-const RTLD_LAZY = 1;
-const libraries = new Map<string, Pointer | null>();
-
-/** dlopen(3) handle of the shared library `soname`, opened once per process; null when missing. */
-export function openLibrary(soname: string): Pointer | null {
-  let h = libraries.get(soname);
-  if (h === undefined) libraries.set(soname, (h = libc.dlopen(cstr(soname), RTLD_LAZY) as Pointer | null));
-  return h;
+let bound: Calls | null = null;
+/** `libc` bound, for callers that need the functions themselves (their addresses, fnAddress). */
+export function boundLibc(): Calls {
+  if (bound === null) libc = bound = libcFunctions(CALLS);
+  return bound;
 }
 
-/**
- * Binds `defs` to the functions of those names in the library `handle` (null: RTLD_DEFAULT, the
- * libraries the process runs on); null when one of them is missing.
- */
-export function bindFunctions<S extends Record<string, FFIFunction>>(handle: Pointer | null, defs: S): ConvertFns<S> | null {
-  const linked: Record<string, FFIFunction> = {};
-  for (const [name, def] of Object.entries(defs)) {
-    const fn = libc.dlsym(handle, cstr(name)) as Pointer | null;
-    if (fn === null) return null;
-    linked[name] = { ...def, ptr: fn };
-  }
-  return linkSymbols(linked as S).symbols;
-}
-
+let ioctlInt: ((fd: number, request: number | bigint, value: number | bigint) => number) | null = null;
 /** ioctl for requests whose argument is a plain integer rather than a pointer (TUNSETOFFLOAD). */
-export const ioctlValue = linkSymbols({ ioctl: { args: [i32, u64, u64], returns: i32, ptr: fnAddress(libc.ioctl) } }).symbols.ioctl;
+export function ioctlValue(fd: number, request: number, value: number): number {
+  ioctlInt ??= linkSymbols({ ioctl: { args: [i32, u64, u64], returns: i32, ptr: fnAddress(boundLibc().ioctl) } }).symbols.ioctl;
+  return ioctlInt(fd, request, value);
+}
 
 // errno lives at a per-thread address that never moves, so look it up once per thread.
-const errnoPtr = libc.__errno_location() as Pointer;
+const errnoPtr = dl.__errno_location() as Pointer;
 export function errno(): number {
   return read.i32(errnoPtr, 0);
 }
