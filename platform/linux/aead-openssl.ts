@@ -10,9 +10,9 @@
 //    function pointers from our dlopen handle.
 //  * "evp": the same five EVP calls made one by one from JS. Used when TinyCC is unavailable.
 // The tag comparison is OpenSSL's (CRYPTO_memcmp, constant time).
-import { cc, ptr, type ConvertFns, type Pointer } from "bun:ffi";
+import { ptr, type ConvertFns, type Pointer } from "bun:ffi";
 import { fnAddress } from "./libc.ts";
-import { compileShim as compileSharedShim, openLibcrypto } from "./openssl.ts";
+import { openLibcrypto, shimFunctions, type ShimSource } from "./openssl.ts";
 import { equal, nobleAead, type AeadBackend, type AeadKey } from "../../core/crypto.ts";
 
 export type OpenSslAeadMode = "shim" | "evp";
@@ -102,13 +102,15 @@ const SHIM_SYMBOLS = {
   wg_aead_open: { args: ["ptr", "u64", "ptr", "i32", "i32", "ptr", "i32"], returns: "i32" },
 } as const;
 
-type ShimLib = ReturnType<typeof cc<typeof SHIM_SYMBOLS>>;
+export const AEAD_SHIM: ShimSource<typeof SHIM_SYMBOLS> = { source: SHIM_SOURCE, symbols: SHIM_SYMBOLS };
+type ShimFns = ConvertFns<typeof SHIM_SYMBOLS>;
 
-function compileShim(s: EvpFns): ShimLib | null {
-  const shim = compileSharedShim("aead", SHIM_SOURCE, SHIM_SYMBOLS);
+/** The shim's functions, connected to libcrypto's; null without TinyCC. */
+function setupShim(s: EvpFns, given: ShimFns | null | undefined): ShimFns | null {
+  const shim = shimFunctions("aead", AEAD_SHIM, given);
   if (!shim) return null;
   try {
-    shim.symbols.wg_aead_setup(fnAddress(s.EVP_CipherInit_ex), fnAddress(s.EVP_CipherUpdate), fnAddress(s.EVP_CipherFinal_ex), fnAddress(s.EVP_CIPHER_CTX_ctrl));
+    shim.wg_aead_setup(fnAddress(s.EVP_CipherInit_ex), fnAddress(s.EVP_CipherUpdate), fnAddress(s.EVP_CipherFinal_ex), fnAddress(s.EVP_CIPHER_CTX_ctrl));
   } catch {
     return null;
   }
@@ -135,6 +137,8 @@ export interface OpenSslAeadOptions {
   mode?: OpenSslAeadMode;
   /** Library names tried in order. */
   sonames?: readonly string[];
+  /** AEAD_SHIM compiled already, with other shims (native-crypto.ts); by default compiled here. */
+  shim?: ShimFns | null;
 }
 
 /** Loads libcrypto's ChaCha20-Poly1305; null when the library is missing or misbehaves. */
@@ -153,7 +157,7 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
   const { symbols: s, soname } = opened;
   const cipher = s.EVP_chacha20_poly1305();
   if (!cipher) return null;
-  const shim = mode === "evp" ? null : compileShim(s);
+  const shim = mode === "evp" ? null : setupShim(s, options.shim);
   if (mode === "shim" && !shim) return null;
 
   // Scratch for the EVP driver and the one-shot calls; pointers are taken once because these
@@ -241,8 +245,8 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
       if (sealCtx && openCtx) pendingKey = wipe(pendingKey);
       return ctx;
     };
-    const shimSeal = shim?.symbols.wg_aead_seal;
-    const shimOpen = shim?.symbols.wg_aead_open;
+    const shimSeal = shim?.wg_aead_seal;
+    const shimOpen = shim?.wg_aead_open;
     // bigint and number counters share one path: the shim's u64 argument takes either without
     // conversion, and the EVP driver writes either into the nonce.
     const seal = (counter: bigint | number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number => {

@@ -22,6 +22,21 @@ export function openLibcrypto<S extends Symbols>(symbols: S, sonames: readonly s
   return null;
 }
 
+/** A TinyCC shim's C source and the functions it exports. */
+export interface ShimSource<S extends Symbols> {
+  source: string;
+  symbols: S;
+}
+
+/**
+ * The functions of `shim`: `given` when a caller compiled it already together with other shims
+ * (null when that failed), else compiled here alone.
+ */
+export function shimFunctions<S extends Symbols>(tag: string, shim: ShimSource<S>, given: ConvertFns<S> | null | undefined): ConvertFns<S> | null {
+  if (given !== undefined) return given;
+  return compileShim(tag, shim.source, shim.symbols)?.symbols ?? null;
+}
+
 /** Compiles C source with Bun's TinyCC; null when TinyCC is unavailable or the source fails. */
 export function compileShim<S extends Symbols>(tag: string, source: string, symbols: S) {
   let dir: string | null = null;

@@ -14,9 +14,9 @@
 //
 // The cache holds copies of private keys (in JS and inside libcrypto) until evicted or until
 // forget() is called; OpenSSL wipes its copy when the context is freed.
-import { cc, type ConvertFns, type Pointer } from "bun:ffi";
+import { type ConvertFns, type Pointer } from "bun:ffi";
 import { fnAddress } from "./libc.ts";
-import { compileShim as compileSharedShim, openLibcrypto } from "./openssl.ts";
+import { openLibcrypto, shimFunctions, type ShimSource } from "./openssl.ts";
 import { equal, type DhBackend } from "../../core/crypto.ts";
 
 export type OpenSslX25519Mode = "shim" | "evp";
@@ -56,7 +56,7 @@ typedef void (*free_fn)(void *);
 typedef int (*get_raw_fn)(void *, unsigned char *, ulong *);
 typedef void *(*ctx_new_fn)(void *, void *);
 typedef void *(*get0_fn)(void *);
-typedef int (*init_fn)(void *);
+typedef int (*derive_init_fn)(void *);
 typedef int (*set_peer_fn)(void *, void *);
 typedef int (*derive_fn)(void *, unsigned char *, ulong *);
 typedef void (*clear_fn)(void);
@@ -65,16 +65,16 @@ static free_fn p_pkey_free, p_ctx_free;
 static get_raw_fn p_get_pub;
 static ctx_new_fn p_ctx_new;
 static get0_fn p_get0;
-static init_fn p_init;
+static derive_init_fn p_derive_init;
 static set_peer_fn p_set_peer;
 static derive_fn p_derive;
-static clear_fn p_clear;
+static clear_fn p_err_clear;
 
 void wg_x25519_setup(void **f) {
   p_new_priv = (new_raw_fn)f[0]; p_new_pub = (new_raw_fn)f[1]; p_pkey_free = (free_fn)f[2];
   p_get_pub = (get_raw_fn)f[3]; p_ctx_new = (ctx_new_fn)f[4]; p_ctx_free = (free_fn)f[5];
-  p_get0 = (get0_fn)f[6]; p_init = (init_fn)f[7]; p_set_peer = (set_peer_fn)f[8];
-  p_derive = (derive_fn)f[9]; p_clear = (clear_fn)f[10];
+  p_get0 = (get0_fn)f[6]; p_derive_init = (derive_init_fn)f[7]; p_set_peer = (set_peer_fn)f[8];
+  p_derive = (derive_fn)f[9]; p_err_clear = (clear_fn)f[10];
 }
 
 /* A derive context for a private key (the context holds the only reference to the key). */
@@ -84,9 +84,9 @@ void *wg_x25519_context(const unsigned char *priv) {
   if (pkey) {
     ctx = p_ctx_new(pkey, 0);
     p_pkey_free(pkey);
-    if (ctx && p_init(ctx) != 1) { p_ctx_free(ctx); ctx = 0; }
+    if (ctx && p_derive_init(ctx) != 1) { p_ctx_free(ctx); ctx = 0; }
   }
-  if (!ctx) p_clear();
+  if (!ctx) p_err_clear();
   return ctx;
 }
 
@@ -99,7 +99,7 @@ int wg_x25519_derive(void *ctx, const unsigned char *pub, unsigned char *out) {
     p_pkey_free(peer);
   }
   if (!ok) {
-    p_clear();
+    p_err_clear();
     for (i = 0; i < ${KEY_LEN}; i++) out[i] = 0;
   }
   return ok;
@@ -109,7 +109,7 @@ int wg_x25519_public(void *ctx, unsigned char *out) {
   ulong len = ${KEY_LEN};
   void *pkey = p_get0(ctx);
   int ok = pkey && p_get_pub(pkey, out, &len) == 1 && len == ${KEY_LEN};
-  if (!ok) p_clear();
+  if (!ok) p_err_clear();
   return ok;
 }
 `;
@@ -121,10 +121,12 @@ const SHIM_SYMBOLS = {
   wg_x25519_public: { args: ["ptr", "ptr"], returns: "i32" },
 } as const;
 
-type ShimLib = ReturnType<typeof cc<typeof SHIM_SYMBOLS>>;
+export const X25519_SHIM: ShimSource<typeof SHIM_SYMBOLS> = { source: SHIM_SOURCE, symbols: SHIM_SYMBOLS };
+type ShimFns = ConvertFns<typeof SHIM_SYMBOLS>;
 
-function compileShim(s: EvpFns): ShimLib | null {
-  const shim = compileSharedShim("x25519", SHIM_SOURCE, SHIM_SYMBOLS);
+/** The shim's functions, connected to libcrypto's; null without TinyCC. */
+function setupShim(s: EvpFns, given: ShimFns | null | undefined): ShimFns | null {
+  const shim = shimFunctions("x25519", X25519_SHIM, given);
   if (!shim) return null;
   try {
     const table = new BigUint64Array([
@@ -132,7 +134,7 @@ function compileShim(s: EvpFns): ShimLib | null {
       s.EVP_PKEY_get_raw_public_key, s.EVP_PKEY_CTX_new, s.EVP_PKEY_CTX_free, s.EVP_PKEY_CTX_get0_pkey,
       s.EVP_PKEY_derive_init, s.EVP_PKEY_derive_set_peer, s.EVP_PKEY_derive, s.ERR_clear_error,
     ].map((f) => BigInt(fnAddress(f))));
-    shim.symbols.wg_x25519_setup(table);
+    shim.wg_x25519_setup(table);
   } catch {
     return null;
   }
@@ -152,6 +154,8 @@ export interface OpenSslX25519Options {
   sonames?: readonly string[];
   /** Private keys whose contexts are kept; 0 builds and frees a context per operation. */
   cacheSize?: number;
+  /** X25519_SHIM compiled already, with other shims (native-crypto.ts); by default compiled here. */
+  shim?: ShimFns | null;
 }
 
 /** Loads libcrypto's X25519; null when the library is missing or gives a wrong known answer. */
@@ -178,9 +182,8 @@ function load(options: OpenSslX25519Options): OpenSslX25519 | null {
   const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
   const { symbols: s, soname } = opened;
-  const shim = mode === "evp" ? null : compileShim(s);
-  if (mode === "shim" && !shim) return null;
-  const sh = shim?.symbols;
+  const sh = mode === "evp" ? null : setupShim(s, options.shim);
+  if (mode === "shim" && !sh) return null;
 
   // size_t in/out argument of the EVP driver; lives as long as the backend.
   const lenBox = new BigUint64Array(1);
