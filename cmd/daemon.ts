@@ -3,13 +3,13 @@
 // the child reports that the TUN link and the UAPI socket exist (wg-quick's next command is
 // `wg setconf`, which needs both). LOG_LEVEL=debug|verbose|error|silent picks what is printed.
 //
-// This file parses the command line and wires the parts together in named steps (runForeground);
-// the protocol is core/'s and the I/O platform/'s.
+// This file wires the parts together in named steps (runForeground); the command line is
+// daemon-args.ts's, the protocol core/'s and the I/O platform/'s.
 
 import { openSync } from "node:fs";
-import { defineCommand, type ArgsDef } from "citty";
 import { READY_ENV, launchDaemon } from "./launch.ts";
-import { helpText, parseStrict, wantsHelp } from "./cli.ts";
+import { wantsHelp } from "./cli.ts";
+import { USAGE, VERSION, daemonHelp, parseDaemonArgs, type DaemonOptions } from "./daemon-args.ts";
 import { DEFAULT_MTU, type Clock, type DeviceEvent } from "../core/device-api.ts";
 import type { Device } from "../core/device.ts";
 import { formatEndpoint } from "../core/peer.ts";
@@ -19,9 +19,7 @@ import { Tun } from "../platform/linux/tun.ts";
 import { listenUapi, socketInode, type UapiListener } from "../platform/linux/uapi-listener.ts";
 import { socketPath } from "../platform/socket-path.ts";
 import { NetnsSwitch } from "../platform/linux/netns.ts";
-import { EndpointReresolver, RERESOLVE_DEFAULT_INTERVAL_MS, parseHostnameEndpoint, type HostnameEndpoint } from "../platform/reresolve.ts";
-
-const VERSION = "0.1.0";
+import { EndpointReresolver } from "../platform/reresolve.ts";
 
 /** Seconds since the last handshake within which a peer counts as online (dashboards use 120-180). */
 export const ONLINE_WINDOW_MS = 180_000;
@@ -46,98 +44,6 @@ export function eventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs
   return JSON.stringify(rec);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Command line
-
-/**
- * The grammar, for citty's parse and its generated `--help`. The two options citty cannot
- * express are taken out of argv before it parses (takeRepeatables): --endpoint-hostname may be
- * given several times and --reresolve-dns has an optional value.
- */
-const DAEMON_ARGS = {
-  "interface-name": { type: "positional", required: true, description: "the TUN interface to create and serve, as `wireguard-go INTERFACE-NAME`" },
-  foreground: { type: "boolean", alias: "f", description: "stay in the foreground (else return once the interface and its socket exist)" },
-  "udp-netns": { type: "string", valueHint: "NAME|PATH", description: "create the UDP socket in that network namespace" },
-  "endpoint-hostname": { type: "string", valueHint: "PUBKEY=HOST:PORT", description: "look HOST up again while the peer's handshake is stale (repeatable)" },
-  "reresolve-dns": { type: "string", valueHint: "SECONDS", description: "how often to check; =SECONDS is optional (default 30; also WG_RERESOLVE_DNS)" },
-} as const satisfies ArgsDef;
-
-const daemonCommand = defineCommand({
-  meta: { name: "wg daemon", version: VERSION, description: "Userspace WireGuard daemon for Linux" },
-  args: DAEMON_ARGS,
-});
-
-/** wireguard-go's usage line (on stderr, exit 1, as before); the options beyond it are in --help. */
-const USAGE = `Usage: wg daemon [-f/--foreground] INTERFACE-NAME\nOptions beyond wireguard-go: wg daemon --help\n`;
-
-/** Options beyond wireguard-go's command line. */
-export interface DaemonOptions {
-  /** Create the UDP socket in this network namespace (name in /var/run/netns, or a path). */
-  udpNetns?: string;
-  /** Hostnames to look up again for peers whose handshakes have gone stale. */
-  hostnames?: HostnameEndpoint[];
-  /** Re-resolution check interval; set by --reresolve-dns[=SECONDS] or WG_RERESOLVE_DNS. */
-  reresolveIntervalMs?: number;
-}
-
-/** A parsed command line; `usage` for words outside the grammar, `error` for a bad option value. */
-export type DaemonCommandLine =
-  | { iface: string; foreground: boolean; opts: DaemonOptions }
-  | { usage: true }
-  | { error: string };
-
-/** `1`/`true`/empty: the default interval; a number: that many seconds; else null. */
-function parseReresolve(v: string): number | null {
-  if (v === "" || v === "1" || v === "true" || v === "yes") return RERESOLVE_DEFAULT_INTERVAL_MS;
-  if (/^[0-9]+(\.[0-9]+)?s?$/.test(v) && parseFloat(v) > 0) return parseFloat(v) * 1000;
-  return null;
-}
-
-/** Takes every --endpoint-hostname SPEC / =SPEC and --reresolve-dns[=SECONDS] out of argv. */
-function takeRepeatables(argv: string[]): { rest: string[]; hostnames: (string | undefined)[]; reresolve: string[] } {
-  const rest: string[] = [];
-  const hostnames: (string | undefined)[] = [];
-  const reresolve: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--endpoint-hostname") hostnames.push(argv[++i]);
-    else if (a.startsWith("--endpoint-hostname=")) hostnames.push(a.slice(20));
-    else if (a === "--reresolve-dns") reresolve.push("");
-    else if (a.startsWith("--reresolve-dns=")) reresolve.push(a.slice(16));
-    else rest.push(a);
-  }
-  return { rest, hostnames, reresolve };
-}
-
-/** Parses the words after `daemon` (without --help and --version, which daemonMain answers). */
-export function parseDaemonArgs(argv: string[], env: Record<string, string | undefined> = process.env): DaemonCommandLine {
-  const { rest, hostnames, reresolve } = takeRepeatables(argv);
-  const opts: DaemonOptions = {};
-  for (const spec of hostnames) {
-    const h = spec === undefined ? null : parseHostnameEndpoint(spec);
-    if (h === null) return { error: `wg daemon: --endpoint-hostname wants PUBKEY=HOST:PORT (base64 key), got: ${spec ?? ""}\n` };
-    (opts.hostnames ??= []).push(h);
-  }
-  for (const v of reresolve) {
-    const ms = parseReresolve(v);
-    if (ms === null) return { usage: true };
-    opts.reresolveIntervalMs = ms;
-  }
-  const args = parseStrict(rest, DAEMON_ARGS);
-  if (args === null) return { usage: true };
-  const netns = args["udp-netns"];
-  if (netns !== undefined) {
-    if (netns === "") return { usage: true };
-    opts.udpNetns = netns;
-  }
-  const iface = args["interface-name"];
-  if (iface === undefined || iface.length === 0 || iface.length >= 16 || iface.includes("/") || iface.startsWith("-")) return { usage: true };
-  if (opts.reresolveIntervalMs === undefined && env.WG_RERESOLVE_DNS !== undefined && env.WG_RERESOLVE_DNS !== "0") {
-    opts.reresolveIntervalMs = parseReresolve(env.WG_RERESOLVE_DNS) ?? undefined;
-  }
-  return { iface, foreground: args.foreground === true || env.WG_PROCESS_FOREGROUND === "1", opts };
-}
-
 /** argv = the words after the subcommand. Returns the exit status. */
 export async function daemonMain(argv: string[]): Promise<number> {
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
@@ -145,7 +51,7 @@ export async function daemonMain(argv: string[]): Promise<number> {
     return 0;
   }
   if (wantsHelp(argv)) {
-    process.stdout.write(await helpText(daemonCommand));
+    process.stdout.write(await daemonHelp());
     return 0;
   }
   const cl = parseDaemonArgs(argv);
@@ -208,8 +114,8 @@ interface Running {
   engine: Device;
   uapi: UapiListener;
   clock: Clock;
-  /** Called before every UAPI request is served (the warm-up waits for configuration to settle). */
-  onRequest: () => void;
+  /** Runs before every UAPI request is served (the warm-up waits for configuration to settle). */
+  hook: { beforeRequest: () => void };
 }
 
 async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions = {}): Promise<number> {
@@ -309,15 +215,15 @@ async function startDevice(iface: string, tun: Tun, udpNetns: NetnsSwitch | null
     engine = createDevice(io, clock, { mtu: DEFAULT_MTU, deferHandshakes: true });
     io.attach(engine);
     log("verbose", "Device started");
-    const running: Running = { io, engine, uapi: null!, clock, onRequest: () => {} };
-    running.uapi = uapi = listenUapi(socketPath(iface), (req) => (running.onRequest(), io.uapi(req)), (m) => log("error", m), {
+    const hook = { beforeRequest: () => {} };
+    uapi = listenUapi(socketPath(iface), (req) => (hook.beforeRequest(), io.uapi(req)), (m) => log("error", m), {
       subscribe(write) {
         subscribers.add(write);
         return () => subscribers.delete(write);
       },
     });
     log("verbose", "UAPI listener started");
-    return running;
+    return { io, engine, uapi, clock, hook };
   } catch (e) {
     uapi?.close();
     engine?.close();
@@ -401,7 +307,7 @@ async function scheduleWarmUp(dev: Running, packets: number, log: Log): Promise<
   const { warmUpIo } = await import("../platform/linux/io-warmup.ts");
   const { warmUp } = await import("../core/warmup.ts");
   const begin = () => {
-    dev.onRequest = () => {};
+    dev.hook.beforeRequest = () => {};
     let kind = "I/O";
     const ioStep = warmUpIo(Math.ceil(packets / 2), 25, dev.clock);
     let step = ioStep ?? ((kind = "engine"), warmUp(packets, 50));
@@ -424,7 +330,7 @@ async function scheduleWarmUp(dev: Running, packets: number, log: Log): Promise<
   };
   const latest = performance.now() + WARM_MAX_DELAY_MS;
   let timer = setTimeout(begin, WARM_QUIET_MS);
-  dev.onRequest = () => {
+  dev.hook.beforeRequest = () => {
     clearTimeout(timer);
     timer = setTimeout(begin, Math.max(0, Math.min(WARM_QUIET_MS, latest - performance.now())));
   };

@@ -158,7 +158,10 @@ describe("events (UAPI extension events=1)", () => {
     try {
       nsB.sh(`wg set ${ib} private-key ${keyFile(kb.priv)} listen-port 47002 peer ${ka.pub} allowed-ips 10.78.0.1/32 && ip addr add 10.78.0.2/24 dev ${ib} && ip link set ${ib} up`);
       nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 47001 && ip addr add 10.78.0.1/24 dev ${ia} && ip link set ${ia} up`);
-      await Bun.sleep(300); // the CLI subscribes
+      // The CLI has subscribed once its connection shows in A (an accepted unix socket belongs to
+      // the client's namespace: ours, from the test's, does not); it sent events=1 on connecting.
+      const cliConnected = () => nsA.sh("ss -xH").split("\n").some((l) => l.includes("ESTAB") && l.includes(socketPath(ia)));
+      expect(await waitFor(cliConnected, 10000)).toBe(true);
       nsA.sh(`wg set ${ia} peer ${kb.pub} endpoint 10.77.0.2:47002 allowed-ips 10.78.0.2/32`);
       const ping = nsA.run(["ping", "-c", "1", "-W", "3", "10.78.0.2"]);
       expect(ping.code).toBe(0);
@@ -267,7 +270,7 @@ describe("--udp-netns: UDP in one namespace, the tunnel in another", () => {
 
 describe("command line (citty, wireguard-go's usage line)", () => {
   test("options, repeats and optional values parse as before; words outside the grammar are usage errors", async () => {
-    const { parseDaemonArgs } = await import("../cmd/daemon.ts");
+    const { parseDaemonArgs } = await import("../cmd/daemon-args.ts");
     const k = genkey();
     const hex = Buffer.from(k.pub, "base64").toString("hex");
     const run = (iface: string, foreground: boolean, opts: object) => ({ iface, foreground, opts });
