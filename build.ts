@@ -4,9 +4,8 @@ import { mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 
 /**
- * `bun build` argv for the executable. --bytecode ships JavaScriptCore bytecode instead of source
- * to be parsed at every start: `wg genkey` 58 -> 35 ms of CPU on this machine (a bare Bun
- * executable takes 13).
+ * `bun build` argv for the executable. --bytecode ships JavaScriptCore bytecode instead of source,
+ * so a start does not parse the whole program first (bench/RESULTS.md, start-up).
  */
 export function compileCommand(outfile: string): string[] {
   return [process.execPath, "build", "--compile", "--minify", "--sourcemap=none", "--bytecode", join(import.meta.dir, "cmd", "main.ts"), "--outfile", outfile];

@@ -2,7 +2,7 @@
 // words): citty parses them and generates their --help; an unknown option is an error (citty
 // itself lets it through).
 import { defineCommand, parseArgs, renderUsage, type ArgsDef, type ParsedArgs } from "citty";
-import { isatty } from "../platform/stdio.ts";
+import { isatty } from "../platform/linux/stdio.ts";
 
 /** Prints `NAME: MSG` and where help is; returns the exit status 1. */
 export function usageError(name: string, msg: string): number {

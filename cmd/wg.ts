@@ -8,8 +8,8 @@ import type { WgDevice } from "../core/tools/containers.ts";
 import { errnoFromCode, strerror } from "../core/errno.ts";
 import { fieldOfDevice, jsonDevice, prettyDevice, showconfDevice } from "../core/tools/show.ts";
 import { keyFromBase64, keyToBase64 } from "../core/encoding.ts";
-import { resolveEndpoint, resolvePort } from "../platform/resolve.ts";
-import { dieOfBrokenPipe, isatty } from "../platform/stdio.ts";
+import { resolveEndpoint, resolvePort } from "../platform/linux/resolve.ts";
+import { dieOfBrokenPipe, isatty } from "../platform/linux/stdio.ts";
 
 const VERSION_LINE = "wireguard-tools v1.0.20210914 - https://git.zx2c4.com/wireguard-tools/\n";
 

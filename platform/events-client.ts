@@ -2,6 +2,7 @@
 // UAPI socket, send `events=1\n\n`, expect `errno=0\n\n`, then read one JSON object per line.
 // wireguard-go does not know the operation and closes the connection without answering; that
 // is reported as "not supported".
+import { ECONNREFUSED, ENODEV, strerror } from "../core/errno.ts";
 
 /** Resolves once the daemon accepted (ok) or refused/closed (error text). */
 export interface EventSubscription {
@@ -62,8 +63,9 @@ export async function subscribeEvents(path: string, onLine: (line: string) => vo
       },
     });
   } catch (e) {
+    // wg's wording: a missing socket means no such interface.
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    return { ok: false, error: code === "ENOENT" ? "No such device" : code === "ECONNREFUSED" ? "Connection refused" : String(code) };
+    return { ok: false, error: code === "ENOENT" ? strerror(ENODEV) : code === "ECONNREFUSED" ? strerror(ECONNREFUSED) : String(code) };
   }
   socket.write("events=1\n\n");
   return accepted.promise;

@@ -8,7 +8,7 @@ import { GET_REQUEST, buildSetRequest, parseGetResponse, parseSetResponse, respo
 import type { DeviceConfig } from "../core/tools/containers.ts";
 import { EBADF, ECONNREFUSED, EINVAL, ENOENT, errnoFromCode } from "../core/errno.ts";
 import { SOCKET_DIR, socketPath } from "./socket-path.ts";
-import { formatDaemonEndpoint } from "./resolve.ts";
+import { formatDaemonEndpoint } from "./linux/resolve.ts";
 
 /** Interface names are byte strings (one char per byte). */
 const bytes = (s: string) => Buffer.from(s, "latin1");

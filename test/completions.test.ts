@@ -71,3 +71,30 @@ describe("zsh", () => {
     expect(complete("wg", "set", "wgx0", "listen-port", "")).toEqual(["<message>"]);
   });
 });
+
+describe("wg completions", () => {
+  const run = (...args: string[]) => {
+    const r = Bun.spawnSync([process.execPath, join(import.meta.dir, "..", "cmd", "main.ts"), "completions", ...args], { stdout: "pipe", stderr: "pipe" });
+    return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+  };
+  const file = (name: string) => Bun.file(join(COMPLETIONS, name)).text();
+  const USAGE = "Usage: completions <bash|zsh|fish> [wg|wg-quick]   (wg-quick: bash only)\n";
+
+  test("prints the shipped scripts", async () => {
+    expect(run("bash")).toEqual({ code: 0, out: await file("wg.bash"), err: "" });
+    expect(run("bash", "wg-quick")).toEqual({ code: 0, out: await file("wg-quick.bash"), err: "" });
+    expect(run("zsh", "wg")).toEqual({ code: 0, out: await file("wg.zsh"), err: "" });
+    expect(run("fish")).toEqual({ code: 0, out: await file("wg.fish"), err: "" });
+  });
+
+  test("anything else is a usage error; --help shows the generated help", () => {
+    for (const bad of [[], ["zsh", "wg-quick"], ["powershell"], ["bash", "wg", "extra"], ["bash", "--foo"], ["--", "bash"], ["-x"]]) {
+      expect(run(...bad)).toEqual({ code: 1, out: "", err: USAGE });
+    }
+    const help = run("--help");
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("USAGE wg completions");
+    expect(help.out).toMatch(/SHELL +bash, zsh or fish/);
+    expect(help.out).not.toContain("\x1b[");
+  });
+});

@@ -4,15 +4,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Lab, type Netns, type Proc, waitFor } from "./netns.ts";
-import { genkey, keyFile } from "./lib-wgpair.ts";
+import { socketPath } from "../platform/socket-path.ts";
+import { Lab, type Netns, waitFor } from "./netns.ts";
+import { BUN, ROOT, genkey, ifname as uniqueIfname, keyFile, startDaemon } from "./lib-wgpair.ts";
 
-const ROOT = join(import.meta.dir, "..");
-const BUN = process.execPath;
-const SOCK_DIR = "/var/run/wireguard";
 let lab: Lab;
 let dir: string;
-let ifaceCounter = 0;
+/** Numbers ports and addresses apart per use. */
+let counter = 0;
 
 beforeAll(() => {
   lab = new Lab("dfeat");
@@ -23,17 +22,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function ifname(): string {
-  return `wf${process.pid % 100000}${String.fromCharCode(97 + ifaceCounter++)}`;
-}
-
-async function startDaemon(ns: Netns, kind: "ours" | "go", iface: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
-  const cmd = kind === "ours" ? [BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", ...extra, iface] : ["wireguard-go", "-f", iface];
-  const p = ns.spawn(cmd, { LOG_LEVEL: "debug", ...env });
-  const ok = await waitFor(() => existsSync(`${SOCK_DIR}/${iface}.sock`) && ns.run(["ip", "link", "show", iface]).code === 0, 10000);
-  if (!ok) throw new Error(`${kind} daemon for ${iface} did not come up:\n${p.output()}`);
-  return p;
-}
+const ifname = () => uniqueIfname("f");
 
 const udpPorts = (ns: Netns) => ns.sh("ss -Huan").trim();
 
@@ -42,7 +31,8 @@ describe("startup and link state (wireguard-go parity)", () => {
     const ns = lab.ns("s1");
     for (const kind of ["go", "ours"] as const) {
       const iface = ifname();
-      const p = await startDaemon(ns, kind, iface);
+      const k = ++counter;
+      const p = await startDaemon(ns, iface, { kind });
       try {
         expect(ns.sh(`ip -o link show ${iface}`)).not.toContain(",UP");
         const port = ns.sh(`wg show ${iface} listen-port`).trim();
@@ -56,8 +46,8 @@ describe("startup and link state (wireguard-go parity)", () => {
         expect(ns.sh(`wg show ${iface} listen-port`).trim()).toBe(port);
         expect(udpPorts(ns)).toContain(`:${port} `);
         // a new port while the link is down is bound at once, as go does
-        ns.sh(`wg set ${iface} listen-port 4${ifaceCounter}77`);
-        expect(udpPorts(ns)).toContain(`:4${ifaceCounter}77 `);
+        ns.sh(`wg set ${iface} listen-port 4${k}77`);
+        expect(udpPorts(ns)).toContain(`:4${k}77 `);
       } finally {
         ns.run(["ip", "link", "del", iface]);
         await p.kill();
@@ -73,7 +63,7 @@ describe("handshake load (cookies only when a backlog builds, like go)", () => {
     lab.veth(nsA, nsB, { a: ["10.83.0.1/24"], b: ["10.83.0.2/24"] });
     const ia = ifname();
     const ka = genkey();
-    const pa = await startDaemon(nsA, "ours", ia);
+    const pa = await startDaemon(nsA, ia);
     try {
       nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 47501`);
       // Junk initiations with a valid mac1 (they cost the responder a DH each) from one socket;
@@ -125,7 +115,7 @@ describe("large configurations", () => {
   test("wg setconf with 10,000 peers (a ~2 MB UAPI request) and wg show read back", async () => {
     const ns = lab.ns("big");
     const iface = ifname();
-    const p = await startDaemon(ns, "ours", iface);
+    const p = await startDaemon(ns, iface);
     try {
       const rnd = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
       let conf = `[Interface]\nPrivateKey = ${genkey().priv}\nListenPort = 47401\n`;
@@ -158,17 +148,20 @@ describe("events (UAPI extension events=1)", () => {
     const ib = ifname();
     const ka = genkey();
     const kb = genkey();
-    const pa = await startDaemon(nsA, "ours", ia);
-    const pb = await startDaemon(nsB, "go", ib);
+    const pa = await startDaemon(nsA, ia);
+    const pb = await startDaemon(nsB, ib, { kind: "go" });
     const lines: any[] = [];
-    const r = await subscribeEvents(`${SOCK_DIR}/${ia}.sock`, (l) => lines.push(JSON.parse(l)));
+    const r = await subscribeEvents(socketPath(ia), (l) => lines.push(JSON.parse(l)));
     expect(r.ok).toBe(true);
     // the CLI, followed until it has printed something
     const cli = nsA.spawn([BUN, join(ROOT, "cmd/wg-events.ts"), ia]);
     try {
       nsB.sh(`wg set ${ib} private-key ${keyFile(kb.priv)} listen-port 47002 peer ${ka.pub} allowed-ips 10.78.0.1/32 && ip addr add 10.78.0.2/24 dev ${ib} && ip link set ${ib} up`);
       nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 47001 && ip addr add 10.78.0.1/24 dev ${ia} && ip link set ${ia} up`);
-      await Bun.sleep(300); // the CLI subscribes
+      // The CLI has subscribed once its connection shows in A (an accepted unix socket belongs to
+      // the client's namespace: ours, from the test's, does not); it sent events=1 on connecting.
+      const cliConnected = () => nsA.sh("ss -xH").split("\n").some((l) => l.includes("ESTAB") && l.includes(socketPath(ia)));
+      expect(await waitFor(cliConnected, 10000)).toBe(true);
       nsA.sh(`wg set ${ia} peer ${kb.pub} endpoint 10.77.0.2:47002 allowed-ips 10.78.0.2/32`);
       const ping = nsA.run(["ping", "-c", "1", "-W", "3", "10.78.0.2"]);
       expect(ping.code).toBe(0);
@@ -214,9 +207,9 @@ describe("events (UAPI extension events=1)", () => {
     const { subscribeEvents } = await import("../platform/events-client.ts");
     const ns = lab.ns("eg");
     const iface = ifname();
-    const p = await startDaemon(ns, "go", iface);
+    const p = await startDaemon(ns, iface, { kind: "go" });
     try {
-      const r = await subscribeEvents(`${SOCK_DIR}/${iface}.sock`, () => {});
+      const r = await subscribeEvents(socketPath(iface), () => {});
       expect(r).toEqual({ ok: false, error: "the daemon does not support event streams" });
       const cli = ns.run([BUN, join(ROOT, "cmd/wg-events.ts"), iface]);
       expect(cli.code).toBe(1);
@@ -239,8 +232,8 @@ describe("--udp-netns: UDP in one namespace, the tunnel in another", () => {
     const ic = ifname();
     const kb = genkey();
     const kc = genkey();
-    const pb = await startDaemon(nsB, "ours", ib, ["--udp-netns", nsA.name]);
-    const pc = await startDaemon(nsC, "go", ic);
+    const pb = await startDaemon(nsB, ib, { args: ["--udp-netns", nsA.name] });
+    const pc = await startDaemon(nsC, ic, { kind: "go" });
     try {
       nsC.sh(`wg set ${ic} private-key ${keyFile(kc.priv)} listen-port 47102 peer ${kb.pub} allowed-ips 10.80.0.1/32 && ip addr add 10.80.0.2/24 dev ${ic} && ip link set ${ic} up`);
       nsB.sh(
@@ -275,6 +268,53 @@ describe("--udp-netns: UDP in one namespace, the tunnel in another", () => {
   });
 });
 
+describe("command line (citty, wireguard-go's usage line)", () => {
+  test("options, repeats and optional values parse as before; words outside the grammar are usage errors", async () => {
+    const { parseDaemonArgs } = await import("../cmd/daemon-args.ts");
+    const k = genkey();
+    const hex = Buffer.from(k.pub, "base64").toString("hex");
+    const run = (iface: string, foreground: boolean, opts: object) => ({ iface, foreground, opts });
+    expect(parseDaemonArgs(["wg0"], {})).toEqual(run("wg0", false, {}));
+    expect(parseDaemonArgs(["wg0", "-f"], {})).toEqual(run("wg0", true, {}));
+    expect(parseDaemonArgs(["--foreground", "--udp-netns", "-f", "wg0"], {})).toEqual(run("wg0", true, { udpNetns: "-f" }));
+    expect(parseDaemonArgs(["--udp-netns=/proc/1/ns/net", "wg0"], { WG_PROCESS_FOREGROUND: "1" })).toEqual(run("wg0", true, { udpNetns: "/proc/1/ns/net" }));
+    expect(parseDaemonArgs(["--endpoint-hostname", `${k.pub}=a.test:1`, `--endpoint-hostname=${k.pub}=[fd00::1]:2`, "--reresolve-dns", "wg0"], {})).toEqual(
+      run("wg0", false, {
+        hostnames: [
+          { publicKeyHex: hex, host: "a.test", port: 1 },
+          { publicKeyHex: hex, host: "fd00::1", port: 2 },
+        ],
+        reresolveIntervalMs: 30_000,
+      }),
+    );
+    expect(parseDaemonArgs(["--reresolve-dns=0.5", "wg0"], { WG_RERESOLVE_DNS: "9" })).toEqual(run("wg0", false, { reresolveIntervalMs: 500 }));
+    expect(parseDaemonArgs(["wg0"], { WG_RERESOLVE_DNS: "9" })).toEqual(run("wg0", false, { reresolveIntervalMs: 9000 }));
+    expect(parseDaemonArgs(["--endpoint-hostname", "nokey", "wg0"], {})).toEqual({ error: "wg daemon: --endpoint-hostname wants PUBKEY=HOST:PORT (base64 key), got: nokey\n" });
+    for (const bad of [[], ["-f"], ["-x", "wg0"], ["--bogus", "wg0"], ["-fv", "wg0"], ["wg0", "wg1"], ["--", "wg0"], ["-"], [""], ["a/b"], ["0123456789abcdef"], ["--udp-netns=", "wg0"], ["wg0", "--udp-netns"], ["--reresolve-dns=soon", "wg0"]]) {
+      expect(parseDaemonArgs(bad, {})).toEqual({ usage: true });
+    }
+  });
+
+  test("usage errors print wireguard-go's usage line and exit 1; --help prints the generated help", () => {
+    // Only command lines that fail before anything is created run here, outside a namespace.
+    const daemon = (...args: string[]) => {
+      const r = Bun.spawnSync([BUN, join(ROOT, "cmd/main.ts"), "daemon", ...args], { stdout: "pipe", stderr: "pipe" });
+      return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+    };
+    for (const bad of [[], ["--bogus", "wgx0"], ["wgx0", "wgx1"]]) {
+      const r = daemon(...bad);
+      expect(r.code).toBe(1);
+      expect(r.out).toBe("");
+      expect(r.err.split("\n")[0]).toBe("Usage: wg daemon [-f/--foreground] INTERFACE-NAME");
+    }
+    const help = daemon("--help");
+    expect(help.code).toBe(0);
+    for (const opt of ["-f, --foreground", "--udp-netns=<NAME|PATH>", "--endpoint-hostname=<PUBKEY=HOST:PORT>", "--reresolve-dns=<SECONDS>", "<INTERFACE-NAME>"]) {
+      expect(help.out).toContain(opt);
+    }
+  });
+});
+
 describe("--endpoint-hostname: re-resolution of stale hostname endpoints", () => {
   test("option parsing", async () => {
     const { parseHostnameEndpoint } = await import("../platform/reresolve.ts");
@@ -298,8 +338,8 @@ describe("--endpoint-hostname: re-resolution of stale hostname endpoints", () =>
     // The daemon sees `hosts` as /etc/hosts through a private mount namespace.
     const daemon = [BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", "--endpoint-hostname", `${kc.pub}=peer.test:47302`, "--reresolve-dns=0.5", ia];
     const pa = nsA.spawn(["unshare", "-m", "sh", "-c", `mount --bind ${hosts} /etc/hosts && exec "$@"`, "sh", ...daemon], { LOG_LEVEL: "debug" });
-    expect(await waitFor(() => existsSync(`${SOCK_DIR}/${ia}.sock`) && nsA.run(["ip", "link", "show", ia]).code === 0, 10000)).toBe(true);
-    const pc = await startDaemon(nsC, "go", ic);
+    expect(await waitFor(() => existsSync(socketPath(ia)) && nsA.run(["ip", "link", "show", ia]).code === 0, 10000)).toBe(true);
+    const pc = await startDaemon(nsC, ic, { kind: "go" });
     try {
       nsC.sh(`wg set ${ic} private-key ${keyFile(kc.priv)} listen-port 47302 peer ${ka.pub} allowed-ips 10.82.0.1/32 && ip addr add 10.82.0.2/24 dev ${ic} && ip link set ${ic} up`);
       // what wg-quick would have sent after resolving peer.test
@@ -331,22 +371,23 @@ describe("transfer counters (wireguard-go parity)", () => {
     const counts: Record<string, [number, number]> = {};
     for (const kind of ["go", "ours"] as const) {
       const iface = ifname();
-      const p = await startDaemon(ns, kind, iface);
+      const k = ++counter;
+      const p = await startDaemon(ns, iface, { kind });
       try {
         const me = genkey();
-        ns.sh(`wg set ${iface} private-key ${keyFile(me.priv)} peer ${peer.pub} endpoint 10.99.${ifaceCounter}.9:51820 allowed-ips 10.98.${ifaceCounter}.2/32`);
-        ns.sh(`ip addr add 10.98.${ifaceCounter}.1/24 dev ${iface} && ip link set ${iface} up`);
+        ns.sh(`wg set ${iface} private-key ${keyFile(me.priv)} peer ${peer.pub} endpoint 10.99.${k}.9:51820 allowed-ips 10.98.${k}.2/32`);
+        ns.sh(`ip addr add 10.98.${k}.1/24 dev ${iface} && ip link set ${iface} up`);
         const tx = () => Number(ns.sh(`wg show ${iface} transfer`).trim().split("\t")[2]);
         // No route to the endpoint: sendmmsg/sendmsg says ENETUNREACH for the handshake initiation.
-        ns.run(["ping", "-c", "1", "-W", "1", `10.98.${ifaceCounter}.2`]);
+        ns.run(["ping", "-c", "1", "-W", "1", `10.98.${k}.2`]);
         await Bun.sleep(500);
         const unroutable = tx();
         // Routable (into lo, where nobody answers): the initiation leaves, 148 bytes.
-        ns.sh(`ip route add 10.99.${ifaceCounter}.0/24 dev lo`);
-        ns.run(["ping", "-c", "1", "-W", "1", `10.98.${ifaceCounter}.2`]);
+        ns.sh(`ip route add 10.99.${k}.0/24 dev lo`);
+        ns.run(["ping", "-c", "1", "-W", "1", `10.98.${k}.2`]);
         const sent = await waitFor(() => tx() > 0, 4000);
         counts[kind] = [unroutable, sent ? tx() : 0];
-        ns.sh(`ip route del 10.99.${ifaceCounter}.0/24 dev lo`);
+        ns.sh(`ip route del 10.99.${k}.0/24 dev lo`);
       } finally {
         ns.run(["ip", "link", "del", iface]);
         await p.kill();

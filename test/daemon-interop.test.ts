@@ -4,15 +4,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { socketPath } from "../platform/socket-path.ts";
 import { Lab, type Netns, type Proc, waitFor } from "./netns.ts";
-import { genkey, keyFile } from "./lib-wgpair.ts";
+import { BUN, ROOT, genkey, ifname as uniqueIfname, keyFile, startDaemon } from "./lib-wgpair.ts";
 
-const ROOT = join(import.meta.dir, "..");
-const BUN = process.execPath;
-const SOCK_DIR = "/var/run/wireguard";
 let lab: Lab;
 let dir: string;
-let ifaceCounter = 0;
 let netCounter = 0;
 
 beforeAll(() => {
@@ -26,18 +23,7 @@ afterAll(async () => {
 
 type Kind = "ours" | "go";
 
-/** Interface names are global through /var/run/wireguard, so make them unique per process. */
-function ifname(): string {
-  return `wt${process.pid % 100000}${String.fromCharCode(97 + ifaceCounter++)}`;
-}
-
-async function startDaemon(ns: Netns, kind: Kind, iface: string): Promise<Proc> {
-  const cmd = kind === "ours" ? [BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", iface] : ["wireguard-go", "-f", iface];
-  const p = ns.spawn(cmd, { LOG_LEVEL: "debug" });
-  const ok = await waitFor(() => existsSync(`${SOCK_DIR}/${iface}.sock`) && ns.run(["ip", "link", "show", iface]).code === 0, 10000);
-  if (!ok) throw new Error(`${kind} daemon for ${iface} did not come up:\n${p.output()}`);
-  return p;
-}
+const ifname = () => uniqueIfname("i");
 
 interface Side {
   ns: Netns;
@@ -82,8 +68,8 @@ async function pair(kindA: Kind, kindB: Kind, opts: PairOpts = {}): Promise<[Sid
   });
   const sa = mk(nsA, kindA, 1);
   const sb = mk(nsB, kindB, 2);
-  const A: Side = { ...sa, proc: await startDaemon(nsA, kindA, sa.iface) };
-  const B: Side = { ...sb, proc: await startDaemon(nsB, kindB, sb.iface) };
+  const A: Side = { ...sa, proc: await startDaemon(nsA, sa.iface, { kind: kindA }) };
+  const B: Side = { ...sb, proc: await startDaemon(nsB, sb.iface, { kind: kindB }) };
   const psk = opts.psk ? keyFile(Bun.spawnSync(["wg", "genpsk"]).stdout.toString().trim()) : null;
   const ep = (s: Side) => (opts.v6outer ? `[${s.outer6}]:${s.port}` : `${s.outer4}:${s.port}`);
   const eps = opts.endpoints ?? "both";
@@ -235,7 +221,7 @@ describe("configured by the real wg", () => {
     const n = ++netCounter;
     const ns = lab.ns(`c${n}`);
     const iface = ifname();
-    const d = await startDaemon(ns, "ours", iface);
+    const d = await startDaemon(ns, iface);
     try {
       const me = genkey();
       const p1 = genkey();
@@ -293,7 +279,7 @@ describe("configured by the real wg", () => {
     const iface = ifname();
     const r = ns.run([BUN, join(ROOT, "cmd/main.ts"), "daemon", iface]);
     expect(r.code).toBe(0);
-    expect(existsSync(`${SOCK_DIR}/${iface}.sock`)).toBe(true);
+    expect(existsSync(socketPath(iface))).toBe(true);
     expect(ns.run(["ip", "link", "show", iface]).code).toBe(0);
     expect(ns.sh(`wg show ${iface} dump`).split("\t").length).toBe(4);
     // A second daemon for the same interface fails (TUN busy), in the background or not.
@@ -302,20 +288,20 @@ describe("configured by the real wg", () => {
     const againFg = ns.run([BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", iface]);
     expect(againFg.code).toBe(1);
     expect(againFg.stdout + againFg.stderr).toContain("Device or resource busy");
-    expect(existsSync(`${SOCK_DIR}/${iface}.sock`)).toBe(true);
+    expect(existsSync(socketPath(iface))).toBe(true);
     ns.sh(`ip link del ${iface}`);
-    expect(await waitFor(() => !existsSync(`${SOCK_DIR}/${iface}.sock`), 5000)).toBe(true);
+    expect(await waitFor(() => !existsSync(socketPath(iface)), 5000)).toBe(true);
     // (`ip netns pids` runs on the host: inside the namespace it would list itself.)
     const gone = await waitFor(() => Bun.spawnSync(["ip", "netns", "pids", ns.name]).stdout.toString().trim() === "", 5000);
     expect(gone).toBe(true);
     // SIGTERM removes the socket and the link; deleting the socket stops the daemon.
-    const fg = await startDaemon(ns, "ours", iface);
+    const fg = await startDaemon(ns, iface);
     fg.proc.kill("SIGTERM");
     expect(await fg.exited).toBe(0);
-    expect(existsSync(`${SOCK_DIR}/${iface}.sock`)).toBe(false);
+    expect(existsSync(socketPath(iface))).toBe(false);
     expect(ns.run(["ip", "link", "show", iface]).code).not.toBe(0);
-    const fg2 = await startDaemon(ns, "ours", iface);
-    rmSync(`${SOCK_DIR}/${iface}.sock`);
+    const fg2 = await startDaemon(ns, iface);
+    rmSync(socketPath(iface));
     expect(await Promise.race([fg2.exited, Bun.sleep(5000).then(() => -1)])).toBe(0);
     expect(ns.run(["ip", "link", "show", iface]).code).not.toBe(0);
     // Usage errors.

@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "node:net";
+import { socketPath } from "../platform/socket-path.ts";
 import { Lab, waitFor } from "./netns.ts";
-import { ROOT, SOCK_DIR, configure, peerDump, ping, pingUntil, startDaemon, wgPair } from "./lib-wgpair.ts";
+import { ROOT, configure, peerDump, ping, pingUntil, startDaemon, wgPair } from "./lib-wgpair.ts";
 
 let lab: Lab;
 beforeAll(() => {
@@ -38,7 +39,7 @@ describe("faults", () => {
     b.proc.proc.kill("SIGKILL");
     await b.proc.exited;
     // SIGKILL leaves the socket file behind; the new daemon must cope with it.
-    b.proc = await startDaemon(b.ns, b.iface, b.env);
+    b.proc = await startDaemon(b.ns, b.iface, { env: b.env });
     configure(b, a);
     // Only the survivor sends: its old session is dead at the peer, so it must notice by its
     // own timers (keepalive 10 s + rekey timeout 5 s) and handshake again.
@@ -54,7 +55,7 @@ describe("faults", () => {
     const { a, b } = await wgPair(lab, { tag: "l", env: { LOG_LEVEL: "error" } });
     expect(await pingUntil(a, b.inner4, 15000)).toBe(true);
     await b.proc.kill();
-    b.proc = await startDaemon(b.ns, b.iface, b.env);
+    b.proc = await startDaemon(b.ns, b.iface, { env: b.env });
     configure(b, a);
     const t0 = Date.now();
     expect(await pingUntil(b, a.inner4, 10000)).toBe(true);
@@ -81,7 +82,7 @@ describe("faults", () => {
     const code = await Promise.race([b.proc.exited, Bun.sleep(10000).then(() => "timeout")]);
     expect(code).not.toBe("timeout");
     console.log(`daemon exit status after link deletion: ${code}; output: ${b.proc.output().trim().split("\n").slice(-2).join(" | ")}`);
-    expect(existsSync(`${SOCK_DIR}/${b.iface}.sock`)).toBe(false);
+    expect(existsSync(socketPath(b.iface))).toBe(false);
     // The other daemon does not care.
     expect(a.proc.proc.exitCode).toBeNull();
   }, 60_000);
@@ -89,7 +90,7 @@ describe("faults", () => {
   test("UAPI clients vanishing mid-request: daemon keeps serving, no fd leak", async () => {
     const { a, b } = await wgPair(lab, { tag: "u", env: { LOG_LEVEL: "error" } });
     expect(await pingUntil(a, b.inner4, 15000)).toBe(true);
-    const path = `${SOCK_DIR}/${a.iface}.sock`;
+    const path = socketPath(a.iface);
     const pid = a.proc.pid;
     a.ns.sh(`wg show ${a.iface} >/dev/null`);
     await Bun.sleep(200);
@@ -141,7 +142,7 @@ describe("faults", () => {
     const overlong = async (n: number) => {
     for (let i = 0; i < n; i++) {
       await new Promise<void>((resolve) => {
-        const s = connect(`${SOCK_DIR}/${a.iface}.sock`);
+        const s = connect(socketPath(a.iface));
         s.on("error", () => resolve());
         s.on("connect", () => {
           s.write("set=1\n" + "x".repeat(100_000));
@@ -203,7 +204,7 @@ describe("faults", () => {
     for (const s of [a, b]) {
       await s.proc.kill();
       expect(s.proc.proc.exitCode).toBe(0);
-      expect(existsSync(`${SOCK_DIR}/${s.iface}.sock`)).toBe(false);
+      expect(existsSync(socketPath(s.iface))).toBe(false);
       expect(s.ns.run(["ip", "link", "show", s.iface]).code).not.toBe(0);
       // Asked from outside: `ip netns pids` run inside would list itself.
       const pids = () => Bun.spawnSync(["ip", "netns", "pids", s.ns.name]).stdout.toString().trim();

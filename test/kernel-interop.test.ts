@@ -86,7 +86,7 @@ async function pair(o: PairOpts): Promise<Pair> {
   };
   const ep = (addr: string, port: number) => (o.v6 ? `[${addr}]:${port}` : `${addr}:${port}`);
   const psk = o.psk ? Bun.spawnSync(["wg", "genpsk"]).stdout.toString().trim() : null;
-  const daemon = await startDaemon(vm.ns, ours, DAEMON_ENV);
+  const daemon = await startDaemon(vm.ns, ours, { env: DAEMON_ENV });
   const ka = (side: "ours" | "kernel") => (o.keepalive?.on === side ? ` persistent-keepalive ${o.keepalive.seconds}` : "");
   vm.ns.sh(
     `wg set ${ours} private-key ${keyFile(oursKey.priv)} listen-port ${p.oursPort} peer ${kernKey.pub}` +

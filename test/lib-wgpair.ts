@@ -7,11 +7,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { socketPath } from "../platform/socket-path.ts";
 import { type Lab, type Netns, type Proc, waitFor } from "./netns.ts";
 
 export const ROOT = join(import.meta.dir, "..");
 export const BUN = process.execPath;
-export const SOCK_DIR = "/var/run/wireguard";
 
 export interface Key {
   priv: string;
@@ -62,14 +62,26 @@ export function ifname(tag: string): string {
   return `wr${tag}${process.pid % 100000}${(counter++).toString(36)}`.slice(0, 15);
 }
 
-export async function startDaemon(ns: Netns, iface: string, env: Record<string, string> = {}): Promise<Proc> {
-  const p = ns.spawn([BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", iface], { LOG_LEVEL: "debug", ...env });
+export interface DaemonOpts {
+  /** Our daemon (default) or wireguard-go. */
+  kind?: "ours" | "go";
+  /** Words before the interface name (our daemon's options). */
+  args?: string[];
+  /** Environment beyond LOG_LEVEL=debug. */
+  env?: Record<string, string>;
+}
+
+/** Starts a daemon for `iface` in the foreground inside `ns` and waits until its socket answers. */
+export async function startDaemon(ns: Netns, iface: string, opts: DaemonOpts = {}): Promise<Proc> {
+  const kind = opts.kind ?? "ours";
+  const cmd = kind === "ours" ? [BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", ...(opts.args ?? []), iface] : ["wireguard-go", "-f", iface];
+  const p = ns.spawn(cmd, { LOG_LEVEL: "debug", ...opts.env });
   // A SIGKILLed predecessor leaves its socket file behind: wait until the socket answers.
   const ok = await waitFor(
-    () => existsSync(`${SOCK_DIR}/${iface}.sock`) && ns.run(["ip", "link", "show", iface]).code === 0 && ns.run(["wg", "show", iface, "listen-port"]).code === 0,
+    () => existsSync(socketPath(iface)) && ns.run(["ip", "link", "show", iface]).code === 0 && ns.run(["wg", "show", iface, "listen-port"]).code === 0,
     15000,
   );
-  if (!ok) throw new Error(`daemon for ${iface} did not come up:\n${p.output()}`);
+  if (!ok) throw new Error(`${kind} daemon for ${iface} did not come up:\n${p.output()}`);
   return p;
 }
 
@@ -114,7 +126,7 @@ export async function wgPair(lab: Lab, opts: PairOpts): Promise<{ a: Side; b: Si
       inner4: `10.${x + 1}.${n}.${h}`,
       dev,
       env,
-      proc: await startDaemon(ns, iface, env),
+      proc: await startDaemon(ns, iface, { env }),
     };
   };
   const a = await mk(nsA, 1);

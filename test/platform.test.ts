@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Lab, type Netns } from "./netns.ts";
+import { expectSegments, fold, pattern, pseudo, sum, tcp, udpPartial, verifies, vnetFields, vnetHeader } from "./lib-packets.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BUN = process.execPath;
@@ -265,64 +266,6 @@ describe("UAPI listener", () => {
 });
 
 describe("TUN offloads over a socketpair (byte-exact)", () => {
-  // Independent reference checksum code (not the implementation's).
-  const sum = (b: Uint8Array, s = 0) => {
-    for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) | (b[i + 1] ?? 0);
-    return s;
-  };
-  const fold = (s: number) => {
-    while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
-    return s;
-  };
-  const pseudo = (pkt: Uint8Array, l4len: number, proto: number) => {
-    const v4 = pkt[0]! >> 4 === 4;
-    return sum(v4 ? pkt.subarray(12, 20) : pkt.subarray(8, 40)) + proto + l4len;
-  };
-  /** True when the IPv4 header checksum (if any) and the TCP/UDP checksum verify. */
-  const verifies = (pkt: Uint8Array) => {
-    const v4 = pkt[0]! >> 4 === 4;
-    const hl = v4 ? 20 : 40;
-    if (v4 && fold(sum(pkt.subarray(0, 20))) !== 0xffff) return false;
-    const proto = v4 ? pkt[9]! : pkt[6]!;
-    return fold(pseudo(pkt, pkt.length - hl, proto) + sum(pkt.subarray(hl))) === 0xffff;
-  };
-  const tcp = (v4: boolean, seq: number, payload: Uint8Array, flags = 0x10, id = 7) => {
-    const hl = v4 ? 20 : 40;
-    const p = new Uint8Array(hl + 32 + payload.length);
-    const v = new DataView(p.buffer);
-    if (v4) {
-      p[0] = 0x45;
-      v.setUint16(2, p.length);
-      v.setUint16(4, id);
-      p[6] = 0x40;
-      p[8] = 64;
-      p[9] = 6;
-      p.set([10, 0, 0, 1, 10, 0, 0, 2], 12);
-      v.setUint16(10, ~fold(sum(p.subarray(0, 20))) & 0xffff);
-    } else {
-      p[0] = 0x60;
-      v.setUint16(4, p.length - 40);
-      p[6] = 6;
-      p[7] = 64;
-      p[8] = 0xfd;
-      p[23] = 1;
-      p[24] = 0xfd;
-      p[39] = 2;
-    }
-    v.setUint16(hl, 5001);
-    v.setUint16(hl + 2, 443);
-    v.setUint32(hl + 4, seq);
-    v.setUint32(hl + 8, 99);
-    p[hl + 12] = 8 << 4; // 32-byte header: 12 bytes of options (NOP NOP timestamp)
-    p[hl + 13] = flags;
-    v.setUint16(hl + 14, 512);
-    p.set([1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6], hl + 20);
-    p.set(payload, hl + 32);
-    v.setUint16(hl + 16, ~fold(pseudo(p, p.length - hl, 6) + sum(p.subarray(hl))) & 0xffff);
-    return p;
-  };
-  const pattern = (n: number, k: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + k) & 0xff);
-
   async function pair() {
     const { libc } = await import("../platform/linux/libc.ts");
     const { Tun } = await import("../platform/linux/tun.ts");
@@ -358,15 +301,7 @@ describe("TUN offloads over a socketpair (byte-exact)", () => {
         expect(got.length).toBe(3);
         const [merged, single, plain] = got as [Uint8Array, Uint8Array, Uint8Array];
         const hl = v4 ? 20 : 40;
-        const hv = new DataView(merged.buffer);
-        expect([merged[0], merged[1], hv.getUint16(2, true), hv.getUint16(4, true), hv.getUint16(6, true), hv.getUint16(8, true)]).toEqual([
-          1,
-          v4 ? 1 : 4,
-          hl + 32,
-          1000,
-          hl,
-          16,
-        ]);
+        expect(vnetFields(merged)).toEqual([1, v4 ? 1 : 4, hl + 32, 1000, hl, 16]);
         const ip = merged.subarray(10);
         const iv = new DataView(ip.buffer, ip.byteOffset);
         expect(ip.length).toBe(hl + 32 + 5500);
@@ -398,14 +333,7 @@ describe("TUN offloads over a socketpair (byte-exact)", () => {
       try {
         const big = tcp(v4, 0xfffffc00, pattern(3000, 1), 0x19, 100); // ACK|PSH|FIN, seq wraps
         const hl = v4 ? 20 : 40;
-        const hdr = new Uint8Array(10);
-        const hv = new DataView(hdr.buffer);
-        hdr[0] = 1;
-        hdr[1] = v4 ? 1 : 4;
-        hv.setUint16(2, hl + 32, true);
-        hv.setUint16(4, 1200, true);
-        hv.setUint16(6, hl, true);
-        hv.setUint16(8, 16, true);
+        const hdr = vnetHeader(1, v4 ? 1 : 4, hl + 32, 1200, hl, 16);
         // The kernel leaves only the pseudo-header sum in a super-packet's checksum field.
         new DataView(big.buffer).setUint16(hl + 16, 0x1234);
         const msg = new Uint8Array(10 + big.length);
@@ -414,34 +342,12 @@ describe("TUN offloads over a socketpair (byte-exact)", () => {
         send(msg);
         const segs: Uint8Array[] = [];
         expect(tun.receive((b, o, l) => segs.push(b.slice(o, o + l)))).toBe(3);
-        expect(segs.map((s) => s.length)).toEqual([hl + 32 + 1200, hl + 32 + 1200, hl + 32 + 600]);
-        const all = pattern(3000, 1);
-        segs.forEach((s, k) => {
-          const v = new DataView(s.buffer);
-          expect(verifies(s)).toBe(true);
-          expect(v.getUint32(hl + 4)).toBe((0xfffffc00 + k * 1200) >>> 0);
-          expect(s[hl + 13]).toBe(k === 2 ? 0x19 : 0x10);
-          if (v4) {
-            expect(v.getUint16(2)).toBe(s.length);
-            expect(v.getUint16(4)).toBe(100 + k);
-          } else expect(v.getUint16(4)).toBe(s.length - 40);
-          expect(Buffer.from(s.subarray(hl + 32)).equals(Buffer.from(all.subarray(k * 1200, k * 1200 + (k === 2 ? 600 : 1200))))).toBe(true);
-        });
+        expectSegments(segs, big, 1200, [0x10, 0x10, 0x19]);
 
         // A single packet whose checksum the kernel left to us (NEEDS_CSUM, no GSO): UDP.
-        const udp = new Uint8Array(28 + 11);
-        const uv = new DataView(udp.buffer);
-        udp.set([0x45, 0, 0, 39, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
-        uv.setUint16(10, ~fold(sum(udp.subarray(0, 20))) & 0xffff);
-        uv.setUint16(20, 1234);
-        uv.setUint16(22, 53);
-        uv.setUint16(24, 19);
-        udp.set(pattern(11, 4), 28);
-        uv.setUint16(26, fold(pseudo(udp, 19, 17)));
+        const udp = udpPartial(pattern(11, 4));
         const m2 = new Uint8Array(10 + udp.length);
-        m2[0] = 1;
-        new DataView(m2.buffer).setUint16(6, 20, true);
-        new DataView(m2.buffer).setUint16(8, 6, true);
+        m2.set(vnetHeader(1, 0, 0, 0, 20, 6));
         m2.set(udp, 10);
         send(m2);
         const out: Uint8Array[] = [];

@@ -16,8 +16,9 @@ import { join } from "node:path";
 import { connect } from "node:net";
 import { getAead, setAead, type AeadBackend, type AeadKey } from "../core/crypto.ts";
 import { makeWorld, type World } from "./lib-fuzz.ts";
+import { SOCKET_DIR, socketPath } from "../platform/socket-path.ts";
 import { Lab, waitFor } from "./netns.ts";
-import { BUN, ROOT, SOCK_DIR, ifname, pingUntil, wgPair } from "./lib-wgpair.ts";
+import { BUN, ROOT, ifname, pingUntil, startDaemon, wgPair } from "./lib-wgpair.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
@@ -206,7 +207,7 @@ afterAll(async () => {
 
 function uapiRaw(iface: string, req: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = connect(`${SOCK_DIR}/${iface}.sock`);
+    const s = connect(socketPath(iface));
     let out = "";
     s.on("data", (d) => {
       out += d.toString();
@@ -247,18 +248,18 @@ describe("daemon", () => {
     const ns = lab.ns("sock");
     const ours = ifname("o");
     const go = ifname("g");
-    const p1 = ns.spawn([BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", ours]);
-    const p2 = ns.spawn(["wireguard-go", "-f", go]);
-    expect(await waitFor(() => existsSync(`${SOCK_DIR}/${ours}.sock`) && existsSync(`${SOCK_DIR}/${go}.sock`), 15000)).toBe(true);
-    const mine = statSync(`${SOCK_DIR}/${ours}.sock`);
-    const theirs = statSync(`${SOCK_DIR}/${go}.sock`);
+    const p1 = await startDaemon(ns, ours);
+    const p2 = await startDaemon(ns, go, { kind: "go" });
+    expect(existsSync(socketPath(ours)) && existsSync(socketPath(go))).toBe(true);
+    const mine = statSync(socketPath(ours));
+    const theirs = statSync(socketPath(go));
     expect(mine.isSocket()).toBe(true);
     expect((mine.mode & 0o7777).toString(8)).toBe((theirs.mode & 0o7777).toString(8));
     expect(mine.mode & 0o077).toBe(0);
-    expect((statSync(SOCK_DIR).mode & 0o7777).toString(8)).toBe("755");
+    expect((statSync(SOCKET_DIR).mode & 0o7777).toString(8)).toBe("755");
     await p1.kill();
     await p2.kill();
-    expect(await waitFor(() => !existsSync(`${SOCK_DIR}/${ours}.sock`), 5000)).toBe(true);
+    expect(await waitFor(() => !existsSync(socketPath(ours)), 5000)).toBe(true);
   }, 30_000);
 
   test("wg-quick save rewrites a 0644 config as 0600 under umask 022 (it holds the private key)", () => {

@@ -14,7 +14,7 @@ import { emptyDeviceConfig, emptyPeerConfig } from "../core/tools/containers.ts"
 import { dumpDevice } from "../core/tools/show.ts";
 import { DeviceReader, SetFragmenter, getDevice, kernelInterfaces, setDevice } from "../platform/linux/ipc-netlink.ts";
 import { MsgBuilder, NetlinkError } from "../platform/linux/netlink.ts";
-import { endpointSockaddr, formatSockaddr } from "../platform/resolve.ts";
+import { endpointSockaddr, formatSockaddr } from "../platform/linux/resolve.ts";
 import { FAMILY, KernelModel, emptyDevice, type KDevice } from "./lib-kernel-model.ts";
 import { both } from "./wg-harness.ts";
 

@@ -5,7 +5,7 @@
 // changes need down/up. Its command line is read by citty, with citty's generated help.
 import { defineCommand, parseArgs, renderUsage } from "citty";
 import { resolvconfList, resolvectlQuery } from "../../platform/linux/resolvconf.ts";
-import { isatty } from "../../platform/stdio.ts";
+import { isatty } from "../../platform/linux/stdio.ts";
 import * as rt from "../../platform/linux/rtnetlink.ts";
 import { err, type Quick } from "./context.ts";
 import { resolvconfDelete, resolvconfName, resolvectlRevert, resolvectlSet, setDns } from "./dns.ts";

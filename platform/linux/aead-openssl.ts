@@ -1,17 +1,18 @@
 // ChaCha20-Poly1305 from the system's libcrypto (OpenSSL 3 / 1.1) through bun:ffi, as the
-// data-path AeadBackend. @noble/ciphers manages ~100 MB/s per core, libcrypto's assembly >1 GB/s,
-// so this is what makes the tunnel fast. Returns null when libcrypto cannot be loaded or fails
-// its self-check, so callers keep the noble backend.
+// data-path AeadBackend: libcrypto's assembly, not @noble/ciphers' JavaScript, is what makes the
+// tunnel fast (bench/RESULTS.md, AEAD). Returns null when libcrypto cannot be loaded or fails its
+// self-check, so callers keep the noble backend.
 //
-// Two ways to drive a prepared key, both measured in bench/aead.ts:
+// Two ways to drive a prepared key (bench/aead.ts compares them):
 //  * "shim": a few lines of C compiled at load time by Bun's built-in TinyCC (bun:ffi `cc`) do
 //    nonce + init + update + final + tag in ONE foreign call per packet. The shim does not link
 //    against libcrypto (the -dev symlink `libcrypto.so` is often absent); it receives the EVP
 //    function pointers from our dlopen handle.
 //  * "evp": the same five EVP calls made one by one from JS. Used when TinyCC is unavailable.
 // The tag comparison is OpenSSL's (CRYPTO_memcmp, constant time).
-import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
-import { compileShim as compileSharedShim, fnAddress, openLibcrypto } from "./openssl.ts";
+import { ptr, type ConvertFns, type Pointer } from "bun:ffi";
+import { fnAddress } from "./libc.ts";
+import { openLibcrypto, shimFunctions, type ShimSource } from "./openssl.ts";
 import { equal, nobleAead, type AeadBackend, type AeadKey } from "../../core/crypto.ts";
 
 export type OpenSslAeadMode = "shim" | "evp";
@@ -32,7 +33,7 @@ const EVP_SYMBOLS = {
   EVP_CIPHER_CTX_ctrl: { args: ["ptr", "i32", "i32", "ptr"], returns: "i32" },
 } as const;
 
-type EvpLib = ReturnType<typeof dlopen<typeof EVP_SYMBOLS>>;
+type EvpFns = ConvertFns<typeof EVP_SYMBOLS>;
 
 
 // The shim owns the nonce layout (00000000 || le64 counter) so JS passes the counter as a u64
@@ -101,14 +102,15 @@ const SHIM_SYMBOLS = {
   wg_aead_open: { args: ["ptr", "u64", "ptr", "i32", "i32", "ptr", "i32"], returns: "i32" },
 } as const;
 
-type ShimLib = ReturnType<typeof cc<typeof SHIM_SYMBOLS>>;
+export const AEAD_SHIM: ShimSource<typeof SHIM_SYMBOLS> = { source: SHIM_SOURCE, symbols: SHIM_SYMBOLS };
+type ShimFns = ConvertFns<typeof SHIM_SYMBOLS>;
 
-function compileShim(evp: EvpLib): ShimLib | null {
-  const shim = compileSharedShim("aead", SHIM_SOURCE, SHIM_SYMBOLS);
+/** The shim's functions, connected to libcrypto's; null without TinyCC. */
+function setupShim(s: EvpFns, given: ShimFns | null | undefined): ShimFns | null {
+  const shim = shimFunctions("aead", AEAD_SHIM, given);
   if (!shim) return null;
-  const s = evp.symbols;
   try {
-    shim.symbols.wg_aead_setup(fnAddress(s.EVP_CipherInit_ex), fnAddress(s.EVP_CipherUpdate), fnAddress(s.EVP_CipherFinal_ex), fnAddress(s.EVP_CIPHER_CTX_ctrl));
+    shim.wg_aead_setup(fnAddress(s.EVP_CipherInit_ex), fnAddress(s.EVP_CipherUpdate), fnAddress(s.EVP_CipherFinal_ex), fnAddress(s.EVP_CIPHER_CTX_ctrl));
   } catch {
     return null;
   }
@@ -135,6 +137,8 @@ export interface OpenSslAeadOptions {
   mode?: OpenSslAeadMode;
   /** Library names tried in order. */
   sonames?: readonly string[];
+  /** AEAD_SHIM compiled already, with other shims (native-crypto.ts); by default compiled here. */
+  shim?: ShimFns | null;
 }
 
 /** Loads libcrypto's ChaCha20-Poly1305; null when the library is missing or misbehaves. */
@@ -150,11 +154,10 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
   const { mode } = options;
   const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
-  const { lib, soname } = opened;
-  const s = lib.symbols;
+  const { symbols: s, soname } = opened;
   const cipher = s.EVP_chacha20_poly1305();
   if (!cipher) return null;
-  const shim = mode === "evp" ? null : compileShim(lib);
+  const shim = mode === "evp" ? null : setupShim(s, options.shim);
   if (mode === "shim" && !shim) return null;
 
   // Scratch for the EVP driver and the one-shot calls; pointers are taken once because these
@@ -227,8 +230,7 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
 
   function prepare(key: Uint8Array): AeadKey {
     // One context per direction, each made on first use: a WireGuard transport key only ever
-    // seals or only ever opens, so the other context (~1.4 KB and ~6 us of setup) is never paid
-    // for. Re-initialising a single context with the other `enc` flag per packet would re-enter
+    // seals or only ever opens, so the other context (memory and key setup) is never paid for. Re-initialising a single context with the other `enc` flag per packet would re-enter
     // the provider's key setup every time.
     let pendingKey: Uint8Array | null = Uint8Array.from(key);
     let sealCtx: Pointer | null = null;
@@ -243,8 +245,8 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
       if (sealCtx && openCtx) pendingKey = wipe(pendingKey);
       return ctx;
     };
-    const shimSeal = shim?.symbols.wg_aead_seal;
-    const shimOpen = shim?.symbols.wg_aead_open;
+    const shimSeal = shim?.wg_aead_seal;
+    const shimOpen = shim?.wg_aead_open;
     // bigint and number counters share one path: the shim's u64 argument takes either without
     // conversion, and the EVP driver writes either into the nonce.
     const seal = (counter: bigint | number, src: Uint8Array, srcOff: number, len: number, dst: Uint8Array, dstOff: number): number => {
@@ -252,7 +254,7 @@ function load(options: OpenSslAeadOptions): OpenSslAead | null {
       if (!ctx) return -1;
       checkRange(src, srcOff, len);
       checkRange(dst, dstOff, len + TAG_LEN);
-      // Typed arrays go straight into "ptr" arguments with their offsets: cheaper than ptr().
+      // Typed arrays go straight into "ptr" arguments with their offsets, without a ptr() call.
       if (shimSeal) return shimSeal(ctx, counter, src.length > 0 ? src : dst, srcOff, len, dst, dstOff);
       return evpCrypt(ctx, 1, counter, src, srcOff, len, dst, dstOff, null, null);
     };

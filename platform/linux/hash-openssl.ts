@@ -1,14 +1,15 @@
 // BLAKE2s, keyed BLAKE2s (MAC), HMAC-BLAKE2s and the KDF chain from the system's libcrypto
 // (OpenSSL 3) through bun:ffi, as the HashBackend. A responder computes ~21 HMACs per handshake;
-// in JS each costs microseconds of compression plus allocation, here a whole KDF (up to 4
-// HMACs = 8 digests) is ONE foreign call into a TinyCC shim (bun:ffi `cc`, see openssl.ts) that
+// in JS each is compression plus allocation, here a whole KDF (up to 4 HMACs = 8 digests) is ONE
+// foreign call into a TinyCC shim (bun:ffi `cc`, see openssl.ts) that
 // builds HMAC on EVP_Digest* with a pre-fetched "BLAKE2S-256" and one reused digest context.
 // The MAC is EVP_MAC "BLAKE2SMAC" with its output size passed as a parameter (a 16-byte keyed
 // BLAKE2s is its own function, not a truncation). Returns null when libcrypto (3.x: EVP_MAC and
 // EVP_MD_fetch) or TinyCC is missing or a known answer comes out wrong, so the noble backend stays.
-import type { Pointer } from "bun:ffi";
+import type { ConvertFns, Pointer } from "bun:ffi";
 import { equal, type HashBackend } from "../../core/crypto.ts";
-import { compileShim, fnAddress, LIBCRYPTO_SONAMES, openLibcrypto } from "./openssl.ts";
+import { fnAddress } from "./libc.ts";
+import { openLibcrypto, shimFunctions, type ShimSource } from "./openssl.ts";
 
 const EVP_SYMBOLS = {
   EVP_MD_fetch: { args: ["ptr", "cstring", "ptr"], returns: "ptr" },
@@ -138,6 +139,8 @@ const SHIM_SYMBOLS = {
   wg_mac: { args: ["ptr", "usize", "ptr", "usize", "ptr", "usize"], returns: "i32" },
 } as const;
 
+export const HASH_SHIM: ShimSource<typeof SHIM_SYMBOLS> = { source: SHIM_SOURCE, symbols: SHIM_SYMBOLS };
+
 /** The HashBackend plus keyed BLAKE2s of any output length (tests run the full vector tables). */
 export interface OpenSslHash extends HashBackend {
   /** Keyed BLAKE2s, outLen 1..32, key 1..32 bytes (OpenSSL's BLAKE2SMAC refuses an empty key). */
@@ -147,6 +150,8 @@ export interface OpenSslHash extends HashBackend {
 export interface OpenSslHashOptions {
   /** Library names tried in order. */
   sonames?: readonly string[];
+  /** HASH_SHIM compiled already, with other shims (native-crypto.ts); by default compiled here. */
+  shim?: ConvertFns<typeof SHIM_SYMBOLS> | null;
 }
 
 /** Loads libcrypto's BLAKE2s; null when the library or TinyCC is missing or misbehaves. */
@@ -159,10 +164,9 @@ export function loadOpenSslHash(options: OpenSslHashOptions = {}): OpenSslHash |
 }
 
 function load(options: OpenSslHashOptions): OpenSslHash | null {
-  const opened = openLibcrypto(EVP_SYMBOLS, options.sonames ?? LIBCRYPTO_SONAMES);
+  const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
-  const { lib, soname } = opened;
-  const s = lib.symbols;
+  const { symbols: s, soname } = opened;
   // Fetched once: the legacy EVP_blake2s256() would repeat the provider lookup on every init.
   const cname = (t: string) => Buffer.from(t + "\0");
   const md = s.EVP_MD_fetch(null, cname("BLAKE2S-256"), null) as Pointer | null;
@@ -173,11 +177,11 @@ function load(options: OpenSslHashOptions): OpenSslHash | null {
     s.ERR_clear_error();
     return null;
   }
-  const shim = compileShim("hash", SHIM_SOURCE, SHIM_SYMBOLS);
-  if (!shim) return null;
+  const sh = shimFunctions("hash", HASH_SHIM, options.shim);
+  if (!sh) return null;
   // The fetched algorithms and the two contexts live as long as the process: one backend is
   // loaded per daemon, and freeing them would leave the shim's static pointers dangling.
-  shim.symbols.wg_hash_setup(
+  sh.wg_hash_setup(
     new BigUint64Array(
       [
         fnAddress(s.EVP_DigestInit_ex), fnAddress(s.EVP_DigestUpdate), fnAddress(s.EVP_DigestFinal_ex),
@@ -186,7 +190,6 @@ function load(options: OpenSslHashOptions): OpenSslHash | null {
       ].map((p) => BigInt(p)),
     ),
   );
-  const sh = shim.symbols;
 
   // bun:ffi cannot take the address of an empty view; with length 0 nothing is read there, so
   // any live buffer stands in.

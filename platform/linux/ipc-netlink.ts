@@ -13,7 +13,7 @@
 import type { AllowedIp, DeviceConfig, PeerConfig, WgDevice, WgPeer } from "../../core/tools/containers.ts";
 import type { GetResult } from "../../core/tools/uapi.ts";
 import { EINTR, EINVAL, ENOENT, ENOSYS, EPROTONOSUPPORT } from "../../core/errno.ts";
-import { endpointSockaddr, formatSockaddr } from "../resolve.ts";
+import { endpointSockaddr, formatSockaddr } from "./resolve.ts";
 import { NETLINK_GENERIC, NETLINK_ROUTE } from "./libc.ts";
 import {
   AttrCursor,

@@ -1,13 +1,60 @@
-// bun:ffi bindings to the few libc calls the Linux daemon needs, plus the kernel constants and
-// struct layouts (x86_64/aarch64 LP64) they take. Every call is synchronous: callers use
-// non-blocking fds and wait for readiness elsewhere (see io-loop.ts), never a blocking call on
-// the main thread.
+// bun:ffi bindings to the C library, the one place libc.so.6 is opened: `libc` holds the calls
+// the daemon makes, and libcFunctions() binds the few more that single modules need (setns,
+// isatty, getaddrinfo...). Plus the kernel constants and struct layouts (x86_64/aarch64 LP64)
+// they take. Every call is synchronous: callers use non-blocking fds and wait for readiness
+// elsewhere (see io-loop.ts), never a blocking call on the main thread.
 
-import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, linkSymbols, ptr, read, type ConvertFns, type FFIFunction, type Pointer } from "bun:ffi";
+import { EINVAL, strerror } from "../../core/errno.ts";
 
 const { i32, u32, i64, u64, ptr: P } = FFIType;
 
-const lib = dlopen("libc.so.6", {
+// What binding everything else takes: the dynamic linker's lookups, and errno.
+const dl = dlopen("libc.so.6", {
+  dlopen: { args: [P, i32], returns: P },
+  dlsym: { args: [P, P], returns: P },
+  __errno_location: { args: [], returns: P },
+}).symbols;
+
+/** Native address of a bun:ffi function (every one carries it as `.ptr`, absent from the types). */
+export const fnAddress = (f: unknown): Pointer => (f as { ptr: Pointer }).ptr;
+
+/**
+ * Binds `defs` to the functions of those names in the library `handle` (null: RTLD_DEFAULT, the
+ * libraries the process runs on); null when one of them is missing.
+ */
+export function bindFunctions<S extends Record<string, FFIFunction>>(handle: Pointer | null, defs: S): ConvertFns<S> | null {
+  const linked: Record<string, FFIFunction> = {};
+  for (const [name, def] of Object.entries(defs)) {
+    const fn = dl.dlsym(handle, cstr(name)) as Pointer | null;
+    if (fn === null) return null;
+    linked[name] = { ...def, ptr: fn };
+  }
+  return linkSymbols(linked as S).symbols;
+}
+
+/**
+ * Binds C library functions, for the modules that need a few beyond `libc` and bind them on
+ * first use. dlsym finds them among the libraries the process already runs on (RTLD_DEFAULT), so
+ * libc.so.6 is not opened again.
+ */
+export function libcFunctions<S extends Record<string, FFIFunction>>(defs: S): ConvertFns<S> {
+  const fns = bindFunctions(null, defs);
+  if (fns === null) throw new Error(`the C library lacks one of ${Object.keys(defs).join(", ")}`);
+  return fns;
+}
+
+const RTLD_LAZY = 1;
+const libraries = new Map<string, Pointer | null>();
+
+/** dlopen(3) handle of the shared library `soname`, opened once per process; null when missing. */
+export function openLibrary(soname: string): Pointer | null {
+  let h = libraries.get(soname);
+  if (h === undefined) libraries.set(soname, (h = dl.dlopen(cstr(soname), RTLD_LAZY) as Pointer | null));
+  return h;
+}
+
+const CALLS = {
   open: { args: [P, i32, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
   dup2: { args: [i32, i32], returns: i32 },
@@ -35,18 +82,40 @@ const lib = dlopen("libc.so.6", {
   eventfd: { args: [u32, i32], returns: i32 },
   if_nametoindex: { args: [P], returns: u32 },
   if_indextoname: { args: [u32, P], returns: P },
-  __errno_location: { args: [], returns: P },
   memcpy: { args: [P, P, u64], returns: P },
-});
+} satisfies Record<string, FFIFunction>;
+type Calls = ConvertFns<typeof CALLS>;
 
-export const libc = lib.symbols;
+/** The calls the daemon makes, bound (all of them) by the first one made. */
+export let libc: Calls = standIn();
 
-// ioctls whose argument is a plain integer rather than a pointer (TUNSETOFFLOAD).
-const libValue = dlopen("libc.so.6", { ioctl: { args: [i32, u64, u64], returns: i32 } });
-export const ioctlValue = libValue.symbols.ioctl;
+/**
+ * Until its first call `libc` is a stand-in whose functions bind the real table, put it in its
+ * place and call through: a `wg` command that binds only isatty pays nothing for the daemon's
+ * calls, and after the first call every caller reaches the bound functions directly.
+ */
+function standIn(): Calls {
+  const calls: Record<string, (...args: unknown[]) => unknown> = {};
+  for (const name of Object.keys(CALLS)) calls[name] = (...args) => (boundLibc()[name as keyof Calls] as (...a: unknown[]) => unknown)(...args);
+  return calls as Calls;
+}
+
+let bound: Calls | null = null;
+/** `libc` bound, for callers that need the functions themselves (their addresses, fnAddress). */
+export function boundLibc(): Calls {
+  if (bound === null) libc = bound = libcFunctions(CALLS);
+  return bound;
+}
+
+let ioctlInt: ((fd: number, request: number | bigint, value: number | bigint) => number) | null = null;
+/** ioctl for requests whose argument is a plain integer rather than a pointer (TUNSETOFFLOAD). */
+export function ioctlValue(fd: number, request: number, value: number): number {
+  ioctlInt ??= linkSymbols({ ioctl: { args: [i32, u64, u64], returns: i32, ptr: fnAddress(boundLibc().ioctl) } }).symbols.ioctl;
+  return ioctlInt(fd, request, value);
+}
 
 // errno lives at a per-thread address that never moves, so look it up once per thread.
-const errnoPtr = libc.__errno_location() as Pointer;
+const errnoPtr = dl.__errno_location() as Pointer;
 export function errno(): number {
   return read.i32(errnoPtr, 0);
 }
@@ -66,28 +135,6 @@ export function check(call: string, rc: number): number {
   return rc;
 }
 
-const ERRNO_TEXT: Record<number, string> = {
-  1: "Operation not permitted",
-  2: "No such file or directory",
-  5: "Input/output error",
-  9: "Bad file descriptor",
-  11: "Resource temporarily unavailable",
-  13: "Permission denied",
-  16: "Device or resource busy",
-  17: "File exists",
-  19: "No such device",
-  22: "Invalid argument",
-  77: "File descriptor in bad state",
-  97: "Address family not supported by protocol",
-  98: "Address already in use",
-  99: "Cannot assign requested address",
-  101: "Network is unreachable",
-  111: "Connection refused",
-};
-export function strerror(e: number): string {
-  return ERRNO_TEXT[e] ?? `Unknown error ${e}`;
-}
-
 export function cstr(s: string): Uint8Array {
   return new TextEncoder().encode(s + "\0");
 }
@@ -98,9 +145,9 @@ export function addr(buf: Uint8Array, off = 0): number {
 }
 
 /**
- * Copies between buffers without allocating a subarray view per call (~3x cheaper than
- * set(subarray) for packet-sized copies). Remembers the last source buffer's address, since the
- * hot callers copy from the same engine buffer over and over.
+ * Copies between buffers with memcpy, without the subarray view per call that set(subarray)
+ * allocates (hot paths do not allocate per packet). Remembers the last source buffer's address,
+ * since the hot callers copy from the same engine buffer over and over.
  */
 export class Copier {
   private src: Uint8Array | null = null;
@@ -119,22 +166,6 @@ export class Copier {
   }
 }
 
-export const E = {
-  EPERM: 1,
-  ENOENT: 2,
-  EINTR: 4,
-  EIO: 5,
-  EBADF: 9,
-  EAGAIN: 11,
-  EBUSY: 16,
-  ENODEV: 19,
-  EINVAL: 22,
-  EMSGSIZE: 90,
-  EBADFD: 77,
-  EADDRINUSE: 98,
-  ECONNREFUSED: 111,
-} as const;
-
 export const O_RDWR = 2;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
@@ -145,6 +176,7 @@ export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const AF_NETLINK = 16;
 export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
@@ -227,7 +259,7 @@ export function getInt(fd: number, level: number, opt: number): number {
 export function ifreq(name: string): Uint8Array {
   const req = new Uint8Array(IFREQ_SIZE);
   const nb = new TextEncoder().encode(name);
-  if (nb.length >= IFNAMSIZ) throw new SysError("ifreq", E.EINVAL);
+  if (nb.length >= IFNAMSIZ) throw new SysError("ifreq", EINVAL);
   req.set(nb, 0);
   return req;
 }

@@ -3,15 +3,12 @@
 // monitor and everything else stay in the daemon's own. setns(2) switches only the calling
 // thread, and every FFI call of ours runs on the main thread, so switching there around the
 // socket() call and straight back is enough.
-import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, openSync } from "node:fs";
-import { SysError, errno } from "./libc.ts";
+import { SysError, errno, libcFunctions } from "./libc.ts";
 
 const CLONE_NEWNET = 0x40000000;
 
-const lib = dlopen("libc.so.6", {
-  setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-});
+const { setns } = libcFunctions({ setns: { args: ["i32", "i32"], returns: "i32" } });
 
 /** `ip netns` names live in /var/run/netns; anything with a "/" is a path (e.g. /proc/PID/ns/net). */
 export function netnsPath(spec: string): string {
@@ -37,12 +34,12 @@ export class NetnsSwitch {
 
   /** Runs `fn` with the calling thread inside the target namespace. */
   run<T>(fn: () => T): T {
-    if (lib.symbols.setns(this.target, CLONE_NEWNET) < 0) throw new SysError(`setns(${this.spec})`, errno());
+    if (setns(this.target, CLONE_NEWNET) < 0) throw new SysError(`setns(${this.spec})`, errno());
     try {
       return fn();
     } finally {
       // Staying in the wrong namespace would silently move the TUN side's work: give up instead.
-      if (lib.symbols.setns(this.home, CLONE_NEWNET) < 0) {
+      if (setns(this.home, CLONE_NEWNET) < 0) {
         process.stderr.write(`setns back to the daemon's namespace failed (errno ${errno()})\n`);
         process.exit(1);
       }

@@ -11,12 +11,11 @@
 
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
-import { E, SysError, libc } from "./libc.ts";
-import { SOCKET_DIR } from "../socket-path.ts";
+import { EADDRINUSE, EIO } from "../../core/errno.ts";
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_STREAM, SysError, libc } from "./libc.ts";
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
+/** The answer to a set that fails as a whole (go's scanner error, a throwing handler). */
+const EIO_ANSWER = `errno=-${EIO}\n\n`;
 
 /** Connect probe: true when something accepts on `path` (so it is in use, not stale). */
 function listening(path: string): boolean {
@@ -79,7 +78,7 @@ export function listenUapi(
   const dir = path.slice(0, path.lastIndexOf("/"));
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   if (existsSync(path)) {
-    if (listening(path)) throw new SysError(`listen ${path}`, E.EADDRINUSE);
+    if (listening(path)) throw new SysError(`listen ${path}`, EADDRINUSE);
     try {
       unlinkSync(path);
     } catch {}
@@ -158,7 +157,7 @@ export function listenUapi(
               res = typeof r === "string" ? { response: r, close: r === "" } : r;
             } catch (e) {
               log?.(`UAPI request failed: ${e instanceof Error ? e.message : String(e)}`);
-              res = { response: "errno=-5\n\n", close: false };
+              res = { response: EIO_ANSWER, close: false };
             }
             if (st.closed) return;
             if (res.response !== "") send(s, res.response);
@@ -174,7 +173,7 @@ export function listenUapi(
           if (st.text.length - lineStart > MAX_LINE) {
             // go's scanner fails a set with EIO on an over-long line; any other op never ends.
             log?.("UAPI: line too long");
-            if (st.text.startsWith("set=1\n")) send(s, "errno=-5\n\n");
+            if (st.text.startsWith("set=1\n")) send(s, EIO_ANSWER);
             finish(s);
           } else if (st.text.length > MAX_REQUEST) {
             log?.("UAPI: request too large");

@@ -1,7 +1,7 @@
 // X25519 from the system's libcrypto (OpenSSL 3 / 1.1.1) through bun:ffi, as the DhBackend.
-// @noble/curves needs ~0.4-3 ms per scalar multiplication, libcrypto ~30 us; a handshake
-// response makes four (publicKey + three DH), so this decides how many handshakes per second
-// the daemon can answer. Returns null when libcrypto cannot be loaded or fails its known-answer
+// A handshake response makes four scalar multiplications (publicKey + three DH), so their cost
+// decides how many handshakes per second the daemon can answer, and libcrypto's are far cheaper
+// than @noble/curves' (bench/x25519.ts). Returns null when libcrypto cannot be loaded or fails its known-answer
 // check, so callers keep the noble backend.
 //
 // OpenSSL computes the public key whenever a private EVP_PKEY is made (one full scalar
@@ -14,8 +14,9 @@
 //
 // The cache holds copies of private keys (in JS and inside libcrypto) until evicted or until
 // forget() is called; OpenSSL wipes its copy when the context is freed.
-import { cc, dlopen, type Pointer } from "bun:ffi";
-import { compileShim as compileSharedShim, fnAddress, openLibcrypto } from "./openssl.ts";
+import { type ConvertFns, type Pointer } from "bun:ffi";
+import { fnAddress } from "./libc.ts";
+import { openLibcrypto, shimFunctions, type ShimSource } from "./openssl.ts";
 import { equal, type DhBackend } from "../../core/crypto.ts";
 
 export type OpenSslX25519Mode = "shim" | "evp";
@@ -41,7 +42,7 @@ const EVP_SYMBOLS = {
   ERR_clear_error: { args: [], returns: "void" },
 } as const;
 
-type EvpLib = ReturnType<typeof dlopen<typeof EVP_SYMBOLS>>;
+type EvpFns = ConvertFns<typeof EVP_SYMBOLS>;
 
 
 // Prototypes are spelled out instead of including <openssl/evp.h> so no development headers are
@@ -55,7 +56,7 @@ typedef void (*free_fn)(void *);
 typedef int (*get_raw_fn)(void *, unsigned char *, ulong *);
 typedef void *(*ctx_new_fn)(void *, void *);
 typedef void *(*get0_fn)(void *);
-typedef int (*init_fn)(void *);
+typedef int (*derive_init_fn)(void *);
 typedef int (*set_peer_fn)(void *, void *);
 typedef int (*derive_fn)(void *, unsigned char *, ulong *);
 typedef void (*clear_fn)(void);
@@ -64,16 +65,16 @@ static free_fn p_pkey_free, p_ctx_free;
 static get_raw_fn p_get_pub;
 static ctx_new_fn p_ctx_new;
 static get0_fn p_get0;
-static init_fn p_init;
+static derive_init_fn p_derive_init;
 static set_peer_fn p_set_peer;
 static derive_fn p_derive;
-static clear_fn p_clear;
+static clear_fn p_err_clear;
 
 void wg_x25519_setup(void **f) {
   p_new_priv = (new_raw_fn)f[0]; p_new_pub = (new_raw_fn)f[1]; p_pkey_free = (free_fn)f[2];
   p_get_pub = (get_raw_fn)f[3]; p_ctx_new = (ctx_new_fn)f[4]; p_ctx_free = (free_fn)f[5];
-  p_get0 = (get0_fn)f[6]; p_init = (init_fn)f[7]; p_set_peer = (set_peer_fn)f[8];
-  p_derive = (derive_fn)f[9]; p_clear = (clear_fn)f[10];
+  p_get0 = (get0_fn)f[6]; p_derive_init = (derive_init_fn)f[7]; p_set_peer = (set_peer_fn)f[8];
+  p_derive = (derive_fn)f[9]; p_err_clear = (clear_fn)f[10];
 }
 
 /* A derive context for a private key (the context holds the only reference to the key). */
@@ -83,9 +84,9 @@ void *wg_x25519_context(const unsigned char *priv) {
   if (pkey) {
     ctx = p_ctx_new(pkey, 0);
     p_pkey_free(pkey);
-    if (ctx && p_init(ctx) != 1) { p_ctx_free(ctx); ctx = 0; }
+    if (ctx && p_derive_init(ctx) != 1) { p_ctx_free(ctx); ctx = 0; }
   }
-  if (!ctx) p_clear();
+  if (!ctx) p_err_clear();
   return ctx;
 }
 
@@ -98,7 +99,7 @@ int wg_x25519_derive(void *ctx, const unsigned char *pub, unsigned char *out) {
     p_pkey_free(peer);
   }
   if (!ok) {
-    p_clear();
+    p_err_clear();
     for (i = 0; i < ${KEY_LEN}; i++) out[i] = 0;
   }
   return ok;
@@ -108,7 +109,7 @@ int wg_x25519_public(void *ctx, unsigned char *out) {
   ulong len = ${KEY_LEN};
   void *pkey = p_get0(ctx);
   int ok = pkey && p_get_pub(pkey, out, &len) == 1 && len == ${KEY_LEN};
-  if (!ok) p_clear();
+  if (!ok) p_err_clear();
   return ok;
 }
 `;
@@ -120,19 +121,20 @@ const SHIM_SYMBOLS = {
   wg_x25519_public: { args: ["ptr", "ptr"], returns: "i32" },
 } as const;
 
-type ShimLib = ReturnType<typeof cc<typeof SHIM_SYMBOLS>>;
+export const X25519_SHIM: ShimSource<typeof SHIM_SYMBOLS> = { source: SHIM_SOURCE, symbols: SHIM_SYMBOLS };
+type ShimFns = ConvertFns<typeof SHIM_SYMBOLS>;
 
-function compileShim(evp: EvpLib): ShimLib | null {
-  const shim = compileSharedShim("x25519", SHIM_SOURCE, SHIM_SYMBOLS);
+/** The shim's functions, connected to libcrypto's; null without TinyCC. */
+function setupShim(s: EvpFns, given: ShimFns | null | undefined): ShimFns | null {
+  const shim = shimFunctions("x25519", X25519_SHIM, given);
   if (!shim) return null;
-  const s = evp.symbols;
   try {
     const table = new BigUint64Array([
       s.EVP_PKEY_new_raw_private_key, s.EVP_PKEY_new_raw_public_key, s.EVP_PKEY_free,
       s.EVP_PKEY_get_raw_public_key, s.EVP_PKEY_CTX_new, s.EVP_PKEY_CTX_free, s.EVP_PKEY_CTX_get0_pkey,
       s.EVP_PKEY_derive_init, s.EVP_PKEY_derive_set_peer, s.EVP_PKEY_derive, s.ERR_clear_error,
     ].map((f) => BigInt(fnAddress(f))));
-    shim.symbols.wg_x25519_setup(table);
+    shim.wg_x25519_setup(table);
   } catch {
     return null;
   }
@@ -152,6 +154,8 @@ export interface OpenSslX25519Options {
   sonames?: readonly string[];
   /** Private keys whose contexts are kept; 0 builds and frees a context per operation. */
   cacheSize?: number;
+  /** X25519_SHIM compiled already, with other shims (native-crypto.ts); by default compiled here. */
+  shim?: ShimFns | null;
 }
 
 /** Loads libcrypto's X25519; null when the library is missing or gives a wrong known answer. */
@@ -177,11 +181,9 @@ function load(options: OpenSslX25519Options): OpenSslX25519 | null {
   const cacheSize = Math.max(0, Math.floor(options.cacheSize ?? DEFAULT_CACHE));
   const opened = openLibcrypto(EVP_SYMBOLS, options.sonames);
   if (!opened) return null;
-  const { lib, soname } = opened;
-  const s = lib.symbols;
-  const shim = mode === "evp" ? null : compileShim(lib);
-  if (mode === "shim" && !shim) return null;
-  const sh = shim?.symbols;
+  const { symbols: s, soname } = opened;
+  const sh = mode === "evp" ? null : setupShim(s, options.shim);
+  if (mode === "shim" && !sh) return null;
 
   // size_t in/out argument of the EVP driver; lives as long as the backend.
   const lenBox = new BigUint64Array(1);
@@ -286,8 +288,8 @@ function load(options: OpenSslX25519Options): OpenSslX25519 | null {
 // The full vector set and a randomized comparison with noble are in the tests. At load a few
 // known answers prove the library computes WireGuard's X25519 (scalar clamping, top bit of u
 // ignored, the base point, refusal of a small-order point) before it is trusted with handshakes.
-// Fixed answers rather than noble: comparing with noble would load its curve module (~30-130 ms
-// of daemon start-up here) only for this check, since with this backend the daemon never uses it.
+// Fixed answers rather than noble: comparing with noble would load its curve module into the
+// daemon's start-up only for this check, since with this backend the daemon never uses it.
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 const KNOWN = {
   // RFC 7748 §5.2, second vector: an unclamped scalar and a u with its top bit set.

@@ -2,44 +2,31 @@
 // port strings go through strtoul and the udp services database, hosts through NSS with RFC 6724
 // ordering and scope-id names, and the error texts are gai_strerror's. Also the two directions
 // between endpoint text and the sockaddr_in/in6 the kernel's netlink API carries.
-import { dlopen, FFIType, ptr, read, toArrayBuffer, type Pointer } from "bun:ffi";
+import { ptr, read, toArrayBuffer, type Pointer } from "bun:ffi";
+import { strerror } from "../../core/errno.ts";
+import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/inet.ts";
+import { AF_INET, AF_INET6, SOCK_DGRAM, errno, libcFunctions } from "./libc.ts";
 
-import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../core/inet.ts";
-
-const AF_INET = 2, AF_INET6 = 10, SOCK_DGRAM = 2, IPPROTO_UDP = 17, AI_PASSIVE = 1, AI_NUMERICHOST = 4;
-const AI_NUMERICSERV = 0x400;
+const IPPROTO_UDP = 17, AI_PASSIVE = 1, AI_NUMERICHOST = 4, AI_NUMERICSERV = 0x400;
 const NI_NUMERICHOST = 1, NI_NUMERICSERV = 2, NI_DGRAM = 16;
 export const EAI_NONAME = -2, EAI_AGAIN = -3, EAI_FAIL = -4, EAI_NODATA = -5, EAI_SYSTEM = -11;
 
-let lib: ReturnType<typeof open> | null = null;
-function open() {
-  return dlopen("libc.so.6", {
-    getaddrinfo: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-    freeaddrinfo: { args: [FFIType.ptr], returns: FFIType.void },
-    getnameinfo: {
-      args: [FFIType.ptr, FFIType.u32, FFIType.ptr, FFIType.u32, FFIType.ptr, FFIType.u32, FFIType.i32],
-      returns: FFIType.i32,
-    },
-    gai_strerror: { args: [FFIType.i32], returns: FFIType.ptr },
-    strerror: { args: [FFIType.i32], returns: FFIType.ptr },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  }).symbols;
-}
-function libc() {
-  return (lib ??= open());
+const bind = () =>
+  libcFunctions({
+    getaddrinfo: { args: ["ptr", "ptr", "ptr", "ptr"], returns: "i32" },
+    freeaddrinfo: { args: ["ptr"], returns: "void" },
+    getnameinfo: { args: ["ptr", "u32", "ptr", "u32", "ptr", "u32", "i32"], returns: "i32" },
+    gai_strerror: { args: ["i32"], returns: "cstring" },
+  });
+let bound: ReturnType<typeof bind> | null = null;
+/** The netdb.h functions, bound on first use. */
+function netdb() {
+  return (bound ??= bind());
 }
 
 /** Byte string (one char per byte) -> NUL-terminated C string buffer. */
 function cstr(s: string): Buffer {
   return Buffer.concat([Buffer.from(s, "latin1"), Buffer.alloc(1)]);
-}
-
-function readCString(p: Pointer | null, max = 4096): string {
-  if (!p) return "";
-  const bytes = new Uint8Array(toArrayBuffer(p, 0, max));
-  let n = 0;
-  while (n < max && bytes[n]) n++;
-  return Buffer.from(bytes.subarray(0, n)).toString("latin1");
 }
 
 export interface GaiError {
@@ -49,12 +36,8 @@ export interface GaiError {
 }
 
 function gaiError(code: number): GaiError {
-  const c = libc();
-  if (code === EAI_SYSTEM) {
-    const errno = read.i32(c.__errno_location() as Pointer, 0);
-    return { code, text: readCString(c.strerror(errno) as Pointer | null) };
-  }
-  return { code, text: readCString(c.gai_strerror(code) as Pointer | null) };
+  if (code === EAI_SYSTEM) return { code, text: strerror(errno()) };
+  return { code, text: String(netdb().gai_strerror(code)) };
 }
 
 interface Resolved {
@@ -64,7 +47,7 @@ interface Resolved {
 }
 
 function getaddrinfo(host: string | null, service: string, flags: number): Resolved | GaiError {
-  const c = libc();
+  const c = netdb();
   const hints = Buffer.alloc(48);
   hints.writeInt32LE(flags, 0);
   hints.writeInt32LE(0, 4);
@@ -91,7 +74,7 @@ function getaddrinfo(host: string | null, service: string, flags: number): Resol
 
 /** getnameinfo(NI_DGRAM|NI_NUMERICSERV|NI_NUMERICHOST) text as wg prints endpoints, or the error. */
 function nameInfo(family: number, addr: Uint8Array): string | GaiError {
-  const c = libc();
+  const c = netdb();
   const host = Buffer.alloc(4097), serv = Buffer.alloc(513);
   const ret = c.getnameinfo(ptr(addr), addr.length, ptr(host), 4097, ptr(serv), 513, NI_DGRAM | NI_NUMERICSERV | NI_NUMERICHOST);
   if (ret !== 0) return gaiError(ret);
