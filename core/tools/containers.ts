@@ -45,6 +45,8 @@ export interface PeerConfig {
   /** null while a config file's [Peer] has not named its key yet. */
   publicKey: Uint8Array | null;
   remove: boolean;
+  /** Change the peer only if it exists (never create it); wg itself never asks for this. */
+  updateOnly?: boolean;
   presharedKey?: Uint8Array;
   /** Already resolved, numeric form as in WgPeer.endpoint. */
   endpoint?: string;

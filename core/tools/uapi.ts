@@ -15,6 +15,7 @@ export function buildSetRequest(c: DeviceConfig): string {
   if (c.replacePeers) s += "replace_peers=true\n";
   for (const p of c.peers) {
     s += `public_key=${keyToHex(p.publicKey ?? new Uint8Array(32))}\n`;
+    if (p.updateOnly) s += "update_only=true\n";
     if (p.remove) {
       s += "remove=true\n";
       continue;
