@@ -62,8 +62,10 @@ export function ifname(tag: string): string {
   return `wr${tag}${process.pid % 100000}${(counter++).toString(36)}`.slice(0, 15);
 }
 
-export async function startDaemon(ns: Netns, iface: string, env: Record<string, string> = {}): Promise<Proc> {
-  const p = ns.spawn([BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", iface], { LOG_LEVEL: "debug", ...env });
+/** Our daemon for `iface` in `ns` (or wireguard-go with impl "go"), once its socket answers. */
+export async function startDaemon(ns: Netns, iface: string, env: Record<string, string> = {}, impl: "ours" | "go" = "ours"): Promise<Proc> {
+  const cmd = impl === "ours" ? [BUN, join(ROOT, "cmd/main.ts"), "daemon", "-f", iface] : ["wireguard-go", "-f", iface];
+  const p = ns.spawn(cmd, { LOG_LEVEL: "debug", ...env });
   // A SIGKILLed predecessor leaves its socket file behind: wait until the socket answers.
   const ok = await waitFor(
     () => existsSync(`${SOCK_DIR}/${iface}.sock`) && ns.run(["ip", "link", "show", iface]).code === 0 && ns.run(["wg", "show", iface, "listen-port"]).code === 0,
