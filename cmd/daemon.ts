@@ -8,6 +8,7 @@ import { READY_ENV, launchDaemon } from "./launch.ts";
 import { DEFAULT_MTU, type Clock, type DeviceEvent } from "../core/device-api.ts";
 import type { Device } from "../core/device.ts";
 import { formatEndpoint } from "../core/peer.ts";
+import { eventLine } from "../core/tools/events.ts";
 import { setAead, setDh, setHash } from "../core/crypto.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
 import { libc } from "../platform/linux/libc.ts";
@@ -19,27 +20,12 @@ import { EndpointReresolver, RERESOLVE_DEFAULT_INTERVAL_MS, parseHostnameEndpoin
 
 const VERSION = "0.1.0";
 
-/** Seconds since the last handshake within which a peer counts as online (dashboards use 120-180). */
-export const ONLINE_WINDOW_MS = 180_000;
-
-/**
- * One line of the event stream: {"time", "interface", "type", "public_key" (base64), then
- * "endpoint" when known, "last_handshake" (ISO 8601) when there was one, and "online"}.
- */
-export function eventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs = Date.now()): string {
-  const rec: Record<string, unknown> = {
-    time: new Date(nowWallMs).toISOString(),
-    interface: iface,
-    type: ev.type,
-    public_key: Buffer.from(ev.publicKey, "hex").toString("base64"),
-  };
+/** One line of the event stream (core/tools/events.ts) for an event of our engine. */
+export function daemonEventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs = Date.now()): string {
   const peer = ev.type === "peer-removed" ? undefined : dev.peers.get(ev.publicKey);
   const endpoint = "endpoint" in ev ? ev.endpoint : null;
-  if (endpoint) rec.endpoint = endpoint;
-  const last = peer?.lastHandshakeWallMs ?? 0;
-  if (last > 0) rec.last_handshake = new Date(last).toISOString();
-  rec.online = last > 0 && nowWallMs - last < ONLINE_WINDOW_MS;
-  return JSON.stringify(rec);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return eventLine(iface, ev.type, Buffer.from(ev.publicKey, "hex").toString("base64"), endpoint, peer?.lastHandshakeWallMs ?? 0, nowWallMs, iso);
 }
 
 function usage(prog: string): void {
@@ -195,7 +181,7 @@ async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions
   const subscribers = new Set<(line: string) => boolean>();
   const onEvent = (ev: DeviceEvent) => {
     if (subscribers.size === 0 || engine === null) return;
-    const line = eventLine(iface, ev, engine) + "\n";
+    const line = daemonEventLine(iface, ev, engine) + "\n";
     for (const write of subscribers) write(line);
   };
   const io = new LinuxIO(tun, { log, onEvent });

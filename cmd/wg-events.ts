@@ -1,9 +1,16 @@
 // `wg events [<interface>]`: follow handshakes, endpoint changes and peer changes as JSON lines
-// (one object per line, see README "Events"), from one interface or from every userspace
-// interface present at start. Ends when every followed daemon has gone.
-import { listInterfaces } from "../platform/uapi-client.ts";
+// (one object per line, see README "wg events"), from one interface or from every interface
+// present at start. Our daemons push events over their UAPI socket; kernel links are read
+// periodically (platform/linux/kernel-events.ts). Ends when every followed interface has gone.
+import { strerror } from "../core/errno.ts";
+import { isUserspace, listInterfaces } from "../platform/ipc.ts";
 import { socketPath } from "../platform/socket-path.ts";
-import { subscribeEvents, type EventSubscription } from "../platform/events-client.ts";
+import { subscribeEvents, type EventSubscription, type SubscribeResult } from "../platform/events-client.ts";
+import { followKernel } from "../platform/linux/kernel-events.ts";
+
+async function follow(name: string, onLine: (line: string) => void): Promise<SubscribeResult> {
+  return (await isUserspace(name)) ? subscribeEvents(socketPath(name), onLine) : followKernel(name, onLine);
+}
 
 export async function wgEventsMain(argv0: string, args: string[]): Promise<number> {
   const prog = `${argv0} events`;
@@ -16,19 +23,19 @@ export async function wgEventsMain(argv0: string, args: string[]): Promise<numbe
   else {
     const list = await listInterfaces();
     if (!list.ok) {
-      process.stderr.write(`Unable to list interfaces: errno ${list.errno}\n`);
+      process.stderr.write(`Unable to list interfaces: ${strerror(list.errno)}\n`);
       return 1;
     }
     names = list.names;
     if (names.length === 0) {
-      process.stderr.write(`${prog}: no userspace WireGuard interfaces to follow\n`);
+      process.stderr.write(`${prog}: no WireGuard interfaces to follow\n`);
       return 1;
     }
   }
   const subs: EventSubscription[] = [];
   let failed = 0;
   for (const name of names) {
-    const r = await subscribeEvents(socketPath(name), (line) => process.stdout.write(line + "\n"));
+    const r = await follow(name, (line) => process.stdout.write(line + "\n"));
     if (r.ok) subs.push(r.sub);
     else {
       failed++;

@@ -17,11 +17,11 @@ const SUBCOMMANDS = ["show", "showconf", "set", "setconf", "addconf", "syncconf"
 
 // Loaded on first use: it brings node:net, which `wg genkey` and friends do not need (compiled
 // `wg genkey`: 44 -> 40 ms).
-type UapiClient = typeof import("../platform/uapi-client.ts");
-const uapiClient = () => import("../platform/uapi-client.ts");
-const getDevice: UapiClient["getDevice"] = async (...a) => (await uapiClient()).getDevice(...a);
-const listInterfaces: UapiClient["listInterfaces"] = async () => (await uapiClient()).listInterfaces();
-const setDevice: UapiClient["setDevice"] = async (...a) => (await uapiClient()).setDevice(...a);
+type Ipc = typeof import("../platform/ipc.ts");
+const ipc = () => import("../platform/ipc.ts");
+const getDevice: Ipc["getDevice"] = async (...a) => (await ipc()).getDevice(...a);
+const listInterfaces: Ipc["listInterfaces"] = async () => (await ipc()).listInterfaces();
+const setDevice: Ipc["setDevice"] = async (...a) => (await ipc()).setDevice(...a);
 
 function usage(prog: string): string {
   return (

@@ -43,8 +43,10 @@ const ERRNO_TEXT: readonly string[] = [
   "Operation not possible due to RF-kill", "Memory page has hardware error",
 ];
 
-export const EPERM = 1, ENOENT = 2, EIO = 5, EACCES = 13, ENODEV = 19, EISDIR = 21, EINVAL = 22;
-export const EPROTO = 71, EPROTONOSUPPORT = 93, EOPNOTSUPP = 95, ECONNREFUSED = 111;
+export const EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, ENOMEM = 12, EACCES = 13;
+export const ENODEV = 19, EISDIR = 21, EINVAL = 22, ENOSPC = 28, ERANGE = 34, ENAMETOOLONG = 36, ENOSYS = 38;
+export const EPROTO = 71, EBADMSG = 74, EPROTONOSUPPORT = 93, EOPNOTSUPP = 95, EAFNOSUPPORT = 97;
+export const ENETUNREACH = 101, ECONNREFUSED = 111;
 
 export function strerror(n: number): string {
   return n >= 0 && n < ERRNO_TEXT.length ? ERRNO_TEXT[n]! : `Unknown error ${n}`;

@@ -1,9 +1,13 @@
 // glibc's getaddrinfo/getnameinfo through FFI, because wg's observable behaviour *is* glibc's:
 // port strings go through strtoul and the udp services database, hosts through NSS with RFC 6724
-// ordering and scope-id names, and the error texts are gai_strerror's.
+// ordering and scope-id names, and the error texts are gai_strerror's. Also the two directions
+// between endpoint text and the sockaddr_in/in6 the kernel's netlink API carries.
 import { dlopen, FFIType, ptr, read, toArrayBuffer, type Pointer } from "bun:ffi";
 
-const AF_INET = 2, AF_INET6 = 10, SOCK_DGRAM = 2, IPPROTO_UDP = 17, AI_PASSIVE = 1;
+import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../core/inet.ts";
+
+const AF_INET = 2, AF_INET6 = 10, SOCK_DGRAM = 2, IPPROTO_UDP = 17, AI_PASSIVE = 1, AI_NUMERICHOST = 4;
+const AI_NUMERICSERV = 0x400;
 const NI_NUMERICHOST = 1, NI_NUMERICSERV = 2, NI_DGRAM = 16;
 export const EAI_NONAME = -2, EAI_AGAIN = -3, EAI_FAIL = -4, EAI_NODATA = -5, EAI_SYSTEM = -11;
 
@@ -85,15 +89,20 @@ function getaddrinfo(host: string | null, service: string, flags: number): Resol
   }
 }
 
-/** getnameinfo(NI_DGRAM|NI_NUMERICSERV|NI_NUMERICHOST) text as wg prints endpoints. */
-function numericName(r: Resolved): string | null {
+/** getnameinfo(NI_DGRAM|NI_NUMERICSERV|NI_NUMERICHOST) text as wg prints endpoints, or the error. */
+function nameInfo(family: number, addr: Uint8Array): string | GaiError {
   const c = libc();
   const host = Buffer.alloc(4097), serv = Buffer.alloc(513);
-  const ret = c.getnameinfo(ptr(r.addr), r.addr.length, ptr(host), 4097, ptr(serv), 513, NI_DGRAM | NI_NUMERICSERV | NI_NUMERICHOST);
-  if (ret !== 0) return null;
+  const ret = c.getnameinfo(ptr(addr), addr.length, ptr(host), 4097, ptr(serv), 513, NI_DGRAM | NI_NUMERICSERV | NI_NUMERICHOST);
+  if (ret !== 0) return gaiError(ret);
   const h = host.subarray(0, host.indexOf(0)).toString("latin1");
   const s = serv.subarray(0, serv.indexOf(0)).toString("latin1");
-  return r.family === AF_INET6 && h.includes(":") ? `[${h}]:${s}` : `${h}:${s}`;
+  return family === AF_INET6 && h.includes(":") ? `[${h}]:${s}` : `${h}:${s}`;
+}
+
+function numericName(r: Resolved): string | null {
+  const t = nameInfo(r.family, r.addr);
+  return typeof t === "string" ? t : null;
 }
 
 /** wg's parse_port: the port glibc makes of `value` (a number, or a udp service name). */
@@ -119,4 +128,52 @@ export function formatDaemonEndpoint(host: string, port: string): string | null 
   const r = getaddrinfo(host, port, 0);
   if ("text" in r) return null;
   return numericName(r);
+}
+
+/**
+ * wg's endpoint() for a sockaddr_in/in6 read from the kernel: getnameinfo's numeric text (a
+ * nonzero IPv6 scope id is printed as the interface name for link-local addresses, else as a
+ * number), or gai_strerror's text when getnameinfo fails. Without a scope id that text is
+ * inet_ntop's plus the port, which core/inet.ts writes identically (no FFI call per peer).
+ */
+export function formatSockaddr(sa: Uint8Array): string {
+  const v = new DataView(sa.buffer, sa.byteOffset, sa.byteLength);
+  const family = sa.length >= 2 ? v.getUint16(0, true) : 0;
+  if (family === AF_INET && sa.length === 16) return `${inetNtop4(sa.subarray(4, 8))}:${v.getUint16(2)}`;
+  if (family === AF_INET6 && sa.length === 28 && v.getUint32(24, true) === 0) return `[${inetNtop6(sa.subarray(8, 24))}]:${v.getUint16(2)}`;
+  const t = nameInfo(family, family === AF_INET ? sa.subarray(0, 16) : family === AF_INET6 ? sa.subarray(0, 28) : sa.subarray(0, 0));
+  return typeof t === "string" ? t : t.text;
+}
+
+/**
+ * The sockaddr_in (16 bytes) or sockaddr_in6 (28) for endpoint text in the form resolveEndpoint
+ * and formatSockaddr print (`1.2.3.4:5`, `[v6]:5`, `[fe80::1%eth0]:5`); null for anything else.
+ * Scope ids go through getaddrinfo (interface names); the rest is parsed here.
+ */
+export function endpointSockaddr(text: string): Uint8Array | null {
+  let host: string, port: string;
+  if (text.startsWith("[")) {
+    const end = text.indexOf("]");
+    if (end < 0 || text[end + 1] !== ":") return null;
+    host = text.slice(1, end);
+    port = text.slice(end + 2);
+  } else {
+    const colon = text.lastIndexOf(":");
+    if (colon < 0) return null;
+    host = text.slice(0, colon);
+    port = text.slice(colon + 1);
+  }
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535) return null;
+  const v4 = host.includes(":") ? null : inetPton4(host);
+  const v6 = v4 || host.includes("%") ? null : inetPton6(host);
+  if (v4 || v6) {
+    const sa = new Uint8Array(v4 ? 16 : 28);
+    const v = new DataView(sa.buffer);
+    v.setUint16(0, v4 ? AF_INET : AF_INET6, true);
+    v.setUint16(2, Number(port));
+    sa.set(v4 ?? v6!, v4 ? 4 : 8);
+    return sa;
+  }
+  const r = getaddrinfo(host, port, AI_NUMERICHOST | AI_NUMERICSERV);
+  return "text" in r ? null : new Uint8Array(r.addr);
 }

@@ -1,7 +1,7 @@
 // Client side of the cross-platform UAPI text protocol, as wireguard-tools' ipc-uapi.h speaks it:
 // build the `set=1` request from a parsed configuration, and parse a `get=1` answer into a device.
 import { publicKey } from "../crypto.ts";
-import { EPROTO } from "../errno.ts";
+import { ENETUNREACH, EPROTO } from "../errno.ts";
 import { isZeroKey, keyFromHex, keyToHex } from "../encoding.ts";
 import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../inet.ts";
 import type { AllowedIp, DeviceConfig, WgDevice, WgPeer } from "./containers.ts";
@@ -137,7 +137,7 @@ export function parseGetResponse(text: string, name: string, formatEndpoint: End
         port = value.slice(end + 1);
       }
       const ep = formatEndpoint(host, port);
-      if (ep === null) return { ok: false, errno: 101 /* ENETUNREACH, as the reference sets */ };
+      if (ep === null) return { ok: false, errno: ENETUNREACH /* as the reference sets */ };
       peer.endpoint = ep;
     } else if (peer && key === "persistent_keepalive_interval") {
       const n = num(value, U16);

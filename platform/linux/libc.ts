@@ -28,6 +28,8 @@ const lib = dlopen("libc.so.6", {
   sendto: { args: [i32, P, u64, i32, P, u32], returns: i64 },
   sendmsg: { args: [i32, P, i32], returns: i64 },
   recv: { args: [i32, P, u64, i32], returns: i64 },
+  recvmsg: { args: [i32, P, i32], returns: i64 },
+  sysconf: { args: [i32], returns: i64 },
   poll: { args: [P, u64, i32], returns: i32 },
   ppoll: { args: [P, u64, P, P], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
@@ -148,6 +150,13 @@ export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const NETLINK_ROUTE = 0;
+export const NETLINK_GENERIC = 16;
+export const SOL_NETLINK = 270;
+export const NETLINK_CAP_ACK = 10;
+export const NETLINK_EXT_ACK = 11;
+export const NETLINK_GET_STRICT_CHK = 12;
+/** struct sockaddr_nl */
+export const SOCKADDR_NL_SIZE = 12;
 export const RTMGRP_LINK = 1;
 
 export const SOL_SOCKET = 1;
@@ -165,6 +174,7 @@ export const IPV6_RECVPKTINFO = 49;
 export const IPV6_PKTINFO = 50;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
+export const _SC_PAGESIZE = 30;
 
 export const POLLIN = 1;
 export const POLLERR = 8;

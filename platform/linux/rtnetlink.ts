@@ -1,36 +1,30 @@
-// NETLINK_ROUTE client over raw libc sockets (bun:ffi). It replaces the `ip` invocations of
-// wg-quick: links, addresses, routes and policy rules, plus the few lookups wg-quick makes
-// (`ip route get`, `ip rule show`, `ip route show table T`). Errors carry the kernel's errno and
-// its extended-ack message so callers can print what iproute2 would have printed.
-import { dlopen } from "bun:ffi";
+// NETLINK_ROUTE client over the netlink socket layer (netlink.ts). It replaces the `ip`
+// invocations of wg-quick: links, addresses, routes and policy rules, plus the few lookups
+// wg-quick makes (`ip route get`, `ip rule show`, `ip route show table T`). Errors carry the
+// kernel's errno and its extended-ack message so callers can print what iproute2 would have printed.
 import { readFileSync, readdirSync } from "node:fs";
+import { EAFNOSUPPORT, EINVAL, ENODEV, ERANGE } from "../../core/errno.ts";
 import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/inet.ts";
-import { AF_NETLINK, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW, errno, libc } from "./libc.ts";
+import { NETLINK_ROUTE, libc } from "./libc.ts";
+import {
+  AttrCursor,
+  MsgBuilder,
+  NLM_F_ACK,
+  NLM_F_CREATE,
+  NLM_F_DUMP,
+  NLM_F_EXCL,
+  NLM_F_REQUEST,
+  NLMSG_HDRLEN,
+  NetlinkError,
+  NetlinkSocket,
+} from "./netlink.ts";
 
-// strerror from the C library itself: iproute2 prints its text for any errno the kernel returns.
-const strerrorLib = dlopen("libc.so.6", { strerror: { args: ["i32"], returns: "cstring" } });
-
-/** The C library's text for an errno value ("File exists", ...). */
-export function strerror(code: number): string {
-  return String(strerrorLib.symbols.strerror(code));
-}
+export { NetlinkError } from "./netlink.ts";
+/** The C library's text for an errno value ("File exists", ...): iproute2 prints it. */
+export { strerror } from "../../core/errno.ts";
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
-const SOL_NETLINK = 270;
-const NETLINK_EXT_ACK = 11;
-const NETLINK_GET_STRICT_CHK = 12;
-
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
-const NLM_F_REQUEST = 0x1;
-const NLM_F_ACK = 0x4;
-const NLM_F_DUMP = 0x300;
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
-const NLM_F_ACK_TLVS = 0x200;
-const NLM_F_CAPPED = 0x100;
-const NLMSGERR_ATTR_MSG = 1;
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
@@ -68,6 +62,7 @@ const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_LINK = 253;
 const RT_SCOPE_HOST = 254;
 const RTN_UNICAST = 1;
+const RTM_F_CLONED = 0x200;
 const RT_TABLE_UNSPEC = 0;
 export const RT_TABLE_MAIN = 254;
 const RT_SCOPE_NOWHERE = 255;
@@ -85,78 +80,10 @@ const FIB_RULE_INVERT = 0x2;
 const FR_ACT_UNSPEC = 0;
 const FR_ACT_TO_TBL = 1;
 
-/** A failed rtnetlink request: the kernel's errno and, when it sent one, its extack message. */
-export class NetlinkError extends Error {
-  constructor(
-    readonly errno: number,
-    readonly extack: string | null,
-  ) {
-    super(extack ?? strerror(errno));
-  }
-  /** What iproute2 prints for this failure. */
-  ipText(): string {
-    return this.extack !== null ? `Error: ${this.extack}.` : `RTNETLINK answers: ${strerror(this.errno)}`;
-  }
-}
+// ---- messages ----
 
-// ---- message building ----
-
-class Msg {
-  buf = new Uint8Array(1024);
-  view = new DataView(this.buf.buffer);
-  len = 16;
-  constructor(type: number, flags: number) {
-    this.view.setUint16(4, type, true);
-    this.view.setUint16(6, flags, true);
-  }
-  private grow(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    const b = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
-    b.set(this.buf);
-    this.buf = b;
-    this.view = new DataView(b.buffer);
-  }
-  bytes(data: Uint8Array): this {
-    const padded = (data.length + 3) & ~3;
-    this.grow(padded);
-    this.buf.fill(0, this.len, this.len + padded);
-    this.buf.set(data, this.len);
-    this.len += padded;
-    return this;
-  }
-  attr(type: number, data: Uint8Array): this {
-    this.grow(4 + ((data.length + 3) & ~3));
-    this.view.setUint16(this.len, 4 + data.length, true);
-    this.view.setUint16(this.len + 2, type, true);
-    this.len += 4;
-    return this.bytes(data);
-  }
-  u32(type: number, value: number): this {
-    const d = new Uint8Array(4);
-    new DataView(d.buffer).setUint32(0, value >>> 0, true);
-    return this.attr(type, d);
-  }
-  str(type: number, value: string): this {
-    const e = new TextEncoder().encode(value);
-    const d = new Uint8Array(e.length + 1);
-    d.set(e);
-    return this.attr(type, d);
-  }
-  /** Start a nested attribute; returns its offset for `end`. */
-  nest(type: number): number {
-    const off = this.len;
-    this.attr(type, new Uint8Array(0));
-    return off;
-  }
-  end(off: number): void {
-    this.view.setUint16(off, this.len - off, true);
-  }
-  finish(seq: number): Uint8Array {
-    this.view.setUint32(0, this.len, true);
-    this.view.setUint32(8, seq, true);
-    return this.buf.subarray(0, this.len);
-  }
-}
+/** A request: nlmsghdr with type and flags, then the caller's fixed header and attributes. */
+const msg = (type: number, flags: number) => new MsgBuilder(1024).start(type, flags);
 
 interface Reply {
   type: number;
@@ -167,15 +94,8 @@ interface Reply {
 /** Parsed attributes of one level: type (without nested/byteorder bits) → payload. Last wins. */
 function parseAttrs(b: Uint8Array, start: number): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let off = start;
-  while (off + 4 <= b.length) {
-    const len = v.getUint16(off, true);
-    const type = v.getUint16(off + 2, true) & 0x3fff;
-    if (len < 4 || off + len > b.length) break;
-    out.set(type, b.subarray(off + 4, off + len));
-    off += (len + 3) & ~3;
-  }
+  const c = new AttrCursor().over(b, start);
+  while (c.next()) out.set(c.type, c.payload());
   return out;
 }
 
@@ -192,86 +112,21 @@ function cstr(d: Uint8Array | undefined): string | undefined {
 
 // ---- the socket ----
 
-let sockFd = -1;
-let seqCounter = 1;
-const rxBuf = new Uint8Array(1 << 16);
-
-function socketFd(): number {
-  if (sockFd >= 0) return sockFd;
-  const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) throw new NetlinkError(errno(), null);
-  const one = new Int32Array([1]);
-  libc.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4);
-  libc.setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, one, 4);
-  const sa = new Uint8Array(12);
-  new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
-  if (libc.bind(fd, sa, 12) < 0) {
-    const e = errno();
-    libc.close(fd);
-    throw new NetlinkError(e, null);
-  }
-  sockFd = fd;
-  return fd;
-}
+let sock: NetlinkSocket | null = null;
 
 /** Close the cached socket (tests; a CLI just exits). */
 export function closeRtnetlink(): void {
-  if (sockFd >= 0) libc.close(sockFd);
-  sockFd = -1;
+  sock?.close();
+  sock = null;
 }
 
-const kernelAddr = (() => {
-  const sa = new Uint8Array(12);
-  new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
-  return sa;
-})();
-
-/** Send one request and collect replies until the ack (or DONE for dumps). */
-function transact(msg: Msg): Reply[] {
-  const fd = socketFd();
-  const seq = seqCounter++;
-  const data = msg.finish(seq);
-  for (;;) {
-    const n = Number(libc.sendto(fd, data, data.length, 0, kernelAddr, 12));
-    if (n >= 0) break;
-    const e = errno();
-    if (e !== 4) throw new NetlinkError(e, null);
-  }
+/** Send one request and collect its replies until the ack (or DONE for dumps; an interrupted dump is used as it is). */
+function transact(m: MsgBuilder): Reply[] {
+  sock ??= new NetlinkSocket(NETLINK_ROUTE, { extAck: true, strictCheck: true, bufferSize: 1 << 16 });
+  const s = sock;
   const replies: Reply[] = [];
-  for (;;) {
-    const n = Number(libc.recv(fd, rxBuf, rxBuf.length, 0));
-    if (n < 0) {
-      const e = errno();
-      if (e === 4) continue;
-      throw new NetlinkError(e, null);
-    }
-    const v = new DataView(rxBuf.buffer, 0, n);
-    let off = 0;
-    while (off + 16 <= n) {
-      const len = v.getUint32(off, true);
-      const type = v.getUint16(off + 4, true);
-      const flags = v.getUint16(off + 6, true);
-      const rseq = v.getUint32(off + 8, true);
-      if (len < 16 || off + len > n) break;
-      if (rseq === seq) {
-        if (type === NLMSG_DONE) return replies;
-        if (type === NLMSG_ERROR) {
-          const err = -v.getInt32(off + 16, true);
-          if (err === 0) return replies;
-          let extack: string | null = null;
-          if (flags & NLM_F_ACK_TLVS) {
-            // The echoed request is cut to its header when CAPPED, else included in full.
-            const origLen = flags & NLM_F_CAPPED ? 16 : v.getUint32(off + 20, true);
-            const attrs = parseAttrs(rxBuf.subarray(off, off + len), 20 + ((origLen + 3) & ~3));
-            extack = cstr(attrs.get(NLMSGERR_ATTR_MSG)) ?? null;
-          }
-          throw new NetlinkError(err, extack);
-        }
-        replies.push({ type, flags, body: rxBuf.slice(off + 16, off + len) });
-      }
-      off += (len + 3) & ~3;
-    }
-  }
+  s.replies(s.send(m), (off, len, type, flags) => replies.push({ type, flags, body: s.rx.slice(off + NLMSG_HDRLEN, off + len) }), true);
+  return replies;
 }
 
 // ---- addresses and prefixes (parsed the way iproute2 parses them) ----
@@ -435,49 +290,49 @@ function ifinfo(index: number, flags = 0, change = 0): Uint8Array {
 
 /** The link called `name`, or null when there is none (ENODEV). */
 export function linkGet(name: string): Link | null {
-  const m = new Msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK).bytes(ifinfo(0)).str(IFLA_IFNAME, name);
+  const m = msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK).raw(ifinfo(0)).str(IFLA_IFNAME, name);
   try {
     const r = transact(m);
     return r[0] ? parseLink(r[0]) : null;
   } catch (e) {
-    if (e instanceof NetlinkError && (e.errno === 19 || e.errno === 22 || e.errno === 34)) return null;
+    if (e instanceof NetlinkError && (e.errno === ENODEV || e.errno === EINVAL || e.errno === ERANGE)) return null;
     throw e;
   }
 }
 
 export function linkByIndex(index: number): Link | null {
-  const m = new Msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK).bytes(ifinfo(index));
+  const m = msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK).raw(ifinfo(index));
   try {
     const r = transact(m);
     return r[0] ? parseLink(r[0]) : null;
   } catch (e) {
-    if (e instanceof NetlinkError && e.errno === 19) return null;
+    if (e instanceof NetlinkError && e.errno === ENODEV) return null;
     throw e;
   }
 }
 
 export function linkList(): Link[] {
-  return transact(new Msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP).bytes(ifinfo(0))).map(parseLink);
+  return transact(msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP).raw(ifinfo(0))).map(parseLink);
 }
 
 /** `ip link add NAME type KIND`. */
 export function linkAdd(name: string, kind: string): void {
-  const m = new Msg(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).bytes(ifinfo(0));
+  const m = msg(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).raw(ifinfo(0));
   m.str(IFLA_IFNAME, name);
   const li = m.nest(IFLA_LINKINFO);
   m.str(IFLA_INFO_KIND, kind);
-  m.end(li);
+  m.nestEnd(li);
   transact(m);
 }
 
 /** `ip link delete dev NAME` for a resolved index. */
 export function linkDel(index: number): void {
-  transact(new Msg(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK).bytes(ifinfo(index)));
+  transact(msg(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK).raw(ifinfo(index)));
 }
 
 /** `ip link set [mtu M] [up] dev`: one RTM_NEWLINK, as iproute2 sends it. */
 export function linkSet(index: number, opts: { mtu?: number; up?: boolean }): void {
-  const m = new Msg(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK).bytes(
+  const m = msg(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK).raw(
     ifinfo(index, opts.up ? IFF_UP : 0, opts.up !== undefined ? IFF_UP : 0),
   );
   if (opts.mtu !== undefined) m.u32(IFLA_MTU, opts.mtu);
@@ -500,8 +355,8 @@ export function addrAdd(index: number, p: Prefix): void {
   hdr[1] = p.len;
   hdr[3] = p.family === AF_INET && p.addr[0] === 127 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE;
   new DataView(hdr.buffer).setUint32(4, index, true);
-  const m = new Msg(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).bytes(hdr);
-  m.attr(IFA_LOCAL, p.addr).attr(IFA_ADDRESS, p.addr);
+  const m = msg(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).raw(hdr);
+  m.bytes(IFA_LOCAL, p.addr).bytes(IFA_ADDRESS, p.addr);
   transact(m);
 }
 
@@ -510,8 +365,8 @@ export function addrDel(index: number, p: Prefix): void {
   hdr[0] = p.family;
   hdr[1] = p.len;
   new DataView(hdr.buffer).setUint32(4, index, true);
-  const m = new Msg(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK).bytes(hdr);
-  m.attr(IFA_LOCAL, p.addr).attr(IFA_ADDRESS, p.addr);
+  const m = msg(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK).raw(hdr);
+  m.bytes(IFA_LOCAL, p.addr).bytes(IFA_ADDRESS, p.addr);
   transact(m);
 }
 
@@ -521,7 +376,7 @@ export function addrList(index: number, family = 0): Address[] {
   hdr[0] = family;
   new DataView(hdr.buffer).setUint32(4, index, true);
   const out: Address[] = [];
-  for (const r of transact(new Msg(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP).bytes(hdr))) {
+  for (const r of transact(msg(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP).raw(hdr))) {
     const v = new DataView(r.body.buffer, r.body.byteOffset, r.body.byteLength);
     const idx = v.getUint32(4, true);
     if (idx !== index) continue;
@@ -603,10 +458,10 @@ function rtmsg(family: number, dstLen: number, table: number, protocol: number, 
 
 /** `ip -4|-6 route add P dev IF [table T]`: a link-scope unicast route, protocol boot. */
 export function routeAdd(dst: Prefix, oif: number, table = RT_TABLE_MAIN): void {
-  const m = new Msg(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).bytes(
+  const m = msg(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).raw(
     rtmsg(dst.family, dst.len, table, RTPROT_BOOT, RT_SCOPE_LINK, RTN_UNICAST),
   );
-  m.attr(RTA_DST, dst.addr);
+  m.bytes(RTA_DST, dst.addr);
   if (table >= 256) m.u32(RTA_TABLE, table);
   m.u32(RTA_OIF, oif);
   transact(m);
@@ -614,8 +469,8 @@ export function routeAdd(dst: Prefix, oif: number, table = RT_TABLE_MAIN): void 
 
 /** `ip -4|-6 route del P dev IF [table T]`: scope "nowhere" matches a route of any scope, as ip sends it. */
 export function routeDel(dst: Prefix, oif: number, table = RT_TABLE_MAIN): void {
-  const m = new Msg(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK).bytes(rtmsg(dst.family, dst.len, table, 0, RT_SCOPE_NOWHERE, 0));
-  m.attr(RTA_DST, dst.addr);
+  const m = msg(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK).raw(rtmsg(dst.family, dst.len, table, 0, RT_SCOPE_NOWHERE, 0));
+  m.bytes(RTA_DST, dst.addr);
   if (table >= 256) m.u32(RTA_TABLE, table);
   m.u32(RTA_OIF, oif);
   transact(m);
@@ -625,13 +480,13 @@ export function routeDel(dst: Prefix, oif: number, table = RT_TABLE_MAIN): void 
 export function routeList(family: number): Route[] {
   let replies: Reply[];
   try {
-    replies = transact(new Msg(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP).bytes(rtmsg(family, 0, 0, 0, 0, 0)));
+    replies = transact(msg(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP).raw(rtmsg(family, 0, 0, 0, 0, 0)));
   } catch (e) {
     // An address family the kernel does not have (IPv6 disabled) lists nothing, as `ip` shows.
-    if (e instanceof NetlinkError && (e.errno === 97 || e.errno === 22)) return [];
+    if (e instanceof NetlinkError && (e.errno === EAFNOSUPPORT || e.errno === EINVAL)) return [];
     throw e;
   }
-  return replies.map(parseRoute).filter((r) => (r.flags & 0x200) === 0);
+  return replies.map(parseRoute).filter((r) => (r.flags & RTM_F_CLONED) === 0);
 }
 
 /** `ip route show table T` would print something. */
@@ -654,8 +509,8 @@ export function defaultRoutes(): Route[] {
 /** `ip route get ADDR`: the route the kernel would use; NetlinkError (e.g. unreachable) otherwise. */
 export function routeGet(addr: Uint8Array): Route | null {
   const family = addr.length === 16 ? AF_INET6 : AF_INET;
-  const m = new Msg(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_ACK).bytes(rtmsg(family, addr.length * 8, 0, 0, 0, 0));
-  m.attr(RTA_DST, addr);
+  const m = msg(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_ACK).raw(rtmsg(family, addr.length * 8, 0, 0, 0, 0));
+  m.bytes(RTA_DST, addr);
   const r = transact(m);
   return r[0] ? parseRoute(r[0]) : null;
 }
@@ -685,13 +540,13 @@ export interface RuleSpec {
   suppressPrefixlen?: number;
 }
 
-function fibRuleMsg(type: number, flags: number, family: number, spec: RuleSpec, action: number): Msg {
+function fibRuleMsg(type: number, flags: number, family: number, spec: RuleSpec, action: number): MsgBuilder {
   const h = new Uint8Array(12);
   h[0] = family;
   h[4] = spec.table < 256 ? spec.table : RT_TABLE_UNSPEC;
   h[7] = action;
   new DataView(h.buffer).setUint32(8, spec.invert ? FIB_RULE_INVERT : 0, true);
-  const m = new Msg(type, flags).bytes(h);
+  const m = msg(type, flags).raw(h);
   if (spec.fwmark !== undefined) m.u32(FRA_FWMARK, spec.fwmark);
   if (spec.table >= 256) m.u32(FRA_TABLE, spec.table);
   if (spec.suppressPrefixlen !== undefined) m.u32(FRA_SUPPRESS_PREFIXLEN, spec.suppressPrefixlen);
@@ -713,9 +568,9 @@ export function ruleList(family: number): Rule[] {
   h[0] = family;
   let replies: Reply[];
   try {
-    replies = transact(new Msg(RTM_GETRULE, NLM_F_REQUEST | NLM_F_DUMP).bytes(h));
+    replies = transact(msg(RTM_GETRULE, NLM_F_REQUEST | NLM_F_DUMP).raw(h));
   } catch (e) {
-    if (e instanceof NetlinkError && (e.errno === 97 || e.errno === 22)) return [];
+    if (e instanceof NetlinkError && (e.errno === EAFNOSUPPORT || e.errno === EINVAL)) return [];
     throw e;
   }
   return replies.map((r) => {

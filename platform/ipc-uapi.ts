@@ -1,13 +1,12 @@
-// Transport for `wg`: find WireGuard interfaces and talk UAPI to their daemons over
-// /var/run/wireguard/NAME.sock, with wireguard-tools' probing, stale-socket cleanup and the
-// kernel-path fallback errors (this build has no netlink path; without the kernel module the
-// reference fails with EPROTONOSUPPORT, which is what we report).
-import { existsSync, readdirSync, statSync, unlinkSync } from "node:fs";
+// The UAPI backend of `wg` (wireguard-tools' ipc-uapi.h): find userspace WireGuard interfaces
+// by their sockets in /var/run/wireguard and talk the text protocol to their daemons, with
+// wg's probing and stale-socket cleanup. platform/ipc.ts decides per interface whether this
+// backend or the kernel's (linux/ipc-netlink.ts) serves it.
+import { readdirSync, statSync, unlinkSync } from "node:fs";
 import { createConnection } from "node:net";
 import { GET_REQUEST, buildSetRequest, parseGetResponse, parseSetResponse, responseComplete, type GetResult, type EndpointFormatter } from "../core/tools/uapi.ts";
 import type { DeviceConfig } from "../core/tools/containers.ts";
-import { ECONNREFUSED, EINVAL, ENODEV, EOPNOTSUPP, EPROTONOSUPPORT, errnoFromCode } from "../core/errno.ts";
-import { linkList } from "./linux/rtnetlink.ts";
+import { EBADF, ECONNREFUSED, EINVAL, ENOENT, errnoFromCode } from "../core/errno.ts";
 import { SOCKET_DIR, socketPath } from "./socket-path.ts";
 import { formatDaemonEndpoint } from "./resolve.ts";
 
@@ -59,32 +58,16 @@ export async function hasInterface(name: string): Promise<boolean> {
   return true;
 }
 
-/** The error the kernel (netlink) path would give for a name with no UAPI socket. */
-export function kernelPathErrno(name: string): number {
-  if (!existsSync("/sys/module/wireguard")) return EPROTONOSUPPORT;
-  if (!name.length || name.includes("/") || !existsSync(bytes(`/sys/class/net/${name}`))) return ENODEV;
-  return EOPNOTSUPP;
-}
-
-/** Kernel WireGuard links in rtnetlink dump order, as the reference lists them first. */
-function kernelInterfaces(): string[] {
-  try {
-    return linkList().filter((l) => l.kind === "wireguard").map((l) => Buffer.from(l.name, "utf8").toString("latin1"));
-  } catch {
-    return [];
-  }
-}
-
-/** wg's ipc_list_devices: kernel links, then sockets in raw directory order. */
-export async function listInterfaces(): Promise<{ ok: true; names: string[] } | { ok: false; errno: number }> {
-  const names = kernelInterfaces();
+/** wg's userspace_get_wireguard_interfaces: connectable sockets in raw directory order. */
+export async function userspaceInterfaces(): Promise<{ ok: true; names: string[] } | { ok: false; errno: number }> {
+  const names: string[] = [];
   let entries: Buffer[];
   try {
     // Bun's readdir returns getdents order unsorted, which is what readdir(3) gives wg.
     entries = readdirSync(bytes(SOCKET_DIR), { encoding: "buffer" });
   } catch (e) {
     const errno = errnoFromCode((e as NodeJS.ErrnoException).code);
-    return errno === 2 ? { ok: true, names } : { ok: false, errno };
+    return errno === ENOENT ? { ok: true, names } : { ok: false, errno };
   }
   for (const ent of entries) {
     const file = ent.toString("latin1");
@@ -101,7 +84,7 @@ export async function uapiExchange(name: string, request: string): Promise<{ ok:
   if (name.includes("/")) return { ok: false, errno: EINVAL };
   const path = socketPath(name);
   try {
-    if (!statSync(bytes(path)).isSocket()) return { ok: false, errno: 9 /* EBADF */ };
+    if (!statSync(bytes(path)).isSocket()) return { ok: false, errno: EBADF };
   } catch (e) {
     return { ok: false, errno: errnoFromCode((e as NodeJS.ErrnoException).code) };
   }
@@ -136,17 +119,15 @@ export async function uapiExchange(name: string, request: string): Promise<{ ok:
   });
 }
 
-/** wg's ipc_get_device. `name` locates the socket; the displayed name is cut to 15 bytes. */
+/** wg's userspace_get_device. `name` locates the socket; the displayed name is cut to 15 bytes. */
 export async function getDevice(name: string, formatEndpoint: EndpointFormatter = formatDaemonEndpoint): Promise<GetResult> {
-  if (!(await hasInterface(name))) return { ok: false, errno: kernelPathErrno(name) };
   const r = await uapiExchange(name, GET_REQUEST);
   if (!r.ok) return r;
   return parseGetResponse(r.text, name.slice(0, 15), formatEndpoint);
 }
 
-/** wg's ipc_set_device: 0 on success, else the errno wg reports. */
+/** wg's userspace_set_device: 0 on success, else the errno wg reports. */
 export async function setDevice(name: string, config: DeviceConfig): Promise<number> {
-  if (!(await hasInterface(name))) return kernelPathErrno(name);
   const r = await uapiExchange(name, buildSetRequest(config));
   if (!r.ok) return r.errno;
   return parseSetResponse(r.text);

@@ -1,0 +1,35 @@
+// `wg`'s one door to WireGuard devices, as wireguard-tools' ipc.c: an interface with a
+// connectable UAPI socket (/var/run/wireguard/NAME.sock) is a userspace daemon's and is spoken to
+// over UAPI (ipc-uapi.ts); any other name goes to the kernel over generic netlink
+// (linux/ipc-netlink.ts), whose errors are then wg's (no such device, operation not permitted,
+// protocol not supported when the module is missing).
+import type { DeviceConfig } from "../core/tools/containers.ts";
+import type { GetResult } from "../core/tools/uapi.ts";
+import * as kernel from "./linux/ipc-netlink.ts";
+import * as uapi from "./ipc-uapi.ts";
+
+export type ListResult = { ok: true; names: string[] } | { ok: false; errno: number };
+
+/** wg's ipc_list_devices: kernel links in rtnetlink dump order, then UAPI sockets in directory order. */
+export async function listInterfaces(): Promise<ListResult> {
+  const k = kernel.kernelInterfaces();
+  if (!k.ok) return k;
+  const u = await uapi.userspaceInterfaces();
+  if (!u.ok) return u;
+  return { ok: true, names: [...k.names, ...u.names] };
+}
+
+/** Which backend serves `name`: a connectable UAPI socket wins. */
+export async function isUserspace(name: string): Promise<boolean> {
+  return uapi.hasInterface(name);
+}
+
+/** wg's ipc_get_device. */
+export async function getDevice(name: string): Promise<GetResult> {
+  return (await isUserspace(name)) ? uapi.getDevice(name) : kernel.getDevice(name);
+}
+
+/** wg's ipc_set_device: 0, or the errno wg reports. */
+export async function setDevice(name: string, config: DeviceConfig): Promise<number> {
+  return (await isUserspace(name)) ? uapi.setDevice(name, config) : kernel.setDevice(name, config);
+}
