@@ -1,17 +1,16 @@
 // The client library (the package's main export, `import * as wg from "wgts"`): list WireGuard
 // interfaces, read one, change one, make keys and follow events, with typed results and errors.
-// It is the `wg` command's own path, not a second implementation: the same backend chooser and
-// UAPI transport (uapi-client.ts), the same value parsers and codecs (core/tools/), the same key
-// encoding (core/encoding.ts) and the same event client as `wg events`. Needs Bun (bun:ffi
-// underneath, for name resolution and rtnetlink).
+// It is the `wg` command's own path, not a second implementation: the same backend chooser
+// (ipc.ts: UAPI for userspace daemons, generic netlink for kernel links), the same value parsers
+// and codecs (core/tools/), the same key encoding (core/encoding.ts) and the same event source as
+// `wg events`. Needs Bun (bun:ffi underneath, for netlink and name resolution).
 import { clampPrivateKey, generatePrivateKey as newPrivateKey, publicKey, randomBytes } from "../core/crypto.ts";
 import { keyFromBase64, keyToBase64 } from "../core/encoding.ts";
 import { configOf, deviceOf, eventOf, type Device, type DeviceUpdate, type WgEvent } from "../core/tools/client.ts";
 import { badKey, errorOfErrno, NoSuchDeviceError, type WireGuardError } from "../core/tools/client-errors.ts";
-import { getDevice as ipcGetDevice, hasInterface, kernelPathErrno, listInterfaces, setDevice } from "./uapi-client.ts";
-import { subscribeEvents, type EventSubscription } from "./events-client.ts";
+import { followEvents, getDevice as ipcGetDevice, listInterfaces, setDevice } from "./ipc.ts";
+import type { EventSubscription } from "./events-client.ts";
 import { resolveEndpoint, resolvePort } from "./resolve.ts";
-import { socketPath } from "./socket-path.ts";
 
 export type { Device, DeviceUpdate, EventType, Peer, PeerUpdate, WgEvent } from "../core/tools/client.ts";
 export { BadKeyError, InvalidArgumentError, NoSuchDeviceError, NotSupportedError, PermissionError, WireGuardError } from "../core/tools/client-errors.ts";
@@ -51,8 +50,9 @@ const PARSE_ENV = { resolvePort, resolveEndpoint, sleep: (us: number) => Bun.sle
 
 /**
  * Applies `update` to one interface in one request, as `wg set` does. Allowed IPs are added to
- * the peer's unless `replaceAllowedIPs` is set. Removing single allowed IPs is not offered: none
- * of the backends here (our daemon, wireguard-go 0.0.20220316) has that operation yet.
+ * the peer's unless `replaceAllowedIPs` is set. Removing single allowed IPs is not offered yet:
+ * our daemon and wireguard-go 0.0.20220316 have no such operation, and the kernel has it only
+ * from Linux 6.16 on.
  */
 export async function configureDevice(name: string, update: DeviceUpdate): Promise<void> {
   const peers = update.peers?.map((p) => (p.endpoint === undefined ? p : { ...p, endpoint: toBytes(p.endpoint) }));
@@ -85,16 +85,16 @@ export interface EventStream extends AsyncIterableIterator<WgEvent> {
 
 /**
  * Follows one interface's events (`wg events NAME`). Resolves once the daemon accepted the
- * subscription; NotSupportedError for daemons without event streams (wireguard-go).
+ * subscription (a kernel link is read every second instead, and then shows neither failed
+ * handshakes nor key rotations); NotSupportedError for daemons without event streams
+ * (wireguard-go).
  */
 export async function events(name: string): Promise<EventStream> {
-  const bytes = toBytes(name);
-  if (!(await hasInterface(bytes))) throw errorOfErrno(kernelPathErrno(bytes), name, "Unable to follow interface");
   const queue: WgEvent[] = [];
   let wake: (() => void) | null = null;
   let ended = false;
   let failure: WireGuardError | null = null;
-  const r = await subscribeEvents(socketPath(bytes), (line) => {
+  const r = await followEvents(toBytes(name), (line) => {
     try {
       queue.push(eventOf(line));
     } catch (e) {

@@ -9,6 +9,7 @@ import { emptyPeerConfig } from "./containers.ts";
 import { parseAllowedIps, parseEndpoint, type ParseEnv } from "./config.ts";
 import { formatAllowedIp, peerOnline } from "./show.ts";
 import { badArgument, badKey, InvalidArgumentError } from "./client-errors.ts";
+import type { EventType } from "./events.ts";
 
 /** One interface as `wg show IFACE dump` reports it, field for field. */
 export interface Device {
@@ -74,7 +75,7 @@ export interface PeerUpdate {
   allowedIPs?: string[];
 }
 
-export type EventType = "handshake" | "handshake-failed" | "endpoint" | "peer-added" | "peer-removed" | "keys-rotated";
+export type { EventType };
 
 /** One line of `wg events`, typed. */
 export interface WgEvent {
