@@ -18,6 +18,7 @@ export { BadKeyError, InvalidArgumentError, NoSuchDeviceError, NotSupportedError
 // The backends take interface names as byte strings (one char per byte), as the OS has them.
 const toBytes = (s: string) => Buffer.from(s, "utf8").toString("latin1");
 const fromBytes = (s: string) => Buffer.from(s, "latin1").toString("utf8");
+const makeDate = (v: number | string) => new Date(v);
 
 /** Names of every WireGuard interface: kernel links first, then userspace daemons' sockets. */
 export async function listDevices(): Promise<string[]> {
@@ -30,7 +31,7 @@ export async function listDevices(): Promise<string[]> {
 export async function getDevice(name: string): Promise<Device> {
   const r = await ipcGetDevice(toBytes(name));
   if (!r.ok) throw errorOfErrno(r.errno, name, "Unable to access interface");
-  const dev = deviceOf(r.device, BigInt(Math.floor(Date.now() / 1000)));
+  const dev = deviceOf(r.device, BigInt(Math.floor(Date.now() / 1000)), makeDate);
   dev.name = fromBytes(dev.name);
   return dev;
 }
@@ -96,7 +97,7 @@ export async function events(name: string): Promise<EventStream> {
   let failure: WireGuardError | null = null;
   const r = await followEvents(toBytes(name), (line) => {
     try {
-      queue.push(eventOf(line));
+      queue.push(eventOf(line, makeDate));
     } catch (e) {
       failure ??= e as WireGuardError;
     }

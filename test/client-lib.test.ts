@@ -248,7 +248,7 @@ describe("the package export, as another project uses it", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const tsc = (project: string) => Bun.spawnSync([join(ROOT, "node_modules", ".bin", "tsc"), "--noEmit", "-p", join(dir, project)], { stdout: "pipe", stderr: "pipe" });
+  const tsc = (project: string) => Bun.spawnSync([join(ROOT, "node_modules", ".bin", "tsc"), "--noEmit", "--pretty", "false", "-p", join(dir, project)], { stdout: "pipe", stderr: "pipe" });
 
   test("types: a consumer type-checks against `exports` and a wrong use does not", () => {
     const ok = tsc("tsconfig.json");

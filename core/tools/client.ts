@@ -91,14 +91,17 @@ export interface WgEvent {
 
 const b64OrNull = (k: Uint8Array | null) => (k && !isZeroKey(k) ? keyToBase64(k) : null);
 
-function peerOf(p: WgPeer, nowSec: bigint): Peer {
+/** The Date constructor, injected: core has no clock and makes no Date itself. */
+export type MakeDate = (v: number | string) => Date;
+
+function peerOf(p: WgPeer, nowSec: bigint, date: MakeDate): Peer {
   const sec = p.lastHandshakeSec, nsec = Number(p.lastHandshakeNsec);
   return {
     publicKey: keyToBase64(p.publicKey),
     presharedKey: b64OrNull(p.presharedKey),
     endpoint: p.endpoint,
     allowedIPs: p.allowedIps.map(formatAllowedIp),
-    latestHandshake: sec === 0n ? null : new Date(Number(sec) * 1000 + Math.floor(nsec / 1e6)),
+    latestHandshake: sec === 0n ? null : date(Number(sec) * 1000 + Math.floor(nsec / 1e6)),
     latestHandshakeSec: sec,
     latestHandshakeNsec: nsec,
     rxBytes: p.rxBytes,
@@ -109,14 +112,14 @@ function peerOf(p: WgPeer, nowSec: bigint): Peer {
 }
 
 /** A device as read (names already converted to JS text by the caller) in the library's form. */
-export function deviceOf(dev: WgDevice, nowSec: bigint): Device {
+export function deviceOf(dev: WgDevice, nowSec: bigint, date: MakeDate): Device {
   return {
     name: dev.name,
     privateKey: b64OrNull(dev.privateKey),
     publicKey: b64OrNull(dev.publicKey),
     listenPort: dev.listenPort,
     fwmark: dev.fwmark || null,
-    peers: dev.peers.map((p) => peerOf(p, nowSec)),
+    peers: dev.peers.map((p) => peerOf(p, nowSec, date)),
   };
 }
 
@@ -181,7 +184,7 @@ export function configOf(u: DeviceUpdate, env: Omit<ParseEnv, "err">): DeviceCon
 const EVENT_TYPES: ReadonlySet<string> = new Set<EventType>(["handshake", "handshake-failed", "endpoint", "peer-added", "peer-removed", "keys-rotated"]);
 
 /** One JSON line of the event stream, or an InvalidArgumentError when it is not one. */
-export function eventOf(line: string): WgEvent {
+export function eventOf(line: string, date: MakeDate): WgEvent {
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(line);
@@ -193,12 +196,12 @@ export function eventOf(line: string): WgEvent {
   if (time === null || iface === null || type === null || pub === null || !EVENT_TYPES.has(type)) throw new InvalidArgumentError(EINVAL, `not an event line: ${line}`);
   const last = str("last_handshake");
   return {
-    time: new Date(time),
+    time: date(time),
     interface: iface,
     type: type as EventType,
     publicKey: pub,
     endpoint: str("endpoint"),
-    lastHandshake: last === null ? null : new Date(last),
+    lastHandshake: last === null ? null : date(last),
     online: j.online === true,
   };
 }
