@@ -10,21 +10,26 @@ export interface Datagram {
   payload: Uint8Array;
 }
 
-/** Starts capturing UDP on `dev` inside `ns` into `file`; stop() ends it and returns the datagrams. */
-export async function capture(ns: Netns, dev: string, file: string): Promise<{ stop(): Promise<Datagram[]> }> {
-  const p: Proc = ns.spawn(["dumpcap", "-q", "-i", dev, "-f", "udp", "-w", file]);
+/**
+ * Starts capturing UDP (IPv4 and IPv6) on `dev` inside `ns` into `file`, narrowed by a capture
+ * `filter` if given (e.g. "host 10.0.0.1"); stop() ends it and returns the datagrams.
+ */
+export async function capture(ns: Netns, dev: string, file: string, filter?: string): Promise<{ stop(): Promise<Datagram[]> }> {
+  const p: Proc = ns.spawn(["dumpcap", "-q", "-i", dev, "-f", filter ? `udp and (${filter})` : "udp", "-w", file]);
   await waitFor(() => p.output().includes("Capturing") || Bun.file(file).size > 0, 5000);
   await Bun.sleep(300);
   return {
     async stop() {
       await Bun.sleep(200);
       await p.kill();
-      const r = Bun.spawnSync(["tshark", "-r", file, "-T", "fields", "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport", "-e", "udp.payload"]);
+      // IPv4 or IPv6: one of each address pair is empty.
+      const fields = ["ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport", "udp.payload"];
+      const r = Bun.spawnSync(["tshark", "-r", file, "-T", "fields", ...fields.flatMap((f) => ["-e", f])]);
       const out: Datagram[] = [];
       for (const line of r.stdout.toString().split("\n")) {
         const f = line.split("\t");
-        if (f.length < 5 || !f[4]) continue;
-        out.push({ src: f[0]!, sport: Number(f[1]), dst: f[2]!, dport: Number(f[3]), payload: new Uint8Array(Buffer.from(f[4]!.replaceAll(":", ""), "hex")) });
+        if (f.length < 7 || !f[6]) continue;
+        out.push({ src: f[0] || f[1]!, sport: Number(f[2]), dst: f[3] || f[4]!, dport: Number(f[5]), payload: new Uint8Array(Buffer.from(f[6]!.replaceAll(":", ""), "hex")) });
       }
       return out;
     },
