@@ -3,14 +3,8 @@
 // present at start. Our daemons push events over their UAPI socket; kernel links are read
 // periodically (platform/linux/kernel-events.ts). Ends when every followed interface has gone.
 import { strerror } from "../core/errno.ts";
-import { isUserspace, listInterfaces } from "../platform/ipc.ts";
-import { socketPath } from "../platform/socket-path.ts";
-import { subscribeEvents, type EventSubscription, type SubscribeResult } from "../platform/events-client.ts";
-import { followKernel } from "../platform/linux/kernel-events.ts";
-
-async function follow(name: string, onLine: (line: string) => void): Promise<SubscribeResult> {
-  return (await isUserspace(name)) ? subscribeEvents(socketPath(name), onLine) : followKernel(name, onLine);
-}
+import { followEvents, listInterfaces } from "../platform/ipc.ts";
+import type { EventSubscription } from "../platform/events-client.ts";
 
 export async function wgEventsMain(argv0: string, args: string[]): Promise<number> {
   const prog = `${argv0} events`;
@@ -35,7 +29,7 @@ export async function wgEventsMain(argv0: string, args: string[]): Promise<numbe
   const subs: EventSubscription[] = [];
   let failed = 0;
   for (const name of names) {
-    const r = await follow(name, (line) => process.stdout.write(line + "\n"));
+    const r = await followEvents(name, (line) => process.stdout.write(line + "\n"));
     if (r.ok) subs.push(r.sub);
     else {
       failed++;

@@ -468,6 +468,11 @@ async function dispatch(prog: string, args: string[], o: Output): Promise<number
     o.flush();
     return (await import("./wg-allowed-ips.ts")).wgAllowedIpsMain(Buffer.from(prog, "latin1").toString("utf8"), rest.map((a) => Buffer.from(a, "latin1").toString("utf8")));
   }
+  // And `exporter`: Prometheus metrics over HTTP.
+  if (cmd === "exporter") {
+    o.flush();
+    return (await import("./wg-exporter.ts")).wgExporterMain(Buffer.from(prog, "latin1").toString("utf8"), rest.map((a) => Buffer.from(a, "latin1").toString("utf8")));
+  }
   if (!SUBCOMMANDS.includes(cmd)) {
     o.err(`Invalid subcommand: \`${cmd}'\n`);
     o.err(usage(prog));

@@ -64,3 +64,15 @@ const ERRNO_BY_CODE: Record<string, number> = {
 export function errnoFromCode(code: string | undefined): number {
   return (code && ERRNO_BY_CODE[code]) || EIO;
 }
+
+const NAME_BY_ERRNO: ReadonlyMap<number, string> = (() => {
+  const m = new Map<number, string>();
+  // First spelling wins: EOPNOTSUPP before its alias ENOTSUP.
+  for (const [code, n] of Object.entries(ERRNO_BY_CODE)) if (!m.has(n)) m.set(n, code);
+  return m;
+})();
+
+/** The symbolic name of an errno number ("ENODEV"), or `E<n>` for one this table does not name. */
+export function errnoName(n: number): string {
+  return NAME_BY_ERRNO.get(n) ?? `E${n}`;
+}

@@ -2,7 +2,7 @@
 // UAPI socket, send `events=1\n\n`, expect `errno=0\n\n`, then read one JSON object per line.
 // wireguard-go does not know the operation and closes the connection without answering; that
 // is reported as "not supported".
-import { ECONNREFUSED, ENODEV, strerror } from "../core/errno.ts";
+import { ECONNREFUSED, ENODEV, EOPNOTSUPP, EPROTO, errnoFromCode, strerror } from "../core/errno.ts";
 
 /** Resolves once the daemon accepted (ok) or refused/closed (error text). */
 export interface EventSubscription {
@@ -11,7 +11,8 @@ export interface EventSubscription {
   close(): void;
 }
 
-export type SubscribeResult = { ok: true; sub: EventSubscription } | { ok: false; error: string };
+/** On failure: wg events' message and the errno behind it (EOPNOTSUPP when the daemon has no stream). */
+export type SubscribeResult = { ok: true; sub: EventSubscription } | { ok: false; error: string; errno: number };
 
 export async function subscribeEvents(path: string, onLine: (line: string) => void): Promise<SubscribeResult> {
   const accepted = Promise.withResolvers<SubscribeResult>();
@@ -27,7 +28,7 @@ export async function subscribeEvents(path: string, onLine: (line: string) => vo
     },
   };
   const finish = () => {
-    if (!subscribed) accepted.resolve({ ok: false, error: "the daemon does not support event streams" });
+    if (!subscribed) accepted.resolve({ ok: false, error: "the daemon does not support event streams", errno: EOPNOTSUPP });
     ended.resolve();
   };
   try {
@@ -42,7 +43,8 @@ export async function subscribeEvents(path: string, onLine: (line: string) => vo
             const header = buf.slice(0, end);
             buf = buf.slice(end + 2);
             if (header !== "errno=0") {
-              accepted.resolve({ ok: false, error: `the daemon refused the subscription (${header.replace(/\n/g, " ")})` });
+              const refused = /^errno=-?(\d+)$/.exec(header);
+              accepted.resolve({ ok: false, error: `the daemon refused the subscription (${header.replace(/\n/g, " ")})`, errno: refused ? Number(refused[1]) : EPROTO });
               _s.end();
               return;
             }
@@ -65,7 +67,8 @@ export async function subscribeEvents(path: string, onLine: (line: string) => vo
   } catch (e) {
     // wg's wording: a missing socket means no such interface.
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    return { ok: false, error: code === "ENOENT" ? strerror(ENODEV) : code === "ECONNREFUSED" ? strerror(ECONNREFUSED) : String(code) };
+    const errno = errnoFromCode(code);
+    return { ok: false, error: code === "ENOENT" ? strerror(ENODEV) : code === "ECONNREFUSED" ? strerror(ECONNREFUSED) : String(code), errno };
   }
   socket.write("events=1\n\n");
   return accepted.promise;

@@ -7,6 +7,9 @@ import type { DeviceConfig } from "../core/tools/containers.ts";
 import type { GetResult } from "../core/tools/uapi.ts";
 import * as kernel from "./linux/ipc-netlink.ts";
 import * as uapi from "./ipc-uapi.ts";
+import { subscribeEvents, type SubscribeResult } from "./events-client.ts";
+import { followKernel } from "./linux/kernel-events.ts";
+import { socketPath } from "./socket-path.ts";
 
 export type ListResult = { ok: true; names: string[] } | { ok: false; errno: number };
 
@@ -32,4 +35,12 @@ export async function getDevice(name: string): Promise<GetResult> {
 /** wg's ipc_set_device: 0, or the errno wg reports. */
 export async function setDevice(name: string, config: DeviceConfig): Promise<number> {
   return (await isUserspace(name)) ? uapi.setDevice(name, config) : kernel.setDevice(name, config);
+}
+
+/**
+ * `wg events` for one interface: our daemon pushes its events over the UAPI socket; a kernel
+ * link is read periodically and the differences reported (linux/kernel-events.ts).
+ */
+export async function followEvents(name: string, onLine: (line: string) => void): Promise<SubscribeResult> {
+  return (await isUserspace(name)) ? subscribeEvents(socketPath(name), onLine) : followKernel(name, onLine);
 }

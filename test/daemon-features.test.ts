@@ -210,7 +210,7 @@ describe("events (UAPI extension events=1)", () => {
     const p = await startDaemon(ns, iface, { kind: "go" });
     try {
       const r = await subscribeEvents(socketPath(iface), () => {});
-      expect(r).toEqual({ ok: false, error: "the daemon does not support event streams" });
+      expect(r).toEqual({ ok: false, error: "the daemon does not support event streams", errno: 95 });
       const cli = ns.run([BUN, join(ROOT, "cmd/wg-events.ts"), iface]);
       expect(cli.code).toBe(1);
       expect(cli.stderr).toBe(`Unable to follow interface ${iface}: the daemon does not support event streams\n`);

@@ -36,11 +36,9 @@ export class WgExit extends Error {
 export const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
-/** Remove every C-locale whitespace byte. */
+/** Remove every C-locale whitespace byte (isspace: \t \n \v \f \r and space). */
 export function stripSpaces(s: string): string {
-  let out = "";
-  for (let i = 0; i < s.length; i++) if (!isSpace(s.charCodeAt(i))) out += s[i];
-  return out;
+  return s.replace(/[\t-\r ]+/g, "");
 }
 
 /** glibc strtoul(s, &end, base) restricted to what wg feeds it: returns value (saturated) and rest. */
@@ -60,7 +58,8 @@ export function strtoul(s: string, base: 10 | 16): { n: bigint; rest: string } {
   return { n, rest: s.slice(i + digits.length) };
 }
 
-const lower = (s: string) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+/** ASCII-only tolower (byte strings: chars above 0x7f stay as they are). */
+const lower = (s: string) => (/[^\x00-\x7f]/.test(s) ? s.replace(/[A-Z]/g, (c) => c.toLowerCase()) : s.toLowerCase());
 
 export function parseKey(value: string, env: ParseEnv): Uint8Array | null {
   const k = keyFromBase64(value);
@@ -184,15 +183,18 @@ export function parseAllowedIps(peer: PeerConfig, value: string, env: Pick<Parse
     const addr = parseIp(ipText, env);
     if (!addr) return false;
     const family: 4 | 6 = addr.length === 4 ? 4 : 6;
-    let cidr = family === 4 ? 32 : 128;
+    const max = family === 4 ? 32 : 128;
+    let cidr = max;
     if (slash >= 0) {
       const mask = entry.slice(slash + 1);
-      const { n, rest } = strtoul(mask, 10);
-      if (!isDigit(mask.charCodeAt(0)) || rest || n > (family === 4 ? 32n : 128n)) {
+      // A plain short number needs no strtoul (which handles signs, spaces and saturation).
+      const plain = /^[0-9]{1,3}$/.test(mask);
+      const { n, rest } = plain ? { n: 0n, rest: "" } : strtoul(mask, 10);
+      cidr = plain ? Number(mask) : Number(n > 255n ? 255n : n);
+      if (!isDigit(mask.charCodeAt(0)) || rest || (plain ? cidr > max : n > BigInt(max))) {
         env.err(`AllowedIP is not in the correct format: \`${entry}'\n`);
         return false;
       }
-      cidr = Number(n);
     }
     const ip: AllowedIp = { family, addr, cidr };
     if (!hostBitsClear(ip)) env.err(`Warning: AllowedIP has nonzero host part: ${ipText}/${entry.slice(slash + 1)}\n`);
@@ -232,7 +234,9 @@ export class ConfigParser {
 
   private process(line: string): boolean {
     const env = this.env;
-    const l = lower(line);
+    // Keys compare case-insensitively; values keep their case (only the key part is lowered).
+    const eq = line.indexOf("=");
+    const l = eq < 0 ? lower(line) : lower(line.slice(0, eq)) + line.slice(eq);
     if (l === "[interface]") {
       this.section = "interface";
       return true;

@@ -378,16 +378,24 @@ function peerFlags(p: PeerConfig, fresh: boolean): number {
   return flags;
 }
 
-/** One allowed-IP element (FAMILY, IPADDR, CIDR_MASK); false, with nothing written, if it does not fit. */
+/**
+ * One allowed-IP element { FAMILY u16, IPADDR, CIDR_MASK u8 } (28 bytes for IPv4, 40 for IPv6),
+ * written in one piece: it is the innermost loop of a large SET. False, with nothing written,
+ * if it does not fit.
+ */
 function putAllowedIp(b: MsgBuilder, ip: AllowedIp, limit: number): boolean {
   const size = ip.family === 4 ? 4 : 16;
-  // nest header + u16 + address + u8, each attribute padded to 4 bytes
-  if (b.len + 4 + 8 + 4 + size + 8 > limit) return false;
-  const nest = b.nest(NLA_F_NESTED);
-  b.u16(WGALLOWEDIP_A_FAMILY, ip.family === 4 ? AF_INET : AF_INET6);
-  b.bytes(WGALLOWEDIP_A_IPADDR, ip.addr, 0, size);
-  b.u8(WGALLOWEDIP_A_CIDR_MASK, ip.cidr);
-  b.nestEnd(nest);
+  const total = 4 + 8 + 4 + size + 8;
+  if (b.len + total > limit) return false;
+  const off = b.space(total);
+  const v = b.view, buf = b.buf, addr = ip.addr;
+  v.setUint32(off, total | (NLA_F_NESTED << 16), true);
+  v.setUint32(off + 4, 6 | (WGALLOWEDIP_A_FAMILY << 16), true);
+  v.setUint32(off + 8, ip.family === 4 ? AF_INET : AF_INET6, true); // u16 and its padding
+  v.setUint32(off + 12, (4 + size) | (WGALLOWEDIP_A_IPADDR << 16), true);
+  for (let i = 0; i < size; i++) buf[off + 16 + i] = addr[i]!;
+  v.setUint32(off + 16 + size, 5 | (WGALLOWEDIP_A_CIDR_MASK << 16), true);
+  v.setUint32(off + 20 + size, ip.cidr, true); // u8 and its padding
   return true;
 }
 

@@ -19,7 +19,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** Follow kernel link `name`; fails (with wg's text for the errno) when it cannot be read now. */
 export function followKernel(name: string, onLine: (line: string) => void, intervalMs = KERNEL_EVENTS_INTERVAL_MS): SubscribeResult {
   const first = getDevice(name);
-  if (!first.ok) return { ok: false, error: strerror(first.errno) };
+  if (!first.ok) return { ok: false, error: strerror(first.errno), errno: first.errno };
   let last: WgDevice = first.device;
   const ended = Promise.withResolvers<void>();
   let timer: ReturnType<typeof setTimeout> | null = null;

@@ -122,6 +122,14 @@ export class MsgBuilder {
     return off;
   }
 
+  /** `n` bytes (a multiple of 4) for the caller to fill completely; returns their offset. */
+  space(n: number): number {
+    this.reserve(n);
+    const off = this.len;
+    this.len += n;
+    return off;
+  }
+
   /** A fixed-size header copied from `data`. */
   raw(data: Uint8Array): this {
     const off = this.header(data.length);

@@ -95,8 +95,18 @@ export function resolvePort(value: string): { port: number } | { error: string }
   return { port: r.addr.readUInt16BE(2) };
 }
 
-/** wg's parse_endpoint resolution step; `retry` false for the permanent failures. */
+/**
+ * wg's parse_endpoint resolution step; `retry` false for the permanent failures. A numeric
+ * address in canonical form with a plain decimal port is what getaddrinfo and getnameinfo would
+ * return unchanged, so it skips them (config files with thousands of endpoints).
+ */
 export function resolveEndpoint(host: string, port: string): { endpoint: string } | { error: string; retry: boolean } {
+  if (/^(0|[1-9][0-9]{0,4})$/.test(port) && Number(port) <= 65535 && !host.includes("%")) {
+    const v4 = inetPton4(host);
+    if (v4 && inetNtop4(v4) === host) return { endpoint: `${host}:${port}` };
+    const v6 = v4 ? null : inetPton6(host);
+    if (v6) return { endpoint: `[${inetNtop6(v6)}]:${port}` };
+  }
   const r = getaddrinfo(host, port, 0);
   if ("text" in r) {
     const permanent = r.code === 0 || r.code === EAI_NONAME || r.code === EAI_FAIL || r.code === EAI_NODATA;
@@ -150,10 +160,12 @@ export function endpointSockaddr(text: string): Uint8Array | null {
   const v4 = host.includes(":") ? null : inetPton4(host);
   const v6 = v4 || host.includes("%") ? null : inetPton6(host);
   if (v4 || v6) {
+    // Written byte by byte: a DataView would make the small array materialise its buffer.
     const sa = new Uint8Array(v4 ? 16 : 28);
-    const v = new DataView(sa.buffer);
-    v.setUint16(0, v4 ? AF_INET : AF_INET6, true);
-    v.setUint16(2, Number(port));
+    const family = v4 ? AF_INET : AF_INET6, n = Number(port);
+    sa[0] = family;
+    sa[2] = n >> 8;
+    sa[3] = n & 0xff;
     sa.set(v4 ?? v6!, v4 ? 4 : 8);
     return sa;
   }
