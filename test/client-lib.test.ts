@@ -19,17 +19,20 @@ function dump(ns: Netns, iface: string): { dev: string[]; peers: string[][] } {
   const r = ns.run(["/usr/bin/wg", "show", iface, "dump"]);
   if (r.code !== 0) throw new Error(`wg show ${iface} dump: ${r.stderr}`);
   const [dev, ...peers] = r.stdout.trimEnd().split("\n").map((l) => l.split("\t"));
-  return { dev: dev!, peers };
+  return { dev: dev!, peers: byKey(peers) };
 }
+
+/** wireguard-go lists peers in Go map order, different at every read: compare them sorted by key. */
+const byKey = (peers: string[][]) => peers.sort((x, y) => (x[0]! < y[0]! ? -1 : x[0]! > y[0]! ? 1 : 0));
 
 /** The library's device in dump's words. */
 function asDump(d: wg.Device): { dev: string[]; peers: string[][] } {
   return {
     dev: [d.privateKey ?? "(none)", d.publicKey ?? "(none)", String(d.listenPort), d.fwmark === null ? "off" : `0x${d.fwmark.toString(16)}`],
-    peers: d.peers.map((p) => [
+    peers: byKey(d.peers.map((p) => [
       p.publicKey, p.presharedKey ?? "(none)", p.endpoint ?? "(none)", p.allowedIPs.join(",") || "(none)",
       String(p.latestHandshakeSec), String(p.rxBytes), String(p.txBytes), p.persistentKeepalive === null ? "off" : String(p.persistentKeepalive),
-    ]),
+    ])),
   };
 }
 
