@@ -5,6 +5,8 @@ set -eu
 # `setup.sh demo` installs only what the demo needs.
 pairs="ip:iproute2 ping:iputils-ping iperf3:iperf3 wireguard-go:wireguard-go wg:wireguard-tools nft:nftables iptables-restore:iptables tshark:tshark zsh:zsh fish:fish qemu-system-x86_64:qemu-system-x86 cpio:cpio xz:xz-utils"
 [ "${1:-}" = demo ] && pairs="ip:iproute2 ping:iputils-ping"
+# test/package.test.ts: debootstrap makes its throw-away Debian root, lintian checks the package.
+[ "${1:-}" = demo ] || pairs="$pairs debootstrap:debootstrap lintian:lintian"
 need=()
 for pair in $pairs; do
   cmd=${pair%%:*}; pkg=${pair#*:}
