@@ -88,8 +88,9 @@ function normOutput(s: string, iface: string): string {
     .join("\n");
 }
 
-function runSide(side: Side, ns: Netns, args: string[], iface: string, env: Record<string, string> = {}): RunResult {
-  const r = ns.run(argvOf(side, args), { ...envOf(side), ...env });
+/** `wrap`: a command prefix that runs the rest, e.g. in a mount namespace of its own. */
+function runSide(side: Side, ns: Netns, args: string[], iface: string, env: Record<string, string> = {}, wrap: string[] = []): RunResult {
+  const r = ns.run([...wrap, ...argvOf(side, args)], { ...envOf(side), ...env });
   return { code: r.code, stdout: normOutput(r.stdout, iface), stderr: normOutput(r.stderr, iface) };
 }
 
@@ -147,8 +148,9 @@ function readState(): { resolvconf: string; hooks: string; restore: string } {
 }
 
 /** A namespace that looks like a host: eth0 (MTU 1460) with IPv4 and IPv6 default routes. */
+let hostCounter = 0;
 function hostNs(label: string, extra: string[] = []): Netns {
-  const ns = newNs(`${label}${ifCounter}`);
+  const ns = newNs(`${label}${hostCounter++}`);
   ns.sh(
     [
       "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
@@ -167,11 +169,14 @@ function hostNs(label: string, extra: string[] = []): Netns {
       ...extra,
     ].join(" && "),
   );
-  // Carrier (and with it eth0's link-local address and its routes) arrives asynchronously via
-  // linkwatch; snapshots taken before that would differ from later ones.
+  // Carrier (and with it both ends' operational state, eth0's IPv6 addresses and their local
+  // routes, one after the other) arrives asynchronously via linkwatch; snapshots taken before
+  // that would differ from later ones. Where `extra` disabled IPv6 on eth0 it has none.
+  const v6 = ns.run(["cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"]).stdout.trim() !== "1";
   for (let i = 0; i < 150; i++) {
-    const ll = ns.run(["ip", "-o", "-6", "route", "show", "table", "local"]).stdout.match(/local fe80::/g)?.length ?? 0;
-    if (ll >= 1) break;
+    const up = ns.run(["cat", "/sys/class/net/eth0/operstate", "/sys/class/net/eth0peer/operstate"]).stdout === "up\nup\n";
+    const local = v6 ? ns.run(["ip", "-o", "-6", "route", "show", "table", "local", "dev", "eth0"]).stdout : "";
+    if (up && (!v6 || (local.includes("local fe80::") && local.includes("local fd51::2 ")))) break;
     Bun.sleepSync(20);
   }
   return ns;
@@ -188,6 +193,8 @@ interface Scenario {
   upFails?: boolean;
   /** Extra environment for every wg-quick run. */
   env?: Record<string, string>;
+  /** A command prefix for every wg-quick run (see runSide). */
+  wrap?: string[];
 }
 
 interface SideResult {
@@ -208,12 +215,12 @@ async function play(side: Side, s: Scenario, iface: string): Promise<SideResult>
   resetState();
   const path = join(cfgDir, `${iface}.conf`);
   writeFileSync(path, s.conf.replaceAll("%LOG", hookLog), { mode: 0o600 });
-  const up = runSide(side, ns, ["up", path], iface, s.env);
+  const up = runSide(side, ns, ["up", path], iface, s.env, s.wrap);
   if (s.upFails) expect(up.code).not.toBe(0);
   const upState = snapshot(ns);
   const showconf = sortPeers(normState(ns.run(["wg", "showconf", iface]).stdout, ns));
-  const whileUp = (s.whileUp ?? []).map((c) => runSide(side, ns, [c, path], iface, s.env));
-  const down = s.upFails ? null : runSide(side, ns, ["down", path], iface, s.env);
+  const whileUp = (s.whileUp ?? []).map((c) => runSide(side, ns, [c, path], iface, s.env, s.wrap));
+  const down = s.upFails ? null : runSide(side, ns, ["down", path], iface, s.env, s.wrap);
   const sysctl = ns.run(["sysctl", "-n", "net.ipv4.conf.all.src_valid_mark"]).stdout;
   // wireguard-go / our daemon leave when their link goes; give them a moment to remove the socket.
   await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
@@ -229,6 +236,12 @@ async function compare(s: Scenario, sides: Side[] = ["orig", "ours"]): Promise<R
   const ref = out.orig!;
   for (const side of sides.slice(1)) expect({ side, ...out[side]! }).toEqual({ side, ...ref });
   return out;
+}
+
+/** The reference's and our runs of a scenario (ours may differ: an extension), one interface name. */
+async function origAndOurs(s: Scenario, sOurs: Scenario = s): Promise<{ orig: SideResult; ours: SideResult }> {
+  const iface = ifname();
+  return { orig: await play("orig", s, iface), ours: await play("ours", sOurs, iface) };
 }
 
 afterAll(async () => {
@@ -323,13 +336,16 @@ describe("wg-quick up/down: reference vs ours (wireguard-go as the tunnel)", () 
     }),
   TIMEOUT);
 
-  test("hooks: %i, $INTERFACE, comment truncation, order", () =>
+  test("hooks: %i, $INTERFACE, comment truncation at an unquoted #, order", () =>
     compare({
       conf: `${SPLIT.replace(/^DNS.*\n/m, "")}`.replace(
         "[Peer]",
         `PreUp = echo "preup %i" >> %LOG
 PostUp = echo "postup %i $INTERFACE" >> %LOG # trailing comment
 PostUp = echo second >> %LOG
+PostUp = echo cut#here >> %LOG
+PostUp = echo "it's" >> %LOG # don't
+PostUp = echo plain#"quoted" >> %LOG
 PreDown = echo "predown %i" >> %LOG
 PostDown = echo "postdown %i" >> %LOG
 [Peer]`,
@@ -675,21 +691,26 @@ describe("no nft in PATH: the iptables fallback, reference vs ours", () => {
     expect(fed[2]).toStartWith("== iptables-restore -n\n*mangle\n-D PREROUTING -p udp -m comment");
   }, TIMEOUT);
 
-  test("neither nft nor iptables: `ip6tables-restore: command not found`, status 127, teardown", async () => {
-    const r = await compare({ conf: FULL.replace(/^DNS.*\n/m, ""), env: noNftNoXt(), upFails: true });
-    const o = r.orig!;
+  // Our extension: where the reference fails with bash's "command not found", ours says what to
+  // install in its place; status, state and every other line are the reference's.
+  const missingTool = (name: string, route: string) =>
+    `${name}: command not found (a default route, AllowedIPs = ${route}, needs nft or ${name} for its firewall rules: on Debian/Ubuntu install the nftables package, or iptables)\n`;
+  const bashNotFound = (name: string) => `/usr/bin/wg-quick: line 32: ${name}: command not found\n`;
+
+  test("neither nft nor iptables: the reference's `ip6tables-restore: command not found`, ours names what to install; status 127, teardown", async () => {
+    const { orig: o, ours } = await origAndOurs({ conf: FULL.replace(/^DNS.*\n/m, ""), env: noNftNoXt(), upFails: true });
     expect(o.up.code).toBe(127);
-    expect(o.up.stderr).toContain("[#] ip6tables-restore -n\n/usr/bin/wg-quick: line 32: ip6tables-restore: command not found\n[#] ip -6 rule delete");
+    expect(o.up.stderr).toContain(`[#] ip6tables-restore -n\n${bashNotFound("ip6tables-restore")}[#] ip -6 rule delete`);
     expect(o.upState.xtables).toBe("");
+    expect(ours.up.stderr).toContain(`[#] ip6tables-restore -n\n${missingTool("ip6tables-restore", "::/0")}[#] ip -6 rule delete`);
+    expect(ours).toEqual({ ...o, up: { ...o.up, stderr: o.up.stderr.replace(bashNotFound("ip6tables-restore"), missingTool("ip6tables-restore", "::/0")) } });
   }, TIMEOUT);
 
-  test("IPv6 rules set, then iptables-restore missing: the teardown deletes the IPv6 rules", async () => {
-    const r = await compare({ conf: FULL.replace(/^DNS.*\n/m, ""), setup: XT_SETUP, env: noNftNoV4Restore(), upFails: true });
-    const o = r.orig!;
+  test("IPv6 rules set, then iptables-restore missing: ours names what to install; the teardown deletes the IPv6 rules", async () => {
+    const { orig: o, ours } = await origAndOurs({ conf: FULL.replace(/^DNS.*\n/m, ""), setup: XT_SETUP, env: noNftNoV4Restore(), upFails: true });
     expect(o.up.code).toBe(127);
-    expect(o.up.stderr).toContain(
-      "[#] iptables-restore -n\n/usr/bin/wg-quick: line 32: iptables-restore: command not found\n[#] ip6tables-restore -n\n[#] ip -4 rule delete",
-    );
+    expect(o.up.stderr).toContain(`[#] iptables-restore -n\n${bashNotFound("iptables-restore")}[#] ip6tables-restore -n\n[#] ip -4 rule delete`);
+    expect(ours).toEqual({ ...o, up: { ...o.up, stderr: o.up.stderr.replace(bashNotFound("iptables-restore"), missingTool("iptables-restore", "0.0.0.0/0")) } });
   }, TIMEOUT);
 
   test("IPv4-only full tunnel with FwMark: iptables only, ip6tables untouched", () =>
@@ -770,6 +791,122 @@ describe("ours: clear errors where the reference needs tools we do not replace",
     expect(r.stderr).toEndWith(`[#] ip link delete dev ${iface}\n`);
     await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
     expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
+});
+
+describe("ours: extensions where the reference fails (issue 17), reference vs ours", () => {
+  // A container's view of /proc/sys: read-only (a bind mount in a mount namespace of the run's own).
+  const RO_SYSCTL = ["unshare", "-m", "sh", "-c", 'mount --bind /proc/sys /proc/sys && mount -o remount,ro,bind /proc/sys && exec "$@"', "ro-sysctl"];
+  const SVM = "net.ipv4.conf.all.src_valid_mark";
+  const svmLine = `[#] sysctl -q ${SVM}=1\n`;
+  const svmAlready = [`sysctl -qw ${SVM}=1`];
+
+  test("src_valid_mark already 1, /proc/sys read-only: the reference fails; ours skips the write and its line, otherwise as the reference with /proc/sys writable", async () => {
+    const iface = ifname();
+    const origRo = await play("orig", { conf: FULL, setup: svmAlready, wrap: RO_SYSCTL, upFails: true }, iface);
+    expect(origRo.up.code).toBe(1);
+    expect(origRo.up.stderr).toContain(`${svmLine}sysctl: permission denied on key "${SVM}"\n[#] resolvconf -d`);
+    const origRw = await play("orig", { conf: FULL, setup: svmAlready }, iface);
+    expect(origRw.up.stderr).toContain(svmLine);
+    const ours = await play("ours", { conf: FULL, setup: svmAlready, wrap: RO_SYSCTL }, iface);
+    expect(ours.up.code).toBe(0);
+    expect(ours).toEqual({ ...origRw, up: { ...origRw.up, stderr: origRw.up.stderr.replace(svmLine, "") } });
+  }, TIMEOUT);
+
+  test("src_valid_mark already 1, /proc/sys writable: the reference's line and write, unchanged", async () => {
+    const r = await compare({ conf: FULL, setup: svmAlready });
+    expect(r.orig!.up.stderr).toContain(svmLine);
+  }, TIMEOUT);
+
+  test("src_valid_mark 0, /proc/sys read-only: both fail alike (sysctl's message, status 1, teardown)", async () => {
+    const r = await compare({ conf: FULL, wrap: RO_SYSCTL, upFails: true });
+    expect(r.orig!.up.code).toBe(1);
+    expect(r.orig!.up.stderr).toContain(`${svmLine}sysctl: permission denied on key "${SVM}"\n`);
+  }, TIMEOUT);
+
+  // IPv6 everywhere: an address, a route and a default route; the endpoint is IPv4.
+  const V6 = `${FULL.replace("[fd51::1]:51820", "198.51.100.1:51820")}[Peer]\nPublicKey = ${PEER2}\nAllowedIPs = 10.99.0.0/16, fd99::/48\n`;
+  // The same without its IPv6 parts: what the reference brings up where IPv6 is disabled.
+  const V4 = V6.replace(", fd73::2/128", "").replace(", ::/0", "").replace(", fd99::/48", "");
+
+  for (const [label, setup] of [
+    ["in the namespace (net.ipv6.conf.all.disable_ipv6=1)", ["sysctl -qw net.ipv6.conf.all.disable_ipv6=1"]],
+    ["for new links only (net.ipv6.conf.default.disable_ipv6=1)", ["sysctl -qw net.ipv6.conf.default.disable_ipv6=1"]],
+  ] as const) {
+    test(`IPv6 disabled ${label}: the reference fails; ours skips each IPv6 step with a warning, otherwise as the reference without IPv6 in the file`, async () => {
+      const iface = ifname();
+      const origV6 = await play("orig", { conf: V6, setup: [...setup], upFails: true }, iface);
+      expect(origV6.up.code).toBe(2);
+      expect(origV6.up.stderr).toContain(`[#] ip -6 address add fd73::2/128 dev ${iface}\nError: ipv6: IPv6 is disabled on this device.\n`);
+      const origV4 = await play("orig", { conf: V4, setup: [...setup] }, iface);
+      const ours = await play("ours", { conf: V6, setup: [...setup], whileUp: ["reload"] }, iface);
+      const why = `[!] IPv6 is disabled on ${iface} (net.ipv6.conf.${iface}.disable_ipv6 = 1): skipping `;
+      const warnings = [`${why}Address = fd73::2/128`, `${why}the route for AllowedIPs = fd99::/48`, `${why}the default route ::/0 (its routing table, policy rules and firewall rules)`];
+      const lines = ours.up.stderr.split("\n");
+      expect(lines.filter((l) => l.startsWith("[!] IPv6"))).toEqual(warnings);
+      expect(lines[lines.indexOf(warnings[0]!) - 1]).toBe(`[#] ip -4 address add 10.73.0.2/32 dev ${iface}`);
+      // A reload of the unchanged file changes nothing and warns the same way.
+      expect(ours.whileUp[0]).toEqual({ code: 0, stdout: "", stderr: `[#] wg syncconf ${iface} /dev/fd/63\n${warnings.join("\n")}\n` });
+      expect(ours.showconf).toContain("AllowedIPs = 0.0.0.0/0, ::/0\n");
+      // Besides the file and the reload, ours differs in `wg showconf` (the peer has ::/0) and in reload's look at the DNS record.
+      const same = (r: SideResult) => ({ ...r, showconf: "", whileUp: [], confAfter: "", logs: { ...r.logs, resolvconf: r.logs.resolvconf.replace(`resolvconf -l ${iface}\n`, "") } });
+      const oursUp = { ...ours.up, stderr: lines.filter((l) => !l.startsWith("[!] IPv6")).join("\n") };
+      expect(same({ ...ours, up: oursUp })).toEqual(same(origV4));
+    }, TIMEOUT);
+  }
+
+  test("hooks: a quoted or escaped # is kept (the reference cuts inside the quotes: a syntax error); an unquoted one still ends the command", async () => {
+    const hooks = `PostUp = echo "double #1 %i" >> %LOG
+PostUp = echo 'single #2' >> %LOG # a comment
+PostUp = echo escaped \\#3 >> %LOG
+PostUp = printf '%s\\n' $'ansi \\'#4\\'' >> %LOG
+PostUp = echo unquoted >> %LOG # cut "here
+PreDown = echo "predown #5" >> %LOG
+`;
+    const conf = SPLIT.replace(/^DNS.*\n/m, "").replace("ListenPort = 51001\n", "ListenPort = 51001\nSaveConfig = true\n").replace("[Peer]", () => `${hooks}[Peer]`);
+    const { orig, ours } = await origAndOurs({ conf, upFails: true }, { conf, whileUp: ["save"] });
+    expect(orig.up.code).toBe(2);
+    expect(orig.up.stderr).toMatch(/\[#\] echo "double\n\/usr\/bin\/wg-quick: eval: line \d+: unexpected EOF while looking for matching `"'\n/);
+    expect(ours.up.code).toBe(0);
+    const iface = /ip link delete dev (\S+)/.exec(orig.up.stderr)![1]!;
+    expect(ours.up.stderr).toContain(
+      `[#] echo "double #1 ${iface}" >> ${hookLog}\n[#] echo 'single #2' >> ${hookLog}\n[#] echo escaped \\#3 >> ${hookLog}\n` +
+        `[#] printf '%s\\n' $'ansi \\'#4\\'' >> ${hookLog}\n[#] echo unquoted >> ${hookLog}\n`,
+    );
+    expect(ours.logs.hooks).toBe(`double #1 ${iface}\nsingle #2\nescaped #3\nansi '#4'\nunquoted\npredown #5\n`);
+    // save and SaveConfig write the hooks back as read, so the file keeps them.
+    expect(ours.confAfter).toContain(`PostUp = echo "double #1 %i" >> ${hookLog}\nPostUp = echo 'single #2' >> ${hookLog}\nPostUp = echo escaped \\#3 >> ${hookLog}\n`);
+    expect(ours.confAfter).toContain(`PostUp = echo unquoted >> ${hookLog}\nPreDown = echo "predown #5" >> ${hookLog}\n`);
+  }, TIMEOUT);
+
+  // A PPPoE-like uplink (MTU 1492) next to a 1500 one, an endpoint behind each. Bridges without
+  // ports (this kernel has no dummy links): no carrier ever, so nothing changes asynchronously.
+  const LINKS = ["lan0 mtu 1500", "ppp0 mtu 1492"].map(
+    (l, i) => `ip link add ${l} address 02:00:00:00:01:0${i} type bridge && sysctl -qw net.ipv6.conf.${l.split(" ")[0]}.disable_ipv6=1 && ip link set ${l.split(" ")[0]} up && ip route add 100.6${4 + i}.0.0/24 dev ${l.split(" ")[0]}`,
+  );
+  const TWO = SPLIT.replace(/^DNS.*\n/m, "").replace("198.51.100.1:51820", "100.64.0.1:51820").replace("192.0.2.77/32\n", "192.0.2.77/32\nEndpoint = 100.65.0.1:51820\n");
+
+  test("MTU from two endpoints (1500 and PPPoE 1492): the largest by default, as the reference", async () => {
+    const r = await compare({ conf: TWO, setup: LINKS });
+    expect(r.orig!.up.stderr).toContain("[#] ip link set mtu 1420 up dev");
+  }, TIMEOUT);
+
+  test("WG_QUICK_MTU=min: the smallest endpoint-route MTU (1492 - 80); the reference ignores the variable", async () => {
+    const env = { WG_QUICK_MTU: "min" };
+    const { orig, ours } = await origAndOurs({ conf: TWO, setup: LINKS, env });
+    expect(orig.up.stderr).toContain("[#] ip link set mtu 1420 up dev");
+    expect(ours.up.stderr).toContain("[#] ip link set mtu 1412 up dev");
+    expect(JSON.parse(JSON.stringify(ours).replaceAll("mtu 1412", "mtu 1420"))).toEqual(orig);
+  }, TIMEOUT);
+
+  test("WG_QUICK_MTU with another value: ours stops before changing anything (status 1); with MTU = it is not read", async () => {
+    const iface = ifname();
+    const env = { WG_QUICK_MTU: "smallest" };
+    const bad = await play("ours", { conf: TWO, setup: LINKS, env, upFails: true }, iface);
+    expect(bad.up).toEqual({ code: 1, stdout: "", stderr: "wg-quick: WG_QUICK_MTU must be `min' or `max', not `smallest'\n" });
+    const fixed = await play("ours", { conf: TWO.replace("ListenPort = 51001\n", "ListenPort = 51001\nMTU = 1300\n"), setup: LINKS, env }, iface);
+    expect(fixed.up.code).toBe(0);
+    expect(fixed.up.stderr).toContain(`[#] ip link set mtu 1300 up dev ${iface}\n`);
   }, TIMEOUT);
 });
 

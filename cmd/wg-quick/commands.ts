@@ -4,7 +4,7 @@ import { setDns, unsetDns } from "./dns.ts";
 import { removeFirewall } from "./firewall.ts";
 import { executeHooks } from "./hooks.ts";
 import * as ip from "./ip.ts";
-import { addIf, delIf, setMtuUp } from "./interface.ts";
+import { addAddr, addIf, delIf, mtuRule, setMtuUp } from "./interface.ts";
 import { addRoute, routePrefixes } from "./routes.ts";
 import { saveConfig } from "./save.ts";
 import { requireWgInterface, wgWithFile } from "./wg.ts";
@@ -14,6 +14,7 @@ const setConfig = (q: Quick) => wgWithFile(q, "setconf", q.o.wgConfig);
 
 export async function cmdUp(q: Quick): Promise<void> {
   if (ip.linkExists(q.iface)) die(q.o.prog, `\`${q.iface}' already exists`);
+  if (q.o.mtu === "") mtuRule(q); // a bad WG_QUICK_MTU stops `up` before anything changes
   const onInt = () => (q.interrupted ||= 130);
   const onTerm = () => (q.interrupted ||= 143);
   process.on("SIGINT", onInt);
@@ -22,7 +23,7 @@ export async function cmdUp(q: Quick): Promise<void> {
     await executeHooks(q, q.o.preUp);
     await addIf(q);
     await setConfig(q);
-    for (const a of q.o.addresses) ip.addressAdd(q, a); // add_addr
+    for (const a of q.o.addresses) addAddr(q, a);
     await setMtuUp(q);
     await setDns(q);
     for (const p of await routePrefixes(q)) await addRoute(q, p);

@@ -10,9 +10,10 @@ import {
   nftPath,
   nftRemovalScript,
   nftScript,
+  restoreMissingMessage,
   xtables,
 } from "../../platform/linux/firewall.ts";
-import type { Quick } from "./context.ts";
+import { err, type Quick } from "./context.ts";
 import { FAMILIES, type Family } from "./ip.ts";
 
 /** `cmd nft -f <(echo -n SCRIPT)`; its status. */
@@ -21,13 +22,17 @@ async function nft(q: Quick, exe: string, script: string): Promise<number> {
   return await nftApply(exe, script);
 }
 
-/** `echo -n SCRIPT | cmd iptables-restore -n` (ip6tables-restore for IPv6); 127 when it is not in PATH. */
-async function restore(q: Quick, f: Family, script: string): Promise<number> {
+/**
+ * `echo -n SCRIPT | cmd iptables-restore -n` (ip6tables-restore for IPv6); 127 when it is not in
+ * PATH, with bash's message, or (`creating`, our extension) one that says what to install.
+ */
+async function restore(q: Quick, f: Family, script: string, creating = false): Promise<number> {
   const name = `${xtables(f.pf)}-restore`;
   q.cmd(`${name} -n`);
   const exe = Bun.which(name);
   if (exe === null) {
-    q.notFound(name);
+    if (creating) err(`${restoreMissingMessage(f.pf)}\n`);
+    else q.notFound(name);
     return 127;
   }
   return await iptablesRestore(exe, name, script);
@@ -36,7 +41,7 @@ async function restore(q: Quick, f: Family, script: string): Promise<number> {
 /** The tail of add_default: rules for the tunnel's `addresses` and the fwmark `table`, with nft if present. */
 export async function addFirewall(q: Quick, f: Family, table: number, addresses: readonly string[]): Promise<void> {
   const exe = nftPath();
-  q.check(exe !== null ? await nft(q, exe, nftScript(f.pf, q.iface, table, addresses)) : await restore(q, f, iptablesScript(q.iface, table, addresses)));
+  q.check(exe !== null ? await nft(q, exe, nftScript(f.pf, q.iface, table, addresses)) : await restore(q, f, iptablesScript(q.iface, table, addresses), true));
   q.haveSetFirewall = true;
 }
 
@@ -73,7 +78,7 @@ export async function replaceFirewall(q: Quick, f: Family, table: number, addres
   if (exe === null) {
     if (xtRemoval === null && addresses === null) return;
     const script = mergeRestoreScripts(xtRemoval ?? "", addresses === null ? "" : iptablesScript(q.iface, table, addresses));
-    q.check(await restore(q, f, script));
+    q.check(await restore(q, f, script, addresses !== null));
     return;
   }
   const removal = (await nftRemovalScript(exe, q.iface))

@@ -1,4 +1,4 @@
-// add_if, del_if and set_mtu_up of the reference (add_addr is ip.addressAdd). add_if asks the
+// add_if, del_if, add_addr and set_mtu_up of the reference. add_if asks the
 // kernel for a WireGuard link first, as the reference does; where that fails (no module) or
 // WG_QUICK_PREFER_USERSPACE asks for it, a userspace implementation creates the link instead:
 // our daemon, or the command WG_QUICK_USERSPACE_IMPLEMENTATION names. Everything after add_if
@@ -8,10 +8,11 @@ import { wireguardModuleLoaded } from "../../platform/linux/kernel.ts";
 import { socketPath } from "../../platform/socket-path.ts";
 import { launchDaemon } from "../launch.ts";
 import { selfCommand } from "../self.ts";
-import { err, type Quick } from "./context.ts";
+import { die, err, type Quick } from "./context.ts";
 import { unsetDns } from "./dns.ts";
 import { removeFirewall } from "./firewall.ts";
 import * as ip from "./ip.ts";
+import { skipIpv6 } from "./ipv6.ts";
 import { autoTable, deletePolicyRules, hasDefaultRoute } from "./routes.ts";
 import { device, getFwmark } from "./wg.ts";
 
@@ -69,22 +70,44 @@ export async function delIf(q: Quick): Promise<void> {
   ip.linkDelete(q);
 }
 
+/** add_addr: `ip -4|-6 address add A dev IF`; a valid IPv6 address where IPv6 is disabled is skipped with a warning (our extension). */
+export function addAddr(q: Quick, address: string): void {
+  const f = ip.familyOf(address);
+  if (f === ip.INET6 && ip.isPrefix(address, f) && skipIpv6(q, `Address = ${address}`)) return;
+  ip.addressAdd(q, address);
+}
+
 export async function setMtuUp(q: Quick): Promise<void> {
   ip.linkSetMtuUp(q, q.o.mtu !== "" ? q.o.mtu : String(await autoMtu(q)));
 }
 
 /**
- * The MTU `up` picks without MTU =: the largest MTU of the endpoints' routes (else of the
- * default route, else 1500) minus 80. `selfIndex` (reload) ignores routes through the tunnel
- * itself, which `up` never sees because it asks before adding them.
+ * Which endpoint-route MTU `up` starts from without MTU =. Unset, empty or `max`: the largest,
+ * the reference's rule. `min` (our extension, the rule of newer upstream releases): the
+ * smallest, so that the tunnel's packets fit the narrowest path, e.g. a PPPoE link (1492) next
+ * to an Ethernet one (1500). The reference ignores the variable, so a file stays valid for both.
+ */
+export function mtuRule(q: Quick): "min" | "max" {
+  const v = process.env.WG_QUICK_MTU ?? "";
+  if (v === "" || v === "max") return "max";
+  if (v === "min") return "min";
+  die(q.o.prog, `WG_QUICK_MTU must be \`min' or \`max', not \`${v}'`);
+}
+
+/**
+ * The MTU `up` picks without MTU =: the largest (or with WG_QUICK_MTU=min the smallest) MTU of
+ * the endpoints' routes, else of the default route, else 1500; minus 80. `selfIndex` (reload)
+ * ignores routes through the tunnel itself, which `up` never sees because it asks before
+ * adding them.
  */
 export async function autoMtu(q: Quick, selfIndex = 0): Promise<number> {
+  const smallest = mtuRule(q) === "min";
   let mtu = 0;
   for (const p of (await device(q))?.peers ?? []) {
     const m = /^\[?([a-z0-9:.]+)\]?:[0-9]+$/.exec(p.endpoint ?? "");
     if (!m) continue;
     const v = ip.routeGetMtu(m[1]!, selfIndex);
-    if (v !== null && v > mtu) mtu = v;
+    if (v !== null && v > 0 && (mtu === 0 || (smallest ? v < mtu : v > mtu))) mtu = v;
   }
   if (mtu === 0) mtu = ip.defaultRouteMtu() ?? 0;
   if (mtu <= 0) mtu = 1500;

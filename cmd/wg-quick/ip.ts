@@ -73,6 +73,9 @@ export function prefixArg(text: string, f: Family): rt.Prefix {
   return p;
 }
 
+/** ip would read `text` as a prefix of the family. */
+export const isPrefix = (text: string, f: Family) => rt.parsePrefix(text, f.family) !== null;
+
 export function tableArg(text: string): number {
   const t = rt.tableId(text);
   if (t === null) throw new IpUsage(255, `Error: argument "${text}" is wrong: "table" value is invalid\n`);

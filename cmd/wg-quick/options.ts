@@ -49,6 +49,34 @@ function keyValue(line: string): { key: string; value: string; hasEq: boolean } 
   };
 }
 
+/**
+ * A hook's value (our extension of the reference's cut at the first `#`): the line's text after
+ * its first `=`, up to the first `#` that is neither inside quotes ('...', "...", $'...') nor
+ * escaped by a backslash, trimmed. Where the reference kept a command, the first `#` is
+ * unquoted and both cut there; a quoted `#` made it cut inside the quotes, a syntax error.
+ * Quotes are matched as written, not inside `$(...)`; unbalanced ones keep the rest of the line.
+ */
+export function hookValue(line: string): string {
+  const eq = line.indexOf("=");
+  let quote: "'" | '"' | "$'" | null = null;
+  let i = eq + 1;
+  for (; i < line.length; i++) {
+    const c = line[i];
+    if (quote === "'") {
+      if (c === "'") quote = null;
+    } else if (c === "\\") i++; // unquoted, in "..." and in $'...' a backslash takes the next character along
+    else if (quote !== null) {
+      if (c === quote[quote.length - 1]) quote = null;
+    } else if (c === "#") break;
+    else if (c === "'" || c === '"') quote = c;
+    else if (c === "$" && line[i + 1] === "'") {
+      quote = "$'";
+      i++;
+    }
+  }
+  return trimSpace(line.slice(eq + 1, i));
+}
+
 /** CONFIG_FILE|INTERFACE as the reference finds it: the resolved file and the interface name. */
 export function configFileOf(prog: string, arg: string): { configFile: string; iface: string } {
   let configFile = arg;
@@ -88,10 +116,11 @@ export function parseOptions(prog: string, arg: string): Options {
   }
   let inInterface = false;
   for (const line of readLines(text)) {
-    const { key, value } = keyValue(line);
+    const { key, value, hasEq } = keyValue(line);
     const k = key.toLowerCase();
     if (k.startsWith("[")) inInterface = k === "[interface]";
-    if (inInterface && interfaceKey(prog, o, k, value)) continue;
+    const hook = hasEq && Object.hasOwn(HOOK_LISTS, k);
+    if (inInterface && interfaceKey(prog, o, k, hook ? hookValue(line) : value)) continue;
     o.wgConfig += `${line}\n`;
   }
   return o;

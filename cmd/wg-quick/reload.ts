@@ -10,11 +10,12 @@ import * as rt from "../../platform/linux/rtnetlink.ts";
 import { err, type Quick } from "./context.ts";
 import { resolvconfDelete, resolvconfName, resolvectlRevert, resolvectlSet, setDns } from "./dns.ts";
 import { replaceFirewall } from "./firewall.ts";
-import { autoMtu } from "./interface.ts";
+import { autoMtu, mtuRule } from "./interface.ts";
 import * as ip from "./ip.ts";
 import type { Family } from "./ip.ts";
+import { skipIpv6 } from "./ipv6.ts";
 import { configHasKey, readLines, trimSpace, words } from "./options.ts";
-import { addDefault, addRoute, autoTable, deletePolicyRules, prefixesOf, routePrefixes } from "./routes.ts";
+import { addDefault, addRoute, autoTable, deletePolicyRules, prefixesOf, routePrefixes, skipDefault } from "./routes.ts";
 import { device, getFwmark, requireWgInterface, wg, wgWithFile } from "./wg.ts";
 
 const ARGS = {
@@ -69,6 +70,7 @@ export async function cmdReload(q: Quick): Promise<void> {
   ip.validate(q, () => ip.deviceArg(q.iface));
   const want = q.o.addresses.map((text) => ({ text, prefix: ip.validate(q, () => ip.prefixArg(text, ip.familyOf(text))) }));
   const mtu = q.o.mtu === "" ? null : ip.validate(q, () => ip.mtuArg(q.o.mtu));
+  if (mtu === null) mtuRule(q);
   if (!autoTable(q) && q.o.table !== "off") ip.validate(q, () => ip.tableArg(q.o.table));
   const before = await device(q);
   const oldPrefixes = prefixesOf(before);
@@ -108,8 +110,12 @@ async function syncConfig(q: Quick, extra: readonly string[]): Promise<void> {
 
 const isLinkLocal = (p: rt.Prefix) => p.family === rt.AF_INET6 && p.addr[0] === 0xfe && (p.addr[1]! & 0xc0) === 0x80;
 
-/** Adds the file's new addresses, then removes the ones it no longer has (the kernel's IPv6 link-local stays). */
-function reloadAddresses(q: Quick, want: readonly { text: string; prefix: rt.Prefix }[]): void {
+/**
+ * Adds the file's new addresses, then removes the ones it no longer has (the kernel's IPv6
+ * link-local stays). IPv6 ones where IPv6 is disabled are left out, with a warning, as `up` does.
+ */
+function reloadAddresses(q: Quick, all: readonly { text: string; prefix: rt.Prefix }[]): void {
+  const want = all.filter((w) => w.prefix.family !== rt.AF_INET6 || !skipIpv6(q, `Address = ${w.text}`));
   const addMissing = () => {
     const have = ip.addresses(q);
     for (const w of want) {
@@ -184,7 +190,7 @@ async function reloadRoutes(q: Quick, oldPrefixes: readonly string[], oldAddress
       await addRoute(q, p);
     } else if (fwmark === null || !oldPrefixes.includes(p)) {
       await addDefault(q, p);
-    } else {
+    } else if (!skipDefault(q, p)) {
       // Already routed: the route goes with the family's last address; the firewall names the addresses.
       const f = ip.familyOf(p);
       if (!ip.routeExists(q, p, fwmark)) ip.routeAdd(q, p, String(fwmark));

@@ -4,11 +4,12 @@
 // del_if; the allowed IPs in the order the reference routes them.
 import type { WgDevice } from "../../core/tools/containers.ts";
 import { formatAllowedIp } from "../../core/tools/show.ts";
-import { setSysctl } from "../../platform/linux/kernel.ts";
+import { readSysctl, setSysctl, sysctlWritable } from "../../platform/linux/kernel.ts";
 import * as rt from "../../platform/linux/rtnetlink.ts";
 import { err, type Quick } from "./context.ts";
 import { addFirewall } from "./firewall.ts";
 import * as ip from "./ip.ts";
+import { skipIpv6 } from "./ipv6.ts";
 import { device, getFwmark, wg } from "./wg.ts";
 
 /** `Table =` empty or `auto`: routes go to the main table, default routes get policy routing. */
@@ -30,12 +31,18 @@ export async function hasDefaultRoute(q: Quick): Promise<boolean> {
   return ((await device(q))?.peers ?? []).some((p) => p.allowedIps.some((a) => a.cidr === 0));
 }
 
+/** The reference's add_route; an IPv6 route where IPv6 is disabled is skipped with a warning (our extension). */
 export async function addRoute(q: Quick, prefix: string): Promise<void> {
   if (q.o.table === "off") return;
+  if (autoTable(q) && prefix.endsWith("/0")) return await addDefault(q, prefix);
+  if (ip.familyOf(prefix) === ip.INET6 && skipIpv6(q, `the route for AllowedIPs = ${prefix}`)) return;
   if (!autoTable(q)) ip.routeAdd(q, prefix, q.o.table);
-  else if (prefix.endsWith("/0")) await addDefault(q, prefix);
   else if (!ip.routeMatches(q, prefix)) ip.routeAdd(q, prefix);
 }
+
+/** A default route ::/0 where IPv6 is disabled: skipped whole (route, rules, firewall) with a warning (our extension). */
+export const skipDefault = (q: Quick, prefix: string) =>
+  ip.familyOf(prefix) === ip.INET6 && skipIpv6(q, `the default route ${prefix} (its routing table, policy rules and firewall rules)`);
 
 /** The fwmark table: the interface's fwmark, else the first table from 51820 on that is empty in both families (then set as the fwmark). */
 async function fwmarkTable(q: Quick): Promise<number> {
@@ -52,6 +59,7 @@ export const notFwmarkRule = (table: number): rt.RuleSpec => ({ invert: true, fw
 export const suppressRule: rt.RuleSpec = { table: rt.RT_TABLE_MAIN, suppressPrefixlen: 0 };
 
 export async function addDefault(q: Quick, prefix: string): Promise<void> {
+  if (skipDefault(q, prefix)) return;
   const table = await fwmarkTable(q);
   const f = ip.familyOf(prefix);
   ip.routeAdd(q, prefix, String(table));
@@ -62,12 +70,21 @@ export async function addDefault(q: Quick, prefix: string): Promise<void> {
   await addFirewall(q, f, table, addresses);
 }
 
-/** `cmd sysctl -q net.ipv4.conf.all.src_valid_mark=1` */
+const SRC_VALID_MARK = "net.ipv4.conf.all.src_valid_mark";
+
+/**
+ * `cmd sysctl -q net.ipv4.conf.all.src_valid_mark=1`. Our extension, for containers with a
+ * read-only /proc/sys: where the key cannot be written but already is 1, nothing is printed or
+ * written (as newer upstream skips it), instead of failing `up`. Where it can be written, the
+ * line and the write are the reference's even when the value is 1 already.
+ */
 function setSrcValidMark(q: Quick): void {
-  q.cmd("sysctl -q net.ipv4.conf.all.src_valid_mark=1");
-  if (setSysctl("net.ipv4.conf.all.src_valid_mark", "1")) return;
-  err('sysctl: permission denied on key "net.ipv4.conf.all.src_valid_mark"\n');
-  q.fail(255);
+  if (readSysctl(SRC_VALID_MARK) === "1" && !sysctlWritable(SRC_VALID_MARK)) return;
+  q.cmd(`sysctl -q ${SRC_VALID_MARK}=1`);
+  const failure = setSysctl(SRC_VALID_MARK, "1");
+  if (failure === null) return;
+  err(`${failure}\n`);
+  q.fail(1);
 }
 
 /**

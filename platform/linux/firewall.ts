@@ -48,6 +48,16 @@ export function xtables(pf: "ip" | "ip6"): "iptables" | "ip6tables" {
   return pf === "ip6" ? "ip6tables" : "iptables";
 }
 
+/**
+ * The message where neither nft nor the family's iptables-restore is installed, so the rules of
+ * a default route cannot be made: bash's "command not found" and what to install.
+ */
+export function restoreMissingMessage(pf: "ip" | "ip6"): string {
+  const name = `${xtables(pf)}-restore`;
+  const route = pf === "ip6" ? "::/0" : "0.0.0.0/0";
+  return `${name}: command not found (a default route, AllowedIPs = ${route}, needs nft or ${name} for its firewall rules: on Debian/Ubuntu install the nftables package, or iptables)`;
+}
+
 /** What tags every rule of IFACE; the closing quote keeps `wg0` from matching `wg01`'s rules. */
 function marker(iface: string): string {
   return `-m comment --comment "wg-quick(8) rule for ${iface}"`;
