@@ -11,7 +11,8 @@ import { basename, dirname } from "node:path";
 import { closeRtnetlink } from "../platform/linux/rtnetlink.ts";
 import { selfCommand } from "./self.ts";
 import { cmdDown, cmdSave, cmdStrip, cmdUp } from "./wg-quick/commands.ts";
-import { Exit, Quick, err } from "./wg-quick/context.ts";
+import { Quick } from "./wg-quick/context.ts";
+import { Exit, err } from "./wg-quick/exit.ts";
 import { parseOptions } from "./wg-quick/options.ts";
 import { cmdReload, parseReloadArgs } from "./wg-quick/reload.ts";
 

@@ -1,5 +1,6 @@
 // cmd_up, cmd_down, cmd_save and cmd_strip of the reference, step by step in its order.
-import { Exit, die, type Quick } from "./context.ts";
+import type { Quick } from "./context.ts";
+import { Exit, die } from "./exit.ts";
 import { setDns, unsetDns } from "./dns.ts";
 import { removeFirewall } from "./firewall.ts";
 import { executeHooks } from "./hooks.ts";

@@ -1,21 +1,8 @@
 // What one wg-quick invocation shares between its steps: the parsed file, the reference's
 // global flags (HAVE_SET_DNS, HAVE_SET_FIREWALL), and bash's `cmd` and `set -e` semantics.
 import { dnsManager, type DnsManager } from "../../platform/linux/resolvconf.ts";
+import { Exit, err } from "./exit.ts";
 import type { Options } from "./options.ts";
-
-/** Leaves wg-quick with a status (bash `exit N`, or a failed command under `set -e`). */
-export class Exit {
-  constructor(readonly code: number) {}
-}
-
-/** stderr, byte for byte (interface names and config text are byte strings, one char per byte). */
-export const err = (s: string) => process.stderr.write(Buffer.from(s, "latin1"));
-
-/** The reference's `die`: `PROG: MESSAGE` and status 1. */
-export function die(prog: string, msg: string): never {
-  err(`${prog}: ${msg}\n`);
-  throw new Exit(1);
-}
 
 export class Quick {
   haveSetDns = false;

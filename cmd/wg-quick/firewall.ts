@@ -13,7 +13,8 @@ import {
   restoreMissingMessage,
   xtables,
 } from "../../platform/linux/firewall.ts";
-import { err, type Quick } from "./context.ts";
+import type { Quick } from "./context.ts";
+import { err } from "./exit.ts";
 import { FAMILIES, type Family } from "./ip.ts";
 
 /** `cmd nft -f <(echo -n SCRIPT)`; its status. */

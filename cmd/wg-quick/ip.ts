@@ -3,7 +3,8 @@
 // rtnetlink request; a failure prints ip's own message and ends wg-quick with ip's status. The
 // lookups the reference makes inside `$(...)` (no `[#]` line) are the functions at the end.
 import * as rt from "../../platform/linux/rtnetlink.ts";
-import { err, type Quick } from "./context.ts";
+import type { Quick } from "./context.ts";
+import { err } from "./exit.ts";
 
 /** An address family as the reference derives it from an address: `[[ $1 == *:* ]] && proto=-6`. */
 export interface Family {

@@ -3,7 +3,8 @@
 // step is skipped with one warning line instead. Where IPv6 works nothing changes. `down` needs
 // nothing of its own: it only removes what it finds.
 import { ipv6Unavailable } from "../../platform/linux/kernel.ts";
-import { err, type Quick } from "./context.ts";
+import type { Quick } from "./context.ts";
+import { err } from "./exit.ts";
 
 /** True, after a `[!] ...` line naming `what`, when IPv6 cannot be configured on the interface. */
 export function skipIpv6(q: Quick, what: string): boolean {

@@ -1,7 +1,7 @@
 // parse_options and read_bool of the reference: the config file's lookup, its permission
 // warning, and the split of its lines into wg-quick's keys and the part handed to `wg`.
 import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { die, err } from "./context.ts";
+import { die, err } from "./exit.ts";
 
 export interface Options {
   prog: string;

@@ -3,7 +3,8 @@
 // umask 077.
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { showconfDevice } from "../../core/tools/show.ts";
-import { die, type Quick } from "./context.ts";
+import type { Quick } from "./context.ts";
+import { die } from "./exit.ts";
 import { savedDns } from "./dns.ts";
 import * as ip from "./ip.ts";
 import { device } from "./wg.ts";

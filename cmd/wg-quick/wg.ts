@@ -7,7 +7,8 @@ import { strerror } from "../../core/errno.ts";
 import { getDevice, listInterfaces } from "../../platform/ipc.ts";
 import { memfdWith } from "../../platform/linux/memfd.ts";
 import { wgMain } from "../wg.ts";
-import { die, err, type Quick } from "./context.ts";
+import type { Quick } from "./context.ts";
+import { die, err } from "./exit.ts";
 
 /** `cmd wg ARGS...` */
 export async function wg(q: Quick, args: string[]): Promise<void> {
