@@ -6,7 +6,8 @@
 // works. Instead a probe that changes nothing anywhere (an existing peer, update-only, losing a
 // prefix it does not hold) tells the two apart: accepted, the request goes as it is; EINVAL, it
 // is rewritten so that every peer block with removals replaces that peer's whole list with the
-// list the removals leave (one request: the replacement and the new list are applied together).
+// list the removals leave (in the same request, so the emptied list is refilled at once; over
+// netlink only a list too long for one message is continued in the next).
 // Additions (`+PREFIX`) need none of this: they are plain inserts without replace_allowed_ips.
 import { formatPrefix } from "../allowedips.ts";
 import { publicKey } from "../crypto.ts";
@@ -124,7 +125,9 @@ export function withoutRemovals(c: DeviceConfig, dev: WgDevice): DeviceConfig {
  * Applies `c` through `io`: as it is when it removes no allowed IPs or the backend removes them
  * itself, else as withoutRemovals() rewrites it. Between the read and the rewritten change
  * another writer's change to those peers' allowed IPs would be overwritten, as with any
- * read-modify-write client. 0, or the errno of the step that failed.
+ * read-modify-write client; and a kernel whose probe peer is removed in between accepts the
+ * probe unread (update-only on an absent peer), so an old one would then refuse the change
+ * part-way. 0, or the errno of the step that failed.
  */
 export async function applyWithRemovals(io: DeviceIo, c: DeviceConfig): Promise<number> {
   if (!removesAllowedIps(c)) return io.set(c);
@@ -136,6 +139,7 @@ export async function applyWithRemovals(io: DeviceIo, c: DeviceConfig): Promise<
     if (errno === 0) return io.set(c);
     if (errno !== EINVAL) return errno;
   }
-  // No peers, or no removals: the rewrite is exact, whatever the backend.
+  // Refused, or no peer to probe with (then every removal is a no-op or undoes an insert of
+  // this same change, which the rewrite reproduces on any backend).
   return io.set(withoutRemovals(c, read.device));
 }
