@@ -3,6 +3,7 @@
 // over UAPI (ipc-uapi.ts); any other name goes to the kernel over generic netlink
 // (linux/ipc-netlink.ts), whose errors are then wg's (no such device, operation not permitted,
 // protocol not supported when the module is missing).
+import { applyWithRemovals, type DeviceIo } from "../core/tools/allowed-ip-removal.ts";
 import type { DeviceConfig } from "../core/tools/containers.ts";
 import type { GetResult } from "../core/tools/uapi.ts";
 import * as kernel from "./linux/ipc-netlink.ts";
@@ -32,9 +33,16 @@ export async function getDevice(name: string): Promise<GetResult> {
   return (await isUserspace(name)) ? uapi.getDevice(name) : kernel.getDevice(name);
 }
 
-/** wg's ipc_set_device: 0, or the errno wg reports. */
+/**
+ * wg's ipc_set_device: 0, or the errno wg reports. Removals of single allowed IPs are sent as
+ * they are where the backend takes them, else rewritten as replacements (allowed-ip-removal.ts).
+ */
 export async function setDevice(name: string, config: DeviceConfig): Promise<number> {
-  return (await isUserspace(name)) ? uapi.setDevice(name, config) : kernel.setDevice(name, config);
+  const io: DeviceIo = (await isUserspace(name))
+    ? // Only the allowed IPs of this reading are used: endpoints need no resolver and cannot fail it.
+      { get: () => uapi.getDevice(name, (host, port) => `${host}:${port}`), set: (c) => uapi.setDevice(name, c) }
+    : { get: async () => kernel.getDevice(name), set: async (c) => kernel.setDevice(name, c) };
+  return applyWithRemovals(io, config);
 }
 
 /**

@@ -51,9 +51,8 @@ const PARSE_ENV = { resolvePort, resolveEndpoint, sleep: (us: number) => Bun.sle
 
 /**
  * Applies `update` to one interface in one request, as `wg set` does. Allowed IPs are added to
- * the peer's unless `replaceAllowedIPs` is set. Removing single allowed IPs is not offered yet:
- * our daemon and wireguard-go 0.0.20220316 have no such operation, and the kernel has it only
- * from Linux 6.16 on.
+ * the peer's unless `replaceAllowedIPs` is set; `removeAllowedIPs` takes single ones away
+ * (natively where the backend can, else as a replacement of that peer's list: wg's `-PREFIX`).
  */
 export async function configureDevice(name: string, update: DeviceUpdate): Promise<void> {
   const peers = update.peers?.map((p) => (p.endpoint === undefined ? p : { ...p, endpoint: toBytes(p.endpoint) }));

@@ -121,6 +121,19 @@ for (const impl of ["ours", "go"] as const) {
       expect(dump(ns, iface).dev).toEqual(["(none)", "(none)", "45124", "off"]);
     });
 
+    test(`configureDevice: removeAllowedIPs takes exactly those prefixes (${impl === "ours" ? "natively" : "as a replacement of the list"})`, async () => {
+      const [a, b] = [0, 1].map(() => wg.publicKeyOf(wg.generatePrivateKey())) as [string, string];
+      await wg.configureDevice(iface, { peers: [{ publicKey: a, allowedIPs: ["10.7.0.0/24", "10.7.1.0/24", "fd00:7::/64"] }, { publicKey: b, allowedIPs: ["10.8.0.0/24"] }] });
+      // Removals first, then additions; a prefix held by another peer, or not at all, stays where it is.
+      await wg.configureDevice(iface, { peers: [{ publicKey: a, removeAllowedIPs: ["10.7.1.7/24", "10.8.0.0/24", "10.9.0.0/24", "10.7.0.0/24"], allowedIPs: ["10.7.0.0/24", "10.7.2.0/24"] }] });
+      expect(peerLine(ns, iface, a)![3]).toBe("fd00:7::/64,10.7.0.0/24,10.7.2.0/24");
+      expect(peerLine(ns, iface, b)![3]).toBe("10.8.0.0/24");
+      expect((await wg.getDevice(iface)).peers.find((p) => p.publicKey === a)!.allowedIPs).toEqual(["fd00:7::/64", "10.7.0.0/24", "10.7.2.0/24"]);
+      for (const bad of [["-10.7.0.0/24"], ["10.7.0.0/33"]]) expect(await thrown(wg.configureDevice(iface, { peers: [{ publicKey: a, removeAllowedIPs: bad }] }))).toBeInstanceOf(wg.InvalidArgumentError);
+      expect(await thrown(wg.configureDevice(iface, { peers: [{ publicKey: a, allowedIPs: ["+10.7.3.0/24"] }] }))).toBeInstanceOf(wg.InvalidArgumentError);
+      await wg.configureDevice(iface, { peers: [{ publicKey: a, remove: true }, { publicKey: b, remove: true }] });
+    });
+
     test("typed errors with errno; a rejected request changes nothing", async () => {
       const pub = wg.publicKeyOf(wg.generatePrivateKey());
       const before = dump(ns, iface);

@@ -68,6 +68,10 @@ function attrs(v: DataView, start: number, end: number): Attr[] {
 const bytes = (v: DataView, a: Attr) => new Uint8Array(v.buffer, v.byteOffset + a.off, a.len).slice();
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const prefixKey = (a: KAllowedIp) => `${hexOf(a.addr)}/${a.cidr}`;
+function masked(addr: Uint8Array, cidr: number): Uint8Array {
+  for (let i = cidr >> 3; i < addr.length; i++) addr[i]! &= 0xff << Math.max(0, Math.min(8, 8 - (cidr - 8 * i))) & 0xff;
+  return addr;
+}
 function scalar(a: Attr, size: number, what: string): void {
   if (a.nested) throw new Error(`${what}: NLA_F_NESTED on a scalar`);
   if (a.len !== size) throw new Error(`${what}: ${a.len} bytes, want ${size}`);
@@ -87,6 +91,19 @@ export interface ModelOptions {
   dumpBudget?: number;
   /** Dump messages packed per datagram. */
   perDatagram?: number;
+  /**
+   * Linux 6.16+: an allowed IP may carry WGALLOWEDIP_A_FLAGS (REMOVE_ME). Without it the element
+   * is refused with EINVAL where it is parsed, after what came before it was applied (strict
+   * nla_parse_nested, type 4 above WGALLOWEDIP_A_MAX).
+   */
+  allowedIpFlags?: boolean;
+}
+
+/** An error the kernel answers with (the model's own shape checks throw plain Errors). */
+class KernelErrno extends Error {
+  constructor(readonly errno: number) {
+    super(`errno ${errno}`);
+  }
 }
 
 /** The kernel, as far as one WireGuard device goes. Plug in with `() => model.channel()`. */
@@ -149,7 +166,12 @@ export class KernelModel {
     if (req.length > 4096) throw new Error(`SET message of ${req.length} bytes exceeds the 4096-byte bound`);
     const index = this.setIndex++;
     if (this.opts.failSetAt?.index === index) return [errorMsg(req, seq, portId, this.opts.failSetAt.errno)];
-    this.applySet(v, top, index === 0);
+    try {
+      this.applySet(v, top, index === 0);
+    } catch (e) {
+      if (e instanceof KernelErrno) return [errorMsg(req, seq, portId, e.errno)];
+      throw e;
+    }
     return [ack(req, seq, portId)];
   }
 
@@ -221,17 +243,30 @@ export class KernelModel {
         if (el.type !== 0) throw new Error("allowed-IP element type is not 0");
         nest(el, "allowed IP");
         const ia = attrs(v, el.off, el.off + el.len);
-        const f = ia.find((a) => a.type === 1), ad = ia.find((a) => a.type === 2), c = ia.find((a) => a.type === 3);
-        if (!f || !ad || !c || ia.length !== 3) throw new Error("allowed IP needs exactly FAMILY, IPADDR, CIDR_MASK");
+        const f = ia.find((a) => a.type === 1), ad = ia.find((a) => a.type === 2), c = ia.find((a) => a.type === 3), fl = ia.find((a) => a.type === 4);
+        if (fl && !this.opts.allowedIpFlags) throw new KernelErrno(22);
+        if (!f || !ad || !c || ia.length !== (fl ? 4 : 3)) throw new Error("allowed IP needs exactly FAMILY, IPADDR, CIDR_MASK (and FLAGS)");
         scalar(f, 2, "FAMILY");
         scalar(c, 1, "CIDR_MASK");
+        let removeMe = false;
+        if (fl) {
+          scalar(fl, 4, "ALLOWEDIP FLAGS");
+          const x = v.getUint32(fl.off, true);
+          if (x & ~1) throw new KernelErrno(22); // NLA_POLICY_MASK
+          removeMe = x === 1;
+        }
         const family = v.getUint16(f.off, true), cidr = v.getUint8(c.off);
         if (!((family === 2 && ad.len === 4 && cidr <= 32) || (family === 10 && ad.len === 16 && cidr <= 128))) throw new Error("EINVAL allowed IP");
-        const ip: KAllowedIp = { family, addr: bytes(v, ad), cidr };
+        // The trie holds prefixes masked.
+        const ip: KAllowedIp = { family, addr: masked(bytes(v, ad), cidr), cidr };
         const k = prefixKey(ip);
         const was = this.owner.get(k);
-        if (was === peer) continue;
-        // Inserting a prefix another peer owns moves it here.
+        if (removeMe) {
+          // Only that exact prefix, and only from this peer.
+          if (was === peer) (this.owner.delete(k), (peer.ips = peer.ips.filter((x) => prefixKey(x) !== k)));
+          continue;
+        }
+        // Inserting a prefix held by another peer moves it here; by this one, to the end of its list.
         if (was) was.ips = was.ips.filter((x) => prefixKey(x) !== k);
         this.owner.set(k, peer);
         peer.ips.push(ip);

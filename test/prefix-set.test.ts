@@ -211,6 +211,8 @@ describe("wg allowed-ips", () => {
       [["10.0.0.0/8,nope"], "Unable to parse IP address: `nope'\n"],
       [["10.0.0.0/8", "--except", "10.0.0.0/33"], "AllowedIP is not in the correct format: `10.0.0.0/33'\n"],
       [["10.0.0.0/8,"], "Unable to parse IP address: `'\n"],
+      // wg set's +/- signs are no part of these lists.
+      [["0.0.0.0/0,-10.0.0.0/8"], "Unable to parse IP address: `-10.0.0.0'\n"],
     ];
     for (const [args, stderr] of cases) expect(await ours(["allowed-ips", ...args])).toEqual({ stdout: "", stderr, code: 1 });
   });

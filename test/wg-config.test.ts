@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigParser, WgExit, keyFromKeyFile, parseAllowedIps, parseConfigFile, parseEndpoint, parseFwmark, parseKeepalive, parseSetArgs, strtoul, syncConfig, type EndpointResult, type ParseEnv } from "../core/tools/config.ts";
 import { buildSetRequest, parseGetResponse, parseSetResponse } from "../core/tools/uapi.ts";
-import { emptyPeerConfig, type WgDevice } from "../core/tools/containers.ts";
+import { emptyPeerConfig, type AllowedIp, type WgDevice } from "../core/tools/containers.ts";
 import { keyToBase64, keyToHex } from "../core/encoding.ts";
 
 function env(o: Partial<ParseEnv> & { resolve?: (h: string, p: string) => EndpointResult } = {}) {
@@ -58,7 +58,11 @@ describe("value parsers", () => {
       ["10.0.0.0/33", "AllowedIP is not in the correct format: `10.0.0.0/33'\n"],
       ["10.0.0.0/+8", "AllowedIP is not in the correct format: `10.0.0.0/+8'\n"],
       ["::/129", "AllowedIP is not in the correct format: `::/129'\n"],
-      ["-10.0.0.0/8", "Unable to parse IP address: `-10.0.0.0'\n"],
+      // Signed entries (1.0.20250521) are named without their one sign.
+      ["-", "Unable to parse IP address: `'\n"],
+      ["+-10.0.0.1", "Unable to parse IP address: `-10.0.0.1'\n"],
+      ["-10.0.0.0/33", "AllowedIP is not in the correct format: `10.0.0.0/33'\n"],
+      ["+10.0.0.1,-nope", "Unable to parse IP address: `nope'\n"],
     ];
     for (const [v, msg] of cases) {
       const x = env();
@@ -68,6 +72,49 @@ describe("value parsers", () => {
     const empty = emptyPeerConfig();
     expect(parseAllowedIps(empty, "", e)).toBe(true);
     expect([empty.replaceAllowedIps, empty.allowedIps.length]).toEqual([true, 0]);
+  });
+});
+
+describe("incremental allowed IPs (`+`/`-`, wireguard-tools 1.0.20250521)", () => {
+  const entries = (p: { allowedIps: AllowedIp[] }) => p.allowedIps.map((a) => `${a.remove ? "-" : "+"}${Buffer.from(a.addr).join(".")}/${a.cidr}`);
+  test("a sign anywhere in a list makes it incremental; unsigned entries add; one sign is taken off", () => {
+    const { e, errs } = env();
+    const p = emptyPeerConfig();
+    expect(parseAllowedIps(p, "10.0.0.1,-10.0.0.2/32,+10.0.0.0/8", e)).toBe(true);
+    expect([p.replaceAllowedIps, entries(p), errs]).toEqual([false, ["+10.0.0.1/32", "-10.0.0.2/32", "+10.0.0.0/8"], []]);
+    // Each list decides afresh, so the last one of a peer wins (upstream's rule).
+    expect(parseAllowedIps(p, "10.0.0.3", e)).toBe(true);
+    expect(p.replaceAllowedIps).toBe(true);
+    expect(parseAllowedIps(p, "+10.0.0.4", e)).toBe(true);
+    expect([p.replaceAllowedIps, p.allowedIps.length]).toEqual([false, 5]);
+    // Unsigned lists stay what 1.0.20210914 made of them.
+    const q = emptyPeerConfig();
+    expect(parseAllowedIps(q, "10.0.0.1,fd00::/8", e)).toBe(true);
+    expect([q.replaceAllowedIps, q.allowedIps.some((a) => "remove" in a)]).toEqual([true, false]);
+  });
+  test("warnings name the entry without its sign; unsigned mode keeps the sign as part of the address", () => {
+    const x = env();
+    expect(parseAllowedIps(emptyPeerConfig(), "-10.4.4.4/16", x.e)).toBe(true);
+    expect(x.errs).toEqual(["Warning: AllowedIP has nonzero host part: 10.4.4.4/16\n"]);
+    // wg allowed-ips and the library's lists.
+    const y = env();
+    expect(parseAllowedIps(emptyPeerConfig(), "-10.0.0.0/8", y.e, false)).toBe(false);
+    expect(y.errs).toEqual(["Unable to parse IP address: `-10.0.0.0'\n"]);
+  });
+  test("wg set and config files: no replace_allowed_ips, removals as allowed_ip=-PREFIX", () => {
+    const d = parseSetArgs(["peer", K(8), "allowed-ips", " - 10.0.0.2/32 , 10.0.0.3, +fd00::1/64", "peer", K(9), "allowed-ips", "10.9.0.0/16"], env().e)!;
+    expect(buildSetRequest(d)).toBe(
+      `set=1\npublic_key=${keyToHex(key(8))}\nallowed_ip=-10.0.0.2/32\nallowed_ip=10.0.0.3/32\nallowed_ip=fd00::1/64\n` +
+        `public_key=${keyToHex(key(9))}\nreplace_allowed_ips=true\nallowed_ip=10.9.0.0/16\n\n`,
+    );
+    const file = `[Peer]\nPublicKey = ${K(8)}\nAllowedIPs = 10.1.0.0/16\nAllowedIPs = - 10.2.0.0/16, +10.3.0.0/16\n[Peer]\nPublicKey = ${K(9)}\nAllowedIPs = -10.4.0.0/16\nAllowedIPs = 10.5.0.0/16\n[Peer]\nPublicKey = ${K(10)}\n`;
+    const c = parseConfigFile(file, true, env().e)!;
+    expect(c.peers.map((p) => [p.replaceAllowedIps, entries(p)])).toEqual([
+      [false, ["+10.1.0.0/16", "-10.2.0.0/16", "+10.3.0.0/16"]],
+      [true, ["-10.4.0.0/16", "+10.5.0.0/16"]],
+      [true, []],
+    ]);
+    expect(buildSetRequest(c)).toContain(`public_key=${keyToHex(key(8))}\nallowed_ip=10.1.0.0/16\nallowed_ip=-10.2.0.0/16\nallowed_ip=10.3.0.0/16\n`);
   });
 });
 

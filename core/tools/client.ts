@@ -4,7 +4,7 @@
 // library call travels the same codecs and backends as the `wg` command.
 import { isZeroKey, keyFromBase64, keyToBase64 } from "../encoding.ts";
 import { EINVAL } from "../errno.ts";
-import type { DeviceConfig, PeerConfig, WgDevice, WgPeer } from "./containers.ts";
+import type { AllowedIp, DeviceConfig, PeerConfig, WgDevice, WgPeer } from "./containers.ts";
 import { emptyPeerConfig } from "./containers.ts";
 import { parseAllowedIps, parseEndpoint, type ParseEnv } from "./config.ts";
 import { formatAllowedIp, peerOnline } from "./show.ts";
@@ -73,6 +73,12 @@ export interface PeerUpdate {
   replaceAllowedIPs?: boolean;
   /** Prefixes (`10.0.0.0/24`; a bare address is a host route) added to the peer's. */
   allowedIPs?: string[];
+  /**
+   * Prefixes taken from the peer's allowed IPs (exactly these; one the peer does not hold is
+   * left alone), before `allowedIPs` are added. Backends without single removals (wireguard-go
+   * 0.0.20220316, Linux before 6.16) get the peer's resulting list as a replacement instead.
+   */
+  removeAllowedIPs?: string[];
 }
 
 export type { EventType };
@@ -157,15 +163,25 @@ function peerConfigOf(u: PeerUpdate, env: Omit<ParseEnv, "err">): PeerConfig {
     p.endpoint = ep;
   }
   if (u.persistentKeepalive !== undefined) p.persistentKeepalive = integer(u.persistentKeepalive, 65535, "persistent keepalive");
-  if (u.allowedIPs !== undefined) {
-    const c = collecting(env);
-    const entries = u.allowedIPs.map((s) => s.trim());
-    if (entries.some((s) => s === "" || s.includes(","))) throw badArgument(`allowed IPs must be single prefixes: ${JSON.stringify(u.allowedIPs)}`);
-    // Warnings (a set host part) are wg's to print; here the daemon masks the bits as usual.
-    if (!parseAllowedIps(p, entries.join(","), { err: c.env.err })) throw badArgument(c.text());
+  if (u.removeAllowedIPs !== undefined) {
+    const removals = prefixes(u.removeAllowedIPs, env);
+    for (const ip of removals) ip.remove = true;
+    p.allowedIps.push(...removals);
   }
+  if (u.allowedIPs !== undefined) p.allowedIps.push(...prefixes(u.allowedIPs, env));
   p.replaceAllowedIps = u.replaceAllowedIPs === true;
   return p;
+}
+
+/** A list of single prefixes, parsed as wg parses allowed IPs (no `+`/`-` signs here). */
+function prefixes(list: string[], env: Omit<ParseEnv, "err">): AllowedIp[] {
+  const c = collecting(env);
+  const entries = list.map((s) => s.trim());
+  if (entries.some((s) => s === "" || s.includes(","))) throw badArgument(`allowed IPs must be single prefixes: ${JSON.stringify(list)}`);
+  const p = emptyPeerConfig();
+  // Warnings (a set host part) are wg's to print; here the daemon masks the bits as usual.
+  if (!parseAllowedIps(p, entries.join(","), { err: c.env.err }, false)) throw badArgument(c.text());
+  return p.allowedIps;
 }
 
 /**

@@ -173,11 +173,23 @@ function hostBitsClear(ip: AllowedIp): boolean {
   return true;
 }
 
-/** Appends to peer.allowedIps and sets replaceAllowedIps; `value` has no whitespace. */
-export function parseAllowedIps(peer: PeerConfig, value: string, env: Pick<ParseEnv, "err">): boolean {
+/**
+ * Appends to peer.allowedIps; `value` has no whitespace. Each list replaces the peer's allowed
+ * IPs, unless (`signed`, wireguard-tools 1.0.20250521's extension) one of its entries starts
+ * with `+` (add) or `-` (remove): then the list is an incremental change, its unsigned entries
+ * are added too, and one sign is taken off before the entry is parsed. As upstream, every list
+ * decides afresh, so the last `allowed-ips`/`AllowedIPs` of a peer decides. Signed entries were
+ * "Unable to parse IP address" in 1.0.20210914, so unsigned input parses as it always did.
+ */
+export function parseAllowedIps(peer: PeerConfig, value: string, env: Pick<ParseEnv, "err">, signed = true): boolean {
   peer.replaceAllowedIps = true;
   if (!value.length) return true;
-  for (const entry of value.split(",")) {
+  for (let entry of value.split(",")) {
+    const sign = signed ? entry[0] : undefined;
+    if (sign === "+" || sign === "-") {
+      peer.replaceAllowedIps = false;
+      entry = entry.slice(1);
+    }
     const slash = entry.indexOf("/");
     const ipText = slash < 0 ? entry : entry.slice(0, slash);
     const addr = parseIp(ipText, env);
@@ -196,7 +208,7 @@ export function parseAllowedIps(peer: PeerConfig, value: string, env: Pick<Parse
         return false;
       }
     }
-    const ip: AllowedIp = { family, addr, cidr };
+    const ip: AllowedIp = sign === "-" ? { family, addr, cidr, remove: true } : { family, addr, cidr };
     if (!hostBitsClear(ip)) env.err(`Warning: AllowedIP has nonzero host part: ${ipText}/${entry.slice(slash + 1)}\n`);
     peer.allowedIps.push(ip);
   }

@@ -5,6 +5,12 @@ export interface AllowedIp {
   /** 4 or 16 bytes, as written (host bits are kept; the daemon masks them). */
   addr: Uint8Array;
   cidr: number;
+  /**
+   * Only in a change request: take this prefix away from the peer instead of adding it (wg's
+   * `-PREFIX`, UAPI `allowed_ip=-PREFIX`, netlink WGALLOWEDIP_F_REMOVE_ME); a prefix the peer
+   * does not hold is left alone.
+   */
+  remove?: boolean;
 }
 
 /** A device as read back from a daemon (what `wg show` prints). */
@@ -51,7 +57,9 @@ export interface PeerConfig {
   /** Already resolved, numeric form as in WgPeer.endpoint. */
   endpoint?: string;
   persistentKeepalive?: number;
+  /** Drop the peer's allowed IPs before applying `allowedIps` (false: an incremental change). */
   replaceAllowedIps: boolean;
+  /** Applied in order: each entry added (moved to the end if held) or, with `remove`, taken away. */
   allowedIps: AllowedIp[];
 }
 

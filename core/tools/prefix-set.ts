@@ -91,12 +91,13 @@ export function subtractPrefixes(include: readonly AllowedIp[], exclude: readonl
 
 /**
  * Comma-separated prefix lists as `wg set ... allowed-ips` reads them (whitespace removed, the
- * same grammar and error texts); an empty argument is an empty list. Null after an error was
- * reported through err (a nonzero host part only warns there).
+ * same grammar and error texts, but no `+`/`-` signs: those are addresses that do not parse);
+ * an empty argument is an empty list. Null after an error was reported through err (a nonzero
+ * host part only warns there).
  */
 export function parsePrefixLists(lists: readonly string[], err: ParseEnv["err"]): AllowedIp[] | null {
   const peer = emptyPeerConfig();
-  for (const list of lists) if (!parseAllowedIps(peer, stripSpaces(list), { err })) return null;
+  for (const list of lists) if (!parseAllowedIps(peer, stripSpaces(list), { err }, false)) return null;
   return peer.allowedIps;
 }
 

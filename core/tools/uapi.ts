@@ -6,7 +6,7 @@ import { isZeroKey, keyFromHex, keyToHex } from "../encoding.ts";
 import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../inet.ts";
 import type { AllowedIp, DeviceConfig, WgDevice, WgPeer } from "./containers.ts";
 
-/** The `set=1` request, keys in wg's fixed order. */
+/** The `set=1` request, keys in wg's fixed order; a removal is `allowed_ip=-PREFIX` (wg 1.0.20250521). */
 export function buildSetRequest(c: DeviceConfig): string {
   let s = "set=1\n";
   if (c.privateKey) s += `private_key=${keyToHex(c.privateKey)}\n`;
@@ -25,7 +25,7 @@ export function buildSetRequest(c: DeviceConfig): string {
     if (p.persistentKeepalive !== undefined) s += `persistent_keepalive_interval=${p.persistentKeepalive}\n`;
     if (p.replaceAllowedIps) s += "replace_allowed_ips=true\n";
     for (const ip of p.allowedIps)
-      s += `allowed_ip=${ip.family === 4 ? inetNtop4(ip.addr) : inetNtop6(ip.addr)}/${ip.cidr}\n`;
+      s += `allowed_ip=${ip.remove ? "-" : ""}${ip.family === 4 ? inetNtop4(ip.addr) : inetNtop6(ip.addr)}/${ip.cidr}\n`;
   }
   return s + "\n";
 }

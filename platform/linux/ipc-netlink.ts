@@ -69,6 +69,9 @@ const WGPEER_F_UPDATE_ONLY = 4;
 const WGALLOWEDIP_A_FAMILY = 1;
 const WGALLOWEDIP_A_IPADDR = 2;
 const WGALLOWEDIP_A_CIDR_MASK = 3;
+/** Linux 6.16+; older kernels refuse the element (EINVAL), see core/tools/allowed-ip-removal.ts. */
+const WGALLOWEDIP_A_FLAGS = 4;
+const WGALLOWEDIP_F_REMOVE_ME = 1;
 
 // rtnetlink, for the interface list
 const RTM_GETLINK = 18;
@@ -380,12 +383,13 @@ function peerFlags(p: PeerConfig, fresh: boolean): number {
 
 /**
  * One allowed-IP element { FAMILY u16, IPADDR, CIDR_MASK u8 } (28 bytes for IPv4, 40 for IPv6),
+ * and FLAGS u32 = REMOVE_ME after them for a removal (8 more, as wg 1.0.20250521 writes it),
  * written in one piece: it is the innermost loop of a large SET. False, with nothing written,
  * if it does not fit.
  */
 function putAllowedIp(b: MsgBuilder, ip: AllowedIp, limit: number): boolean {
   const size = ip.family === 4 ? 4 : 16;
-  const total = 4 + 8 + 4 + size + 8;
+  const total = 4 + 8 + 4 + size + 8 + (ip.remove ? 8 : 0);
   if (b.len + total > limit) return false;
   const off = b.space(total);
   const v = b.view, buf = b.buf, addr = ip.addr;
@@ -396,6 +400,10 @@ function putAllowedIp(b: MsgBuilder, ip: AllowedIp, limit: number): boolean {
   for (let i = 0; i < size; i++) buf[off + 16 + i] = addr[i]!;
   v.setUint32(off + 16 + size, 5 | (WGALLOWEDIP_A_CIDR_MASK << 16), true);
   v.setUint32(off + 20 + size, ip.cidr, true); // u8 and its padding
+  if (ip.remove) {
+    v.setUint32(off + 24 + size, 8 | (WGALLOWEDIP_A_FLAGS << 16), true);
+    v.setUint32(off + 28 + size, WGALLOWEDIP_F_REMOVE_ME, true);
+  }
   return true;
 }
 
