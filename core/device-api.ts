@@ -78,6 +78,11 @@ export interface Engine {
    * (as wireguard-go keeps it); up starts every persistent keepalive.
    */
   setLinkUp(up: boolean): void;
+  /**
+   * Routes or addresses changed: every peer's sticky source that `keep` refuses is forgotten (the
+   * kernel's re-check after its route cache was dropped). Returns how many were.
+   */
+  checkSources(keep: (ep: Endpoint) => boolean): number;
   setMtu(mtu: number): void;
   /**
    * With DeviceOptions.deferHandshakes: work through queued handshake messages for about

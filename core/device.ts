@@ -240,6 +240,18 @@ export class Device implements Engine, UapiDevice {
     else this.stopAll();
   }
 
+  checkSources(keep: (ep: Endpoint) => boolean): number {
+    let dropped = 0;
+    for (const peer of this.peers.values()) {
+      const ep = peer.endpoint;
+      if (ep !== null && ep.hasSrc && !keep(ep)) {
+        ep.clearSrc();
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
   /** Everything in flight dropped: the handshake queue and every peer's sessions and timers. */
   private stopAll(): void {
     this.hsHead = this.hsCount = 0;
