@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { socketPath } from "../platform/socket-path.ts";
 import { Lab, type Netns, waitFor } from "./netns.ts";
-import { genkey, ifname as uniqueIfname, keyFile, startDaemon } from "./lib-wgpair.ts";
+import { genkey, ifname as uniqueIfname, keyFile, rssKiB, startDaemon } from "./lib-wgpair.ts";
 
 let lab: Lab;
 beforeAll(() => {
@@ -185,4 +185,108 @@ describe("persistent keepalive starts whatever the configuration order (real dae
       }
     }, 40_000);
   }
+});
+
+/** Two of our daemons, A and B, joined by a veth (outer 10.<n>.0.x) with a tunnel (10.<n+1>.0.x). */
+async function pair(tag: string, n: number, opts: { allowedA?: string; keepalive?: number } = {}) {
+  const nsA = lab.ns(`${tag}a`);
+  const nsB = lab.ns(`${tag}b`);
+  lab.veth(nsA, nsB, { a: [`10.${n}.0.1/24`], b: [`10.${n}.0.2/24`] });
+  const ia = ifname();
+  const ib = ifname();
+  const ka = genkey();
+  const kb = genkey();
+  const pa = await startDaemon(nsA, ia);
+  const pb = await startDaemon(nsB, ib);
+  const pk = opts.keepalive ? ` persistent-keepalive ${opts.keepalive}` : "";
+  nsB.sh(`wg set ${ib} private-key ${keyFile(kb.priv)} listen-port 4${n}2 peer ${ka.pub} allowed-ips 10.${n + 1}.0.1/32${pk}`);
+  nsB.sh(`ip addr add 10.${n + 1}.0.2/24 dev ${ib} && ip link set ${ib} up`);
+  nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 4${n}1 peer ${kb.pub} endpoint 10.${n}.0.2:4${n}2 allowed-ips ${opts.allowedA ?? `10.${n + 1}.0.2/32`}${pk}`);
+  nsA.sh(`ip addr add 10.${n + 1}.0.1/24 dev ${ia} && ip link set ${ia} up`);
+  const stop = async () => {
+    nsA.run(["ip", "link", "del", ia]);
+    nsB.run(["ip", "link", "del", ib]);
+    await pa.kill();
+    await pb.kill();
+  };
+  return { nsA, nsB, ia, ib, ka, kb, pa, pb, stop };
+}
+
+describe("neighbouring cases", () => {
+  test("routing loop (the endpoint routed into the tunnel itself): dropped at the first lap, daemon and counters sane", async () => {
+    const { nsA, ia, pa, stop } = await pair("lp", 101, { allowedA: "0.0.0.0/0" });
+    try {
+      expect(await pingUntil(nsA, "10.102.0.2")).toBe(true);
+      const before = peerOf(nsA, ia);
+      const rss0 = rssKiB(pa.pid);
+      nsA.sh(`ip route add 10.101.0.2/32 dev ${ia}`);
+      nsA.run(["ping", "-c", "5", "-i", "0.2", "-W", "1", "10.102.0.2"]);
+      nsA.run(["ping", "-c", "3", "-s", "1392", "-i", "0.2", "-W", "1", "10.102.0.2"]);
+      await Bun.sleep(1000);
+      const looped = peerOf(nsA, ia);
+      // one encrypted datagram per ping at most (the kernel sends none: ELOOP), no storm
+      expect(looped.tx - before.tx).toBeLessThan(8 * 1500 + 4 * 148);
+      const tunPackets = Number(/TX:.*\n\s*\d+\s+(\d+)/.exec(nsA.sh(`ip -s link show ${ia}`))![1]);
+      expect(tunPackets).toBeLessThan(100);
+      expect(rssKiB(pa.pid) - rss0).toBeLessThan(20_000);
+      expect(pa.proc.exitCode).toBeNull();
+      nsA.sh(`ip route del 10.101.0.2/32 dev ${ia}`);
+      expect(await pingUntil(nsA, "10.102.0.2", 12_000)).toBe(true);
+      expect(pa.output()).toContain("Avoiding routing loop");
+    } finally {
+      await stop();
+    }
+  }, 40_000);
+
+  test("onion: a tunnel whose endpoint is only reachable through another tunnel", async () => {
+    const outer = await pair("on", 103);
+    const { nsA, nsB } = outer;
+    const ia = ifname();
+    const ib = ifname();
+    const ka = genkey();
+    const kb = genkey();
+    const pa = await startDaemon(nsA, ia);
+    const pb = await startDaemon(nsB, ib);
+    try {
+      expect(await pingUntil(nsA, "10.104.0.2")).toBe(true);
+      // inner: endpoint 10.104.0.2 is B's address inside the outer tunnel
+      nsB.sh(`wg set ${ib} private-key ${keyFile(kb.priv)} listen-port 41062 peer ${ka.pub} allowed-ips 10.106.0.1/32`);
+      nsB.sh(`ip addr add 10.106.0.2/24 dev ${ib} && ip link set ${ib} mtu 1340 up`);
+      nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 41061 peer ${kb.pub} endpoint 10.104.0.2:41062 allowed-ips 10.106.0.2/32`);
+      nsA.sh(`ip addr add 10.106.0.1/24 dev ${ia} && ip link set ${ia} mtu 1340 up`);
+      expect(await pingUntil(nsA, "10.106.0.2")).toBe(true);
+      expect(ping(nsB, "10.106.0.1", 2)).toBe(true);
+      expect(nsA.run(["ping", "-c", "3", "-i", "0.2", "-s", "1300", "-M", "do", "-W", "2", "10.106.0.2"]).code).toBe(0);
+      expect(peerOf(nsB, ib).endpoint).toBe("10.104.0.1:41061");
+    } finally {
+      nsA.run(["ip", "link", "del", ia]);
+      nsB.run(["ip", "link", "del", ib]);
+      await pa.kill();
+      await pb.kill();
+      await outer.stop();
+    }
+  }, 40_000);
+
+  test("private keys changed on both sides: the next packet gets a new handshake at once, no stale session", async () => {
+    const { nsA, nsB, ia, ib, pa, stop } = await pair("pk", 107);
+    try {
+      expect(await pingUntil(nsA, "10.108.0.2")).toBe(true);
+      const hs0 = peerOf(nsA, ia).handshake;
+      const a2 = genkey();
+      const b2 = genkey();
+      const peerA = nsA.sh(`wg show ${ia} peers`).trim();
+      const peerB = nsB.sh(`wg show ${ib} peers`).trim();
+      nsB.sh(`wg set ${ib} private-key ${keyFile(b2.priv)} peer ${peerB} remove peer ${a2.pub} allowed-ips 10.108.0.1/32`);
+      nsA.sh(`wg set ${ia} private-key ${keyFile(a2.priv)} peer ${peerA} remove peer ${b2.pub} endpoint 10.107.0.2:41072 allowed-ips 10.108.0.2/32`);
+      await Bun.sleep(1100); // handshake times have a resolution of a second
+      const t0 = Date.now();
+      expect(ping(nsA, "10.108.0.2", 3)).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(1500);
+      expect(peerOf(nsA, ia).handshake).toBeGreaterThan(hs0);
+      expect(ping(nsB, "10.108.0.1", 2)).toBe(true);
+      expect(pa.output()).not.toContain("ERROR");
+    } finally {
+      await stop();
+    }
+  }, 40_000);
 });

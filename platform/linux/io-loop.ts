@@ -30,6 +30,7 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_RO
 import type { NetlinkSocket } from "./netlink.ts";
 import { AF_INET, openRtnetlink, routeOutputIf } from "./rtnetlink.ts";
 import type { Tun } from "./tun.ts";
+import { isOwnDatagram } from "./loop-guard.ts";
 import { BATCH, Udp, scopeName } from "./udp.ts";
 
 export type LogLevel = "silent" | "error" | "verbose" | "debug";
@@ -125,8 +126,16 @@ export class LinuxIO implements DeviceIO {
   private mtu = 0;
   private exitReason = "";
   private readonly onTun = (buf: Uint8Array, off: number, len: number) => {
+    if (this.loopGuard && isOwnDatagram(buf, off, len, this.udp.port)) {
+      if (this.loopDrops++ % 1024 === 0) this.opts.log("debug", `Avoiding routing loop: an encrypted packet of ours came back through the interface (${this.loopDrops} so far)`);
+      return;
+    }
     this.engine!.sendTunPacket(buf, off, len);
   };
+  /** The TUN and the UDP socket share a namespace, so our own datagrams can loop (loop-guard.ts). */
+  private loopGuard = true;
+  /** Packets dropped by the loop guard (statistics). */
+  loopDrops = 0;
   private readonly onUdp = (buf: Uint8Array, off: number, len: number, src: Endpoint) => {
     this.engine!.receiveUdp(buf, off, len, src);
   };
@@ -244,7 +253,7 @@ export class LinuxIO implements DeviceIO {
     }
     this.opts.log(
       "verbose",
-      `I/O stats: wakeups ${this.wakeups}, linger hits ${this.lingerHits}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} (gso messages ${this.udp.gsoMessages}) dropped ${this.udp.txDropped}`,
+      `I/O stats: wakeups ${this.wakeups}, linger hits ${this.lingerHits}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} (gso messages ${this.udp.gsoMessages}) dropped ${this.udp.txDropped}, routing-loop drops ${this.loopDrops}`,
     );
     return this.exitReason;
   }
@@ -450,6 +459,7 @@ export class LinuxIO implements DeviceIO {
       return;
     }
     if (link === undefined) return;
+    this.loopGuard = !link.away && this.udp.createIn === null;
     if (link.away !== this.linkAway) {
       this.linkAway = link.away;
       this.opts.log("verbose", link.away ? `Interface moved to another network namespace (now ${link.name}); UDP stays here` : `Interface back in the daemon's network namespace (${link.name})`);
