@@ -1,9 +1,10 @@
 // Routing-loop guard. When the route to a peer's endpoint leads into the tunnel itself (an
 // AllowedIPs of 0.0.0.0/0 without an exception for the endpoint), every encrypted datagram comes
 // back out of the TUN and would be encrypted again, growing by a header each lap and, once past
-// the MTU, splitting into fragments that loop too. The kernel drops such a packet at the first
-// lap (send4/send6: the route's device is the WireGuard device itself, ELOOP); here the same
-// packet shows up on the TUN as a UDP datagram from our own port, and is dropped there.
+// the MTU, splitting into fragments that loop too: a storm with no end. Our own datagram shows
+// up on the TUN as UDP from our own port, and is dropped there, at the first lap. (The kernel's
+// module has a check for this, ELOOP when the route's device is its own, which does not stop
+// such a packet circling: see the issue-13 notes in bench/RESULTS.md.)
 
 /**
  * True when the IP packet buf[off, off+len) is a UDP datagram (first fragment or whole) with
