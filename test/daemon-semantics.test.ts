@@ -25,6 +25,23 @@ function peerOf(ns: Netns, iface: string): { endpoint: string; handshake: number
   return { endpoint: f[2] ?? "", handshake: Number(f[4] ?? 0), rx: Number(f[5] ?? 0), tx: Number(f[6] ?? 0) };
 }
 
+/** Our daemon in each of two namespaces, with fresh keys; stop() deletes the links and ends both. */
+async function daemons(nsA: Netns, nsB: Netns) {
+  const ia = ifname();
+  const ib = ifname();
+  const ka = genkey();
+  const kb = genkey();
+  const pa = await startDaemon(nsA, ia);
+  const pb = await startDaemon(nsB, ib);
+  const stop = async () => {
+    nsA.run(["ip", "link", "del", ia]);
+    nsB.run(["ip", "link", "del", ib]);
+    await pa.kill();
+    await pb.kill();
+  };
+  return { ia, ib, ka, kb, pa, pb, stop };
+}
+
 describe("the interface moved into another network namespace (the container recipe)", () => {
   test("create, configure, move, ping both ways, MTU seen there, move again, namespace deleted -> daemon exits, socket removed", async () => {
     const nsA = lab.ns("ma"); // where the daemon starts; the only namespace with a way to the peer
@@ -32,12 +49,7 @@ describe("the interface moved into another network namespace (the container reci
     const nsC1 = lab.ns("mc1"); // containers: only lo, then the tunnel
     const nsC2 = lab.ns("mc2");
     lab.veth(nsA, nsP, { a: ["10.91.0.1/24"], b: ["10.91.0.2/24"] });
-    const ia = ifname();
-    const ip = ifname();
-    const ka = genkey();
-    const kp = genkey();
-    const pa = await startDaemon(nsA, ia);
-    const pp = await startDaemon(nsP, ip);
+    const { ia, ib: ip, ka, kb: kp, pa, stop } = await daemons(nsA, nsP);
     try {
       nsP.sh(`wg set ${ip} private-key ${keyFile(kp.priv)} listen-port 47302 peer ${ka.pub} allowed-ips 10.92.0.1/32`);
       nsP.sh(`ip addr add 10.92.0.2/24 dev ${ip} && ip link set ${ip} up`);
@@ -71,9 +83,7 @@ describe("the interface moved into another network namespace (the container reci
       expect(pa.output()).toContain("Shutting down (interface removed)");
       expect(existsSync(socketPath(ia))).toBe(false);
     } finally {
-      nsP.run(["ip", "link", "del", ip]);
-      await pa.kill();
-      await pp.kill();
+      await stop();
     }
   }, 60_000);
 });
@@ -93,12 +103,7 @@ describe("sticky source: re-checked when routes or addresses change, dropped whe
     lab.veth(nsA, nsB, { a: ["10.93.0.3/24 noprefixroute"] }, "vthree");
     noRpFilter(nsA);
     noRpFilter(nsB);
-    const ia = ifname();
-    const ib = ifname();
-    const ka = genkey();
-    const kb = genkey();
-    const pa = await startDaemon(nsA, ia);
-    const pb = await startDaemon(nsB, ib);
+    const { ia, ib, ka, kb, stop } = await daemons(nsA, nsB);
     try {
       // A knows no endpoint: it answers from where B wrote to (10.93.0.1), the sticky source.
       nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 47401 peer ${kb.pub} allowed-ips 10.94.0.2/32`);
@@ -119,10 +124,7 @@ describe("sticky source: re-checked when routes or addresses change, dropped whe
       expect({ back, endpoint: peerOf(nsB, ib).endpoint }).toEqual({ back: true, endpoint: "10.93.0.1:47401" });
       expect(ping(nsB, "10.94.0.1")).toBe(true);
     } finally {
-      nsA.run(["ip", "link", "del", ia]);
-      nsB.run(["ip", "link", "del", ib]);
-      await pa.kill();
-      await pb.kill();
+      await stop();
     }
   }, 40_000);
 });
@@ -139,12 +141,7 @@ describe("persistent keepalive starts whatever the configuration order (real dae
       const nsA = lab.ns(`ka${orders.indexOf(order)}`);
       const nsB = lab.ns(`kb${orders.indexOf(order)}`);
       lab.veth(nsA, nsB, { a: ["10.95.0.1/24"], b: ["10.95.0.2/24"] });
-      const ia = ifname();
-      const ib = ifname();
-      const ka = genkey();
-      const kb = genkey();
-      const pa = await startDaemon(nsA, ia);
-      const pb = await startDaemon(nsB, ib);
+      const { ia, ib, ka, kb, stop } = await daemons(nsA, nsB);
       try {
         nsB.sh(`wg set ${ib} private-key ${keyFile(kb.priv)} listen-port 47502 peer ${ka.pub} allowed-ips 10.96.0.1/32`);
         nsB.sh(`ip addr add 10.96.0.2/24 dev ${ib} && ip link set ${ib} up`);
@@ -178,10 +175,7 @@ describe("persistent keepalive starts whatever the configuration order (real dae
         expect(await waitFor(() => peerOf(nsA, ia).tx > tx, 1500, 50)).toBe(true);
         expect(await pingUntil(nsA, "10.96.0.2", 3000)).toBe(true);
       } finally {
-        nsA.run(["ip", "link", "del", ia]);
-        nsB.run(["ip", "link", "del", ib]);
-        await pa.kill();
-        await pb.kill();
+        await stop();
       }
     }, 40_000);
   }
@@ -192,24 +186,14 @@ async function pair(tag: string, n: number, opts: { allowedA?: string; keepalive
   const nsA = lab.ns(`${tag}a`);
   const nsB = lab.ns(`${tag}b`);
   lab.veth(nsA, nsB, { a: [`10.${n}.0.1/24`], b: [`10.${n}.0.2/24`] });
-  const ia = ifname();
-  const ib = ifname();
-  const ka = genkey();
-  const kb = genkey();
-  const pa = await startDaemon(nsA, ia);
-  const pb = await startDaemon(nsB, ib);
+  const d = await daemons(nsA, nsB);
+  const { ia, ib, ka, kb } = d;
   const pk = opts.keepalive ? ` persistent-keepalive ${opts.keepalive}` : "";
   nsB.sh(`wg set ${ib} private-key ${keyFile(kb.priv)} listen-port 4${n}2 peer ${ka.pub} allowed-ips 10.${n + 1}.0.1/32${pk}`);
   nsB.sh(`ip addr add 10.${n + 1}.0.2/24 dev ${ib} && ip link set ${ib} up`);
   nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 4${n}1 peer ${kb.pub} endpoint 10.${n}.0.2:4${n}2 allowed-ips ${opts.allowedA ?? `10.${n + 1}.0.2/32`}${pk}`);
   nsA.sh(`ip addr add 10.${n + 1}.0.1/24 dev ${ia} && ip link set ${ia} up`);
-  const stop = async () => {
-    nsA.run(["ip", "link", "del", ia]);
-    nsB.run(["ip", "link", "del", ib]);
-    await pa.kill();
-    await pb.kill();
-  };
-  return { nsA, nsB, ia, ib, ka, kb, pa, pb, stop };
+  return { nsA, nsB, ...d };
 }
 
 describe("neighbouring cases", () => {
@@ -241,12 +225,7 @@ describe("neighbouring cases", () => {
   test("onion: a tunnel whose endpoint is only reachable through another tunnel", async () => {
     const outer = await pair("on", 103);
     const { nsA, nsB } = outer;
-    const ia = ifname();
-    const ib = ifname();
-    const ka = genkey();
-    const kb = genkey();
-    const pa = await startDaemon(nsA, ia);
-    const pb = await startDaemon(nsB, ib);
+    const { ia, ib, ka, kb, stop } = await daemons(nsA, nsB);
     try {
       expect(await pingUntil(nsA, "10.104.0.2")).toBe(true);
       // inner: endpoint 10.104.0.2 is B's address inside the outer tunnel
@@ -259,10 +238,7 @@ describe("neighbouring cases", () => {
       expect(nsA.run(["ping", "-c", "3", "-i", "0.2", "-s", "1300", "-M", "do", "-W", "2", "10.106.0.2"]).code).toBe(0);
       expect(peerOf(nsB, ib).endpoint).toBe("10.104.0.1:41061");
     } finally {
-      nsA.run(["ip", "link", "del", ia]);
-      nsB.run(["ip", "link", "del", ib]);
-      await pa.kill();
-      await pb.kill();
+      await stop();
       await outer.stop();
     }
   }, 40_000);

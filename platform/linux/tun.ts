@@ -25,8 +25,6 @@ import {
   ioctlValue,
   libc,
   setIfMtu,
-  SIOCGIFFLAGS,
-  SIOCGIFMTU,
   AF_INET,
   SOCK_DGRAM,
   SOCK_CLOEXEC,
@@ -45,6 +43,8 @@ const TUN_F_TSO6 = 4;
 const TUNGETIFF = 0x800454d2;
 /** _IO('T', 227): an fd of the namespace the device lives in now (Linux 5.2). */
 const TUNGETDEVNETNS = 0x54e3;
+/** The daemon's own namespace (its inode), looked up on first need. */
+let homeIno: number | undefined;
 
 /** Where the device is and its state there; see Tun.link(). */
 export interface LinkState {
@@ -213,10 +213,9 @@ export class Tun {
 
   /**
    * The device's link state wherever it lives, null once it is deleted, undefined when it
-   * cannot be read just now. The TUN fd stays
-   * attached to the device when the link moves to another namespace (`ip link set IF netns NS`),
-   * and is detached (TUNGETIFF: EBADFD) only when the device is gone, also when the namespace
-   * holding it was deleted. Flags and MTU are read inside that namespace; it also gets an id in
+   * cannot be read just now. The TUN fd stays attached to the device when the link moves to
+   * another namespace (`ip link set IF netns NS`), and is detached (TUNGETIFF: EBADFD) only when
+   * the device is gone, also when the namespace holding it was deleted. Flags and MTU are read inside that namespace; it also gets an id in
    * ours, so the link monitor hears its notifications. Nothing here keeps that namespace alive.
    */
   link(): LinkState | null | undefined {
@@ -229,17 +228,18 @@ export class Tun {
     try {
       if (fstatSync(nsFd).ino === (homeIno ??= homeNetnsInode())) return this.linkHere();
       netnsIdAssign(nsFd);
-      return runInNetns(nsFd, `the namespace of ${this.name}`, () => {
+      return runInNetns(nsFd, `the namespace of ${this.name}`, (): LinkState | undefined => {
         const sock = libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (sock < 0) return undefined;
         try {
-          const flags = ifQuery(sock, this.name, SIOCGIFFLAGS);
-          const mtu = ifQuery(sock, this.name, SIOCGIFMTU);
-          return flags < 0 ? undefined : { name: this.name, flags: flags & 0xffff, mtu, away: true };
+          const flags = getIfFlags(this.name, sock);
+          return flags < 0 ? undefined : { name: this.name, flags, mtu: getIfMtu(this.name, sock), away: true };
         } finally {
           libc.close(sock);
         }
       });
+    } catch {
+      return undefined; // setns refused: try again at the next notification
     } finally {
       libc.close(nsFd);
     }
@@ -257,13 +257,4 @@ export class Tun {
     this.fd = -1;
     this.gro.clear();
   }
-}
-
-let homeIno: number | undefined;
-
-/** An interface ioctl that reads an int at ifr_ifru (flags, MTU): the value, or -errno. */
-function ifQuery(sock: number, name: string, request: number): number {
-  const req = ifreq(name);
-  if (libc.ioctl(sock, request, req) < 0) return -errno();
-  return new DataView(req.buffer).getInt32(16, true);
 }
