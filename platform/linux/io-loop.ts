@@ -25,7 +25,7 @@
 
 import type { DeviceEvent, DeviceIO, Engine, TxAccount, UapiReply } from "../../core/device-api.ts";
 import type { Endpoint } from "../../core/endpoint.ts";
-import { EBADF, EBADFD, EIO } from "../../core/errno.ts";
+import { EBADF, EBADFD, EIO, ENOBUFS } from "../../core/errno.ts";
 import { EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_NETLINK, SysError, errno, libc, setInt } from "./libc.ts";
 import type { NetlinkSocket } from "./netlink.ts";
 import { AF_INET, openRtnetlink, routeOutputIf } from "./rtnetlink.ts";
@@ -403,11 +403,17 @@ export class LinuxIO implements DeviceIO {
     if (this.drainSocket(this.nlFd)) this.checkLink();
   }
 
-  /** Reads a notification socket empty; true when anything was there. */
+  /**
+   * Reads a notification socket empty; true when anything was there, also when the socket
+   * overflowed (ENOBUFS: notifications were lost, so the state must be read afresh).
+   */
   private drainSocket(fd: number): boolean {
     let any = false;
-    while (Number(libc.recv(fd, this.nlBuf, this.nlBuf.length, MSG_DONTWAIT)) > 0) any = true;
-    return any;
+    for (;;) {
+      const n = Number(libc.recv(fd, this.nlBuf, this.nlBuf.length, MSG_DONTWAIT));
+      if (n > 0 || (n < 0 && errno() === ENOBUFS)) any = true;
+      else return any;
+    }
   }
 
   /**
