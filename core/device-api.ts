@@ -72,6 +72,17 @@ export interface Engine {
   /** Interface administratively up/down (timers only run while up; down clears sessions like go). */
   up(): void;
   down(): void;
+  /**
+   * The TUN link's administrative state (default up). Down is the kernel's device stop: sessions,
+   * timers and staged packets go and nothing is sent or answered, while the port stays bound
+   * (as wireguard-go keeps it); up starts every persistent keepalive.
+   */
+  setLinkUp(up: boolean): void;
+  /**
+   * Routes or addresses changed: every peer's sticky source that `keep` refuses is forgotten (the
+   * kernel's re-check after its route cache was dropped). Returns how many were.
+   */
+  checkSources(keep: (ep: Endpoint) => boolean): number;
   setMtu(mtu: number): void;
   /**
    * With DeviceOptions.deferHandshakes: work through queued handshake messages for about
@@ -115,6 +126,8 @@ export interface UapiDevice {
   readonly logging: boolean;
   log(level: "error" | "verbose" | "debug", msg: string): void;
   setPrivateKey(key: Uint8Array | null): void;
+  /** After a new private key: peers with persistent keepalive send one, the others their staged packets. */
+  startPeers(): void;
   /** Throws when the device is up and the port cannot be bound. */
   setListenPort(port: number): void;
   /** Throws when the device is up and the socket refuses the mark. */
@@ -125,8 +138,11 @@ export interface UapiDevice {
   removeAllPeers(): void;
   /** A configured endpoint; a changed address is reported like a roaming one. */
   setEndpoint(peer: Peer, ep: Endpoint): void;
-  /** The end of a peer's lines: keepalive if just turned on, staged packets out. */
-  peerConfigured(peer: Peer, persistentKeepaliveTurnedOn: boolean): void;
+  /**
+   * The end of a peer's lines: staged packets out, and with `startKeepalive` (persistent
+   * keepalive turned on or an endpoint given) a peer with persistent keepalive sends one.
+   */
+  peerConfigured(peer: Peer, startKeepalive: boolean): void;
   /** Endpoint text as UAPI `get` prints it. */
   endpointText(ep: Endpoint): string;
 }

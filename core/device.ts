@@ -87,7 +87,10 @@ export class Device implements Engine, UapiDevice {
   identity: StaticIdentity | null = null;
   listenPort = 0;
   fwmark = 0;
+  /** The port is bound and the engine runs (go's device state). */
   isUp = false;
+  /** The TUN link's administrative state (setLinkUp); the engine works only while both are up. */
+  linkUp = true;
   closed = false;
   readonly peers = new Map<string, Peer>();
   readonly allowedIps = new AllowedIPs<Peer>();
@@ -125,8 +128,13 @@ export class Device implements Engine, UapiDevice {
 
   // ------------------------------------------------------------------ Engine
 
+  /** Bound and the link up: only then is anything sent or answered. */
+  get running(): boolean {
+    return this.isUp && this.linkUp;
+  }
+
   receiveUdp(buf: Uint8Array, off: number, len: number, src: Endpoint): void {
-    if (!this.isUp || len < 4) return;
+    if (!this.running || len < 4) return;
     // Bytes 0-3 as one LE u32: non-zero reserved bytes make an unknown type.
     const type = readU32(buf, off);
     if (type === MSG_DATA) {
@@ -140,7 +148,7 @@ export class Device implements Engine, UapiDevice {
   }
 
   sendTunPacket(buf: Uint8Array, off: number, len: number): void {
-    if (!this.isUp || len < 1 || len > MAX_PACKET) return;
+    if (!this.running || len < 1 || len > MAX_PACKET) return;
     const version = buf[off]! >> 4;
     let peer: Peer | undefined;
     if (version === 4) {
@@ -164,7 +172,7 @@ export class Device implements Engine, UapiDevice {
   }
 
   tick(): void {
-    if (!this.isUp) return;
+    if (!this.running) return;
     if (this.hsCount > 0) this.processHandshakes(HANDSHAKE_TICK_BUDGET_MS);
     const now = this.clock.mono();
     if (now >= this.timerHint.at) {
@@ -189,7 +197,7 @@ export class Device implements Engine, UapiDevice {
   }
 
   nextDeadline(): number {
-    if (!this.isUp) return Infinity;
+    if (!this.running) return Infinity;
     if (this.hsCount > 0) return this.clock.mono();
     // May be early (a disarmed timer); tick() then finds nothing due and tightens it.
     let t = this.timerHint.at;
@@ -214,17 +222,52 @@ export class Device implements Engine, UapiDevice {
     }
     this.isUp = true;
     this.log("verbose", "Interface state was Down, requested Up, now Up");
-    for (const peer of this.peers.values()) {
-      if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
-    }
+    this.startPeers();
   }
 
   down(): void {
     if (!this.isUp) return;
     this.isUp = false;
+    this.stopAll();
+    this.log("verbose", "Interface state was Up, requested Down, now Down");
+  }
+
+  setLinkUp(up: boolean): void {
+    if (up === this.linkUp) return;
+    this.linkUp = up;
+    this.log("verbose", `Link ${up ? "up: peers start" : "down: peers stop"}`);
+    if (up) this.startPeers();
+    else this.stopAll();
+  }
+
+  checkSources(keep: (ep: Endpoint) => boolean): number {
+    let dropped = 0;
+    for (const peer of this.peers.values()) {
+      const ep = peer.endpoint;
+      if (ep !== null && ep.hasSrc && !keep(ep)) {
+        ep.clearSrc();
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /** Everything in flight dropped: the handshake queue and every peer's sessions and timers. */
+  private stopAll(): void {
     this.hsHead = this.hsCount = 0;
     for (const peer of this.peers.values()) this.stopPeer(peer);
-    this.log("verbose", "Interface state was Up, requested Down, now Down");
+  }
+
+  /**
+   * The device just became able to send (up, link up, key set): every peer with persistent
+   * keepalive sends one (a handshake when it has no session), the others their staged packets.
+   */
+  startPeers(): void {
+    if (!this.running || this.identity === null) return;
+    for (const peer of this.peers.values()) {
+      if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+      else this.flushStaged(peer);
+    }
   }
 
   setMtu(mtu: number): void {
@@ -313,10 +356,10 @@ export class Device implements Engine, UapiDevice {
     for (const peer of [...this.peers.values()]) this.removePeer(peer);
   }
 
-  /** After a UAPI peer block (go handlePostConfig): keepalive if just enabled, flush staged. */
-  peerConfigured(peer: Peer, persistentKeepaliveTurnedOn: boolean): void {
-    if (!this.isUp || peer.removed) return;
-    if (persistentKeepaliveTurnedOn) this.sendKeepalive(peer);
+  /** After a UAPI peer block (go handlePostConfig): keepalive when asked and on, flush staged. */
+  peerConfigured(peer: Peer, startKeepalive: boolean): void {
+    if (!this.running || peer.removed) return;
+    if (startKeepalive && peer.persistentKeepalive > 0) this.sendKeepalive(peer);
     this.flushStaged(peer);
   }
 
@@ -351,9 +394,9 @@ export class Device implements Engine, UapiDevice {
     }
     this.keepKeyFreshReceive(peer, now);
     peer.timers.anyAuthenticatedPacketReceived();
-    if (this.isUp) peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
+    if (this.running) peer.timers.anyAuthenticatedPacketTraversal(now, peer.persistentKeepalive);
     if (n === 0) return; // keepalive
-    if (this.isUp) peer.timers.dataReceived(now);
+    if (this.running) peer.timers.dataReceived(now);
 
     const p = this.recvBuf;
     const version = p[0]! >> 4;
@@ -395,7 +438,7 @@ export class Device implements Engine, UapiDevice {
       const now = this.clock.mono();
       if (this.hsCount >= UNDER_LOAD_QUEUE_DEPTH) this.underLoadUntil = now + UNDER_LOAD_AFTER_MS;
       this.receiveHandshake(slot.type, slot.buf, 0, slot.len, slot.src, now);
-      if (!this.isUp) return;
+      if (!this.running) return;
     } while (this.hsCount > 0 && this.clock.mono() - start < budgetMs);
   }
 
@@ -502,7 +545,7 @@ export class Device implements Engine, UapiDevice {
   }
 
   private flushStaged(peer: Peer): void {
-    if (peer.staged.length === 0 || !this.isUp) return;
+    if (peer.staged.length === 0 || !this.running) return;
     const now = this.clock.mono();
     while (peer.staged.length > 0) {
       const kp = this.usableKeypair(peer, now);
@@ -523,10 +566,11 @@ export class Device implements Engine, UapiDevice {
   private initiateHandshake(peer: Peer, isRetry: boolean): void {
     if (!isRetry) peer.timers.handshakeAttempts = 0;
     const now = this.clock.mono();
-    if (now - peer.lastSentHandshakeMono < REKEY_TIMEOUT_MS || !this.isUp) return;
-    peer.lastSentHandshakeMono = now;
     const identity = this.identity;
-    if (identity === null) return;
+    // Without a key or an endpoint nothing can go out: the attempt is not spent, so setting the
+    // missing piece starts the handshake at once (startPeers, peerConfigured).
+    if (now - peer.lastSentHandshakeMono < REKEY_TIMEOUT_MS || !this.running || identity === null || peer.endpoint === null) return;
+    peer.lastSentHandshakeMono = now;
     const index = this.newIndex();
     const eph = generatePrivateKey(this.random);
     const ts = tai64n(this.clock.wall());

@@ -24,7 +24,8 @@ interface SetPeer {
   peer: Peer | null;
   dummy: boolean;
   created: boolean;
-  pkaOn: boolean;
+  /** Persistent keepalive turned on or an endpoint given: such a peer sends a keepalive now. */
+  startKeepalive: boolean;
 }
 
 /**
@@ -230,11 +231,19 @@ function parseUint(value: string, max: number, what: string): number {
 }
 
 function setOperation(dev: UapiDevice, lines: LineReader): void {
-  const cur: SetPeer = { peer: null, dummy: false, created: false, pkaOn: false };
+  const cur: SetPeer = { peer: null, dummy: false, created: false, startKeepalive: false };
   let deviceConfig = true;
+  let keySet = false;
+  // After the device lines, a new private key lets the remaining peers start (their keepalives),
+  // once replace_peers has removed the ones this request drops.
+  const endDevice = () => {
+    if (deviceConfig && keySet) dev.startPeers();
+    deviceConfig = false;
+  };
   for (;;) {
     const line = lines.scanLine();
     if (line === null || line === "") {
+      endDevice();
       postConfig(dev, cur);
       return;
     }
@@ -243,17 +252,18 @@ function setOperation(dev: UapiDevice, lines: LineReader): void {
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
     if (key === "public_key") {
-      deviceConfig = false;
+      endDevice();
       postConfig(dev, cur);
       publicKeyLine(dev, cur, value);
       continue;
     }
-    if (deviceConfig) deviceLine(dev, key, value);
+    if (deviceConfig) keySet = deviceLine(dev, key, value) || keySet;
     else peerLine(dev, cur, key, value);
   }
 }
 
-function deviceLine(dev: UapiDevice, key: string, value: string): void {
+/** One device line; true for a private key. */
+function deviceLine(dev: UapiDevice, key: string, value: string): boolean {
   switch (key) {
     case "private_key": {
       const sk = keyFromHex(value);
@@ -261,7 +271,7 @@ function deviceLine(dev: UapiDevice, key: string, value: string): void {
       dev.log("verbose", "UAPI: Updating private key");
       dev.setPrivateKey(sk);
       sk.fill(0);
-      return;
+      return true;
     }
     case "listen_port": {
       const port = parseUint(value, 65535, "listen_port");
@@ -271,7 +281,7 @@ function deviceLine(dev: UapiDevice, key: string, value: string): void {
       } catch (e) {
         throw new UapiError(EADDRINUSE, `failed to set listen_port: ${(e as Error).message}`);
       }
-      return;
+      return false;
     }
     case "fwmark": {
       const mark = parseUint(value, 0xffffffff, "fwmark");
@@ -281,13 +291,13 @@ function deviceLine(dev: UapiDevice, key: string, value: string): void {
       } catch (e) {
         throw new UapiError(EADDRINUSE, `failed to update fwmark: ${(e as Error).message}`);
       }
-      return;
+      return false;
     }
     case "replace_peers":
       if (value !== "true") throw new UapiError(EINVAL, `failed to set replace_peers, invalid value: ${value}`);
       dev.log("verbose", "UAPI: Removing all peers");
       dev.removeAllPeers();
-      return;
+      return false;
     default:
       throw new UapiError(EINVAL, `invalid UAPI device key: ${key}`);
   }
@@ -296,7 +306,7 @@ function deviceLine(dev: UapiDevice, key: string, value: string): void {
 function publicKeyLine(dev: UapiDevice, cur: SetPeer, value: string): void {
   const pub = keyFromHex(value);
   if (pub === null) throw new UapiError(EINVAL, "failed to get peer by public key: invalid hex");
-  cur.pkaOn = false;
+  cur.startKeepalive = false;
   cur.created = false;
   cur.dummy = dev.publicKey !== null && equal(dev.publicKey, pub);
   if (cur.dummy) {
@@ -342,7 +352,10 @@ function peerLine(dev: UapiDevice, cur: SetPeer, key: string, value: string): vo
       dev.log("verbose", `${name} - UAPI: Updating endpoint`);
       const ep = parseEndpoint(value);
       if (ep === null) throw new UapiError(EINVAL, `failed to set endpoint ${value}`);
-      if (peer) dev.setEndpoint(peer, ep);
+      if (peer) {
+        dev.setEndpoint(peer, ep);
+        cur.startKeepalive = true;
+      }
       return;
     }
     case "persistent_keepalive_interval": {
@@ -351,7 +364,7 @@ function peerLine(dev: UapiDevice, cur: SetPeer, key: string, value: string): vo
       if (peer) {
         const old = peer.persistentKeepalive;
         peer.persistentKeepalive = secs;
-        cur.pkaOn = old === 0 && secs !== 0;
+        if (old === 0 && secs !== 0) cur.startKeepalive = true;
       }
       return;
     }
@@ -382,5 +395,5 @@ function peerLine(dev: UapiDevice, cur: SetPeer, key: string, value: string): vo
 
 function postConfig(dev: UapiDevice, cur: SetPeer): void {
   if (cur.peer === null || cur.dummy) return;
-  dev.peerConfigured(cur.peer, cur.pkaOn);
+  dev.peerConfigured(cur.peer, cur.startKeepalive);
 }

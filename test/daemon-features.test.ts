@@ -65,7 +65,8 @@ describe("handshake load (cookies only when a backlog builds, like go)", () => {
     const ka = genkey();
     const pa = await startDaemon(nsA, ia);
     try {
-      nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 47501`);
+      // the link up: like the kernel, a device that is down answers nothing
+      nsA.sh(`wg set ${ia} private-key ${keyFile(ka.priv)} listen-port 47501 && ip link set ${ia} up`);
       // Junk initiations with a valid mac1 (they cost the responder a DH each) from one socket;
       // prints how many cookie replies came back.
       const sender = join(dir, "hs-sender.ts");

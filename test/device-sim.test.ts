@@ -713,3 +713,89 @@ describe("engine pair", () => {
     expect(A.uapi("get=1\n\n")).toBe("listen_port=51820\nerrno=0\n\n");
   });
 });
+
+describe("persistent keepalive starts whatever the configuration order (kernel semantics)", () => {
+  type Step = "key" | "link" | "endpoint" | "keepalive";
+  const perms = (xs: Step[]): Step[][] => (xs.length <= 1 ? [xs] : xs.flatMap((x, i) => perms([...xs.slice(0, i), ...xs.slice(i + 1)]).map((r) => [x, ...r])));
+  const all = perms(["key", "link", "endpoint", "keepalive"]);
+
+  test("24 orders: nothing leaves before the last step, a handshake at once after it, then keepalives", () => {
+    expect(all.length).toBe(24);
+    for (const order of all) {
+      const net = new Net();
+      const A = net.node("A", "192.0.2.1", 1);
+      const B = net.node("B", "192.0.2.2", 2);
+      B.uapi(`set=1\nprivate_key=${hex(B.priv)}\nlisten_port=51820\npublic_key=${hex(A.pub)}\nallowed_ip=10.9.0.1/32\n\n`);
+      B.dev.up();
+      // The daemon at start: port bound, link down, a peer known by key only.
+      A.dev.setLinkUp(false);
+      A.dev.up();
+      expect(A.uapi(`set=1\nlisten_port=51820\npublic_key=${hex(B.pub)}\nallowed_ip=10.9.0.2/32\n\n`)).toBe("errno=0\n\n");
+      const peerLine = `public_key=${hex(B.pub)}\n`;
+      const apply: Record<Step, () => void> = {
+        key: () => void A.uapi(`set=1\nprivate_key=${hex(A.priv)}\n\n`),
+        link: () => A.dev.setLinkUp(true),
+        endpoint: () => void A.uapi(`set=1\n${peerLine}endpoint=192.0.2.2:51820\n\n`),
+        keepalive: () => void A.uapi(`set=1\n${peerLine}persistent_keepalive_interval=1\n\n`),
+      };
+      for (const [i, step] of order.entries()) {
+        apply[step]();
+        if (i < order.length - 1) {
+          net.run(20_000);
+          expect({ order, after: step, sent: A.sent.length }).toEqual({ order, after: step, sent: 0 });
+        }
+      }
+      // sent synchronously by the last step, before any time passes
+      expect({ order, initiations: A.sentOfType(1).length }).toEqual({ order, initiations: 1 });
+      net.run(3500);
+      const peer = A.dev.peers.get(hex(B.pub))!;
+      expect(peer.current).not.toBeNull();
+      // keepalives (empty data messages, 32 bytes) every second after the handshake
+      expect(A.sent.filter((p) => p.data[0] === 4 && p.data.length === 32).length).toBeGreaterThanOrEqual(3);
+    }
+  });
+
+  test("link down stops the peer (sessions and timers gone, nothing sent); link up starts it again at once", () => {
+    const { net, A, aToB } = pair({ pkaA: 1 });
+    aToB(1);
+    net.run(100);
+    const peer = A.dev.peers.values().next().value!;
+    expect(peer.current).not.toBeNull();
+    A.dev.setLinkUp(false);
+    expect(peer.current).toBeNull();
+    expect(A.dev.nextDeadline()).toBe(Infinity);
+    const n = A.sent.length;
+    aToB(2); // a packet that would reach the engine anyway is dropped
+    net.run(60_000);
+    expect(A.sent.length).toBe(n);
+    A.dev.setLinkUp(true);
+    expect(A.sentOfType(1, net.t).length).toBe(1);
+    net.run(100);
+    expect(peer.current).not.toBeNull();
+  });
+
+  test("a private key change: the old session stops sending, a peer with keepalive handshakes at once", () => {
+    const { net, A, B, aToB } = pair({ pkaA: 25 });
+    aToB(1);
+    net.run(100);
+    const peer = A.dev.peers.values().next().value!;
+    const old = peer.current!;
+    // both sides change keys and learn each other's new public key
+    const a2 = generatePrivateKey(prng(7).bytes);
+    const b2 = generatePrivateKey(prng(8).bytes);
+    B.uapi(`set=1\nprivate_key=${hex(b2)}\nreplace_peers=true\npublic_key=${hex(publicKey(a2))}\nallowed_ip=10.9.0.1/32\n\n`);
+    const t0 = net.t;
+    A.uapi(
+      `set=1\nprivate_key=${hex(a2)}\nreplace_peers=true\npublic_key=${hex(publicKey(b2))}\nendpoint=192.0.2.2:51820\npersistent_keepalive_interval=25\nallowed_ip=10.9.0.2/32\n\n`,
+    );
+    expect(old.sendValid).toBe(false);
+    expect(A.sentOfType(1, t0).length).toBe(1);
+    net.run(50);
+    const fresh = A.dev.peers.values().next().value!;
+    expect(fresh.current).not.toBeNull();
+    expect(fresh.current).not.toBe(old);
+    aToB(9);
+    net.run(50);
+    expect(B.tun.map(tagOf)).toEqual([1, 9]);
+  });
+});

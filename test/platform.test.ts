@@ -48,7 +48,7 @@ import { Udp } from "@ROOT@/platform/linux/udp.ts";
 import { formatEndpoint } from "@ROOT@/core/endpoint.ts";
 const tun = Tun.open("wgtun0");
 tun.setMtu(1420);
-const seen = { echo: 0, ups: 0, downs: 0, mtu: 0, written: 0, name: tun.name, mtuRead: tun.mtu() };
+const seen = { echo: 0, ups: 0, downs: 0, links: [] as boolean[], mtu: 0, written: 0, name: tun.name, mtuRead: tun.mtu() };
 const sock = new Udp();
 const io = new LinuxIO(tun, { log: () => {} });
 // An IPv4/UDP packet 10.9.0.2:5555 -> 10.9.0.1:<port>, UDP checksum 0 (allowed for IPv4).
@@ -71,7 +71,8 @@ io.attach({
     if (b[o] >> 4 === 4 && b[o + 9] === 1 && b[o + 20] === 8 && b[o + 19] === 2) seen.echo++;
   },
   tick() {}, nextDeadline() { return Infinity; }, uapi() { return { response: "errno=0\\n\\n", close: false }; },
-  up() { seen.ups++; }, down() { seen.downs++; }, setMtu(m: number) { seen.mtu = m; }, close() {},
+  up() { seen.ups++; }, down() { seen.downs++; }, setLinkUp(u: boolean) { seen.links.push(u); }, checkSources() { return 0; },
+  setMtu(m: number) { seen.mtu = m; }, close() {},
 } as any);
 const sh = (c: string) => Bun.spawnSync(["sh", "-c", c]);
 setTimeout(() => {
@@ -99,10 +100,11 @@ process.exit(0);
     expect(r.mtuRead).toBe(1420);
     expect(r.echo).toBeGreaterThanOrEqual(3);
     expect(r.written).toBe(1);
-    // up() at start (like wireguard-go) and again on link up (a no-op for the engine); link
-    // down does not take the device down (wireguard-go 0.0.20220316 on Linux never does).
+    // up() (the bind) at start like wireguard-go and again on link up (a no-op for the engine);
+    // the link state reaches the engine as the kernel's device open/stop: down at start, up, down.
     expect(r.ups).toBe(2);
     expect(r.downs).toBe(0);
+    expect(r.links).toEqual([false, true, false]);
     expect(r.mtu).toBe(1380);
     expect(r.reason).toBe("interface removed");
   }, 20000);

@@ -25,9 +25,12 @@
 
 import type { DeviceEvent, DeviceIO, Engine, TxAccount, UapiReply } from "../../core/device-api.ts";
 import type { Endpoint } from "../../core/endpoint.ts";
-import { EBADF, EBADFD, EIO, ENODEV } from "../../core/errno.ts";
-import { EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SysError, errno, libc } from "./libc.ts";
+import { EBADF, EBADFD, EIO, ENOBUFS } from "../../core/errno.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_NETLINK, SysError, errno, libc, setInt } from "./libc.ts";
+import type { NetlinkSocket } from "./netlink.ts";
+import { AF_INET, openRtnetlink, routeOutputIf } from "./rtnetlink.ts";
 import type { Tun } from "./tun.ts";
+import { isOwnDatagram } from "./loop-guard.ts";
 import { BATCH, Udp, scopeName } from "./udp.ts";
 
 export type LogLevel = "silent" | "error" | "verbose" | "debug";
@@ -43,12 +46,14 @@ const SLOT_TUN = 0;
 const SLOT_UDP = 1;
 const SLOT_NL = 2;
 const SLOT_KICK = 3;
-const MAX_FDS = 4;
+const SLOT_RT = 4;
+const MAX_FDS = 5;
 export const READY_TUN = 1 << SLOT_TUN;
 export const READY_UDP = 1 << SLOT_UDP;
 const READY_NL = 1 << SLOT_NL;
 const READY_KICK = 1 << SLOT_KICK;
-const READY_ALL = READY_TUN | READY_UDP | READY_NL | READY_KICK;
+const READY_RT = 1 << SLOT_RT;
+const READY_ALL = READY_TUN | READY_UDP | READY_NL | READY_KICK | READY_RT;
 /** Time per drain pass spent answering queued handshake messages (ms). */
 const HANDSHAKE_PASS_BUDGET_MS = 2;
 /**
@@ -113,12 +118,24 @@ export class LinuxIO implements DeviceIO {
   private readonly nlBuf = new Uint8Array(8192);
   private kickFd = -1;
   private nlFd = -1;
+  /** Route and address notifications of the UDP socket's namespace, and a socket to ask it. */
+  private rtFd = -1;
+  private rtQuery: NetlinkSocket | null = null;
   private linkUp = false;
+  private linkAway = false;
   private mtu = 0;
   private exitReason = "";
   private readonly onTun = (buf: Uint8Array, off: number, len: number) => {
+    if (this.loopGuard && isOwnDatagram(buf, off, len, this.udp.port)) {
+      if (this.loopDrops++ % 1024 === 0) this.opts.log("debug", `Avoiding routing loop: an encrypted packet of ours came back through the interface (${this.loopDrops} so far)`);
+      return;
+    }
     this.engine!.sendTunPacket(buf, off, len);
   };
+  /** The TUN and the UDP socket share a namespace, so our own datagrams can loop (loop-guard.ts). */
+  private loopGuard = true;
+  /** Packets dropped by the loop guard (statistics). */
+  loopDrops = 0;
   private readonly onUdp = (buf: Uint8Array, off: number, len: number, src: Endpoint) => {
     this.engine!.receiveUdp(buf, off, len, src);
   };
@@ -184,13 +201,15 @@ export class LinuxIO implements DeviceIO {
     if (!engine) throw new Error("LinuxIO.start before attach");
     this.kickFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (this.kickFd < 0) throw new SysError("eventfd", errno());
-    this.nlFd = openLinkMonitor();
+    this.nlFd = openMonitor(RTMGRP_LINK, true);
+    this.openRouteMonitor();
     this.running = true;
     this.mtu = this.tun.mtu();
     if (this.mtu > 0) engine.setMtu(this.mtu);
-    // wireguard-go 0.0.20220316 brings the device up as soon as it exists, whatever the link
-    // state: its TUN status probe (a zero-length write) reads as "up" on a down link, so the
-    // UDP port is bound and `wg show` lists it right after start (see checkLink()).
+    // Like wireguard-go 0.0.20220316 the port is bound as soon as the device exists, whatever the
+    // link state, so `wg show` lists it right after start; like the kernel, the engine sends and
+    // answers only while the link is up (checkLink()).
+    engine.setLinkUp(false);
     this.bringUp();
     this.checkLink();
     this.publishFds();
@@ -234,7 +253,7 @@ export class LinuxIO implements DeviceIO {
     }
     this.opts.log(
       "verbose",
-      `I/O stats: wakeups ${this.wakeups}, linger hits ${this.lingerHits}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} (gso messages ${this.udp.gsoMessages}) dropped ${this.udp.txDropped}`,
+      `I/O stats: wakeups ${this.wakeups}, linger hits ${this.lingerHits}, tun rx ${this.tunRx} tx ${this.tunTx} (writes ${this.tun.writes}, merged ${this.tun.merged}, super-packets ${this.tun.superReads} -> ${this.tun.segments}), udp rx ${this.udp.rxPackets} tx ${this.udp.txPackets} (gso messages ${this.udp.gsoMessages}) dropped ${this.udp.txDropped}, routing-loop drops ${this.loopDrops}`,
     );
     return this.exitReason;
   }
@@ -253,8 +272,11 @@ export class LinuxIO implements DeviceIO {
     this.worker?.terminate();
     this.worker = null;
     if (this.nlFd >= 0) libc.close(this.nlFd);
+    if (this.rtFd >= 0) libc.close(this.rtFd);
     if (this.kickFd >= 0) libc.close(this.kickFd);
-    this.nlFd = this.kickFd = -1;
+    this.nlFd = this.rtFd = this.kickFd = -1;
+    this.rtQuery?.close();
+    this.rtQuery = null;
     this.opts.onExit?.(reason);
   }
 
@@ -291,6 +313,7 @@ export class LinuxIO implements DeviceIO {
       [SLOT_UDP, this.udp.fd],
       [SLOT_NL, this.nlFd],
       [SLOT_KICK, this.kickFd],
+      [SLOT_RT, this.rtFd],
     ];
     for (const [slot, fd] of slots) Atomics.store(this.st, S_FDS + slot, fd >= 0 ? fd : -1);
     // The linger set leaves out the kick eventfd (it only wakes the poller thread).
@@ -337,6 +360,7 @@ export class LinuxIO implements DeviceIO {
     const tun = this.tun;
     if ((ready & READY_KICK) !== 0 && this.kickFd >= 0) libc.read(this.kickFd, this.evBuf, 8);
     if ((ready & READY_NL) !== 0 && this.nlFd >= 0) this.drainNetlink();
+    if ((ready & READY_RT) !== 0 && this.rtFd >= 0) this.drainRoutes();
     if (!this.running) return;
     if ((ready & READY_UDP) !== 0) {
       for (let k = 0; k < 4; k++) {
@@ -376,35 +400,87 @@ export class LinuxIO implements DeviceIO {
   }
 
   private drainNetlink(): void {
-    let any = false;
-    while (Number(libc.recv(this.nlFd, this.nlBuf, this.nlBuf.length, MSG_DONTWAIT)) > 0) any = true;
-    if (any) this.checkLink();
+    if (this.drainSocket(this.nlFd)) this.checkLink();
   }
 
   /**
-   * Follows the link: MTU into setMtu, exit when it is gone, and "up" retries engine.up() (a
-   * no-op when already up; go's "Interface up requested"). Link down changes nothing, like
-   * wireguard-go 0.0.20220316 on Linux: it never sees a down event for its own TUN (its netlink
-   * watcher keys on IFF_RUNNING and its write probe keeps saying "up"), so the device stays up,
-   * the port stays bound and sessions and timers continue across `ip link set down`/`up`.
+   * Reads a notification socket empty; true when anything was there, also when the socket
+   * overflowed (ENOBUFS: notifications were lost, so the state must be read afresh).
+   */
+  private drainSocket(fd: number): boolean {
+    let any = false;
+    for (;;) {
+      const n = Number(libc.recv(fd, this.nlBuf, this.nlBuf.length, MSG_DONTWAIT));
+      if (n > 0 || (n < 0 && errno() === ENOBUFS)) any = true;
+      else return any;
+    }
+  }
+
+  /**
+   * Routes or addresses changed: every sticky source is checked again, as the kernel checks it
+   * when its route cache was dropped (below), and one that fails is forgotten.
+   */
+  private drainRoutes(): void {
+    if (!this.drainSocket(this.rtFd) || this.rtQuery === null) return;
+    const dropped = this.engine!.checkSources(this.keepSource);
+    if (dropped > 0) this.opts.log("debug", `Routes changed: ${dropped} sticky source(s) dropped`);
+  }
+
+  /**
+   * The kernel's rule for an IPv4 sticky source (send4): it stays while the route to the peer
+   * from that address leaves through the interface the peer's packets arrived on. An IPv6 source
+   * is only checked for existence (send6), which the send path does (a failed send drops it).
+   */
+  private readonly keepSource = (ep: Endpoint): boolean => {
+    if (ep.family !== 4) return true;
+    const oif = routeOutputIf(this.rtQuery!, AF_INET, ep.addr, ep.src, this.udp.fwmark);
+    return oif >= 0 && (ep.srcIfindex === 0 || oif === ep.srcIfindex);
+  };
+
+  /** The route monitor and query socket, where the UDP socket lives (--udp-netns). Best effort. */
+  private openRouteMonitor(): void {
+    const make = () => {
+      this.rtFd = openMonitor(RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE, false);
+      try {
+        this.rtQuery = openRtnetlink();
+      } catch {
+        this.rtQuery = null;
+      }
+      return this.rtFd;
+    };
+    if (this.udp.createIn) this.udp.createIn(make);
+    else make();
+  }
+
+  /**
+   * Follows the link wherever it lives: MTU into setMtu, link up/down into the engine (the
+   * kernel's device open/stop), exit when the device is deleted. A move to another namespace
+   * keeps the daemon (and its UDP socket, where it was) running; "up" also retries the bind.
    */
   checkLink(): void {
     const engine = this.engine!;
-    const flags = this.tun.flags();
-    if (flags < 0) {
-      if (flags === -ENODEV) this.stop("interface removed");
+    const link = this.tun.link();
+    if (link === null) {
+      this.stop("interface removed");
       return;
     }
-    const up = (flags & IFF_UP) !== 0;
-    const mtu = this.tun.mtu();
-    if (mtu > 0 && mtu !== this.mtu) {
-      this.mtu = mtu;
-      this.opts.log("verbose", `MTU updated: ${mtu}`);
-      engine.setMtu(mtu);
+    if (link === undefined) return;
+    this.loopGuard = !link.away && this.udp.createIn === null;
+    if (link.away !== this.linkAway) {
+      this.linkAway = link.away;
+      this.opts.log("verbose", link.away ? `Interface moved to another network namespace (now ${link.name}); UDP stays here` : `Interface back in the daemon's network namespace (${link.name})`);
+    }
+    const up = (link.flags & IFF_UP) !== 0;
+    if (link.mtu > 0 && link.mtu !== this.mtu) {
+      this.mtu = link.mtu;
+      this.opts.log("verbose", `MTU updated: ${link.mtu}`);
+      engine.setMtu(link.mtu);
     }
     if (up !== this.linkUp) {
       this.linkUp = up;
+      engine.setLinkUp(up);
       if (up) this.bringUp();
+      else this.udp.flush();
     }
     this.schedule();
   }
@@ -442,14 +518,24 @@ export class LinuxIO implements DeviceIO {
   };
 }
 
-/** A NETLINK_ROUTE socket subscribed to link changes (up/down, MTU, deletion). */
-function openLinkMonitor(): number {
+const RTMGRP_IPV4_IFADDR = 0x10;
+const RTMGRP_IPV4_ROUTE = 0x40;
+const RTMGRP_IPV6_IFADDR = 0x100;
+const RTMGRP_IPV6_ROUTE = 0x400;
+const NETLINK_LISTEN_ALL_NSID = 8;
+
+/**
+ * A NETLINK_ROUTE socket subscribed to `groups`. `allNsid`: also hears namespaces that have an
+ * id here (the link monitor follows a TUN moved elsewhere this way; Tun.link() assigns the id).
+ */
+function openMonitor(groups: number, allNsid: boolean): number {
   const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) return -1;
+  if (allNsid) setInt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, 1);
   const sa = new Uint8Array(12);
   const dv = new DataView(sa.buffer);
   dv.setUint16(0, AF_NETLINK, true);
-  dv.setUint32(8, RTMGRP_LINK, true);
+  dv.setUint32(8, groups, true);
   if (libc.bind(fd, sa, 12) < 0) {
     libc.close(fd);
     return -1;

@@ -271,10 +271,10 @@ export function controlSocket(): number {
   return ctlFd;
 }
 
-/** Interface flags, or -errno (ENODEV once the link is gone). */
-export function getIfFlags(name: string): number {
+/** Interface flags, or -errno (ENODEV once the link is gone); `sock` picks the namespace. */
+export function getIfFlags(name: string, sock = controlSocket()): number {
   const req = ifreq(name);
-  if (libc.ioctl(controlSocket(), SIOCGIFFLAGS, req) < 0) return -errno();
+  if (libc.ioctl(sock, SIOCGIFFLAGS, req) < 0) return -errno();
   return new DataView(req.buffer).getUint16(16, true);
 }
 
@@ -284,10 +284,10 @@ export function setIfFlags(name: string, flags: number): void {
   check("ioctl(SIOCSIFFLAGS)", libc.ioctl(controlSocket(), SIOCSIFFLAGS, req));
 }
 
-/** Interface MTU, or -errno. */
-export function getIfMtu(name: string): number {
+/** Interface MTU, or -errno; `sock` picks the namespace. */
+export function getIfMtu(name: string, sock = controlSocket()): number {
   const req = ifreq(name);
-  if (libc.ioctl(controlSocket(), SIOCGIFMTU, req) < 0) return -errno();
+  if (libc.ioctl(sock, SIOCGIFMTU, req) < 0) return -errno();
   return new DataView(req.buffer).getInt32(16, true);
 }
 

@@ -114,6 +114,11 @@ function cstr(d: Uint8Array | undefined): string | undefined {
 
 let sock: NetlinkSocket | null = null;
 
+/** A NETLINK_ROUTE request socket in the calling thread's namespace (for the queries below). */
+export function openRtnetlink(): NetlinkSocket {
+  return new NetlinkSocket(NETLINK_ROUTE, { extAck: true, strictCheck: true, bufferSize: 1 << 16 });
+}
+
 /** Close the cached socket (tests; a CLI just exits). */
 export function closeRtnetlink(): void {
   sock?.close();
@@ -121,9 +126,8 @@ export function closeRtnetlink(): void {
 }
 
 /** Send one request and collect its replies until the ack (or DONE for dumps; an interrupted dump is used as it is). */
-function transact(m: MsgBuilder): Reply[] {
-  sock ??= new NetlinkSocket(NETLINK_ROUTE, { extAck: true, strictCheck: true, bufferSize: 1 << 16 });
-  const s = sock;
+function transact(m: MsgBuilder, own?: NetlinkSocket): Reply[] {
+  const s = own ?? (sock ??= openRtnetlink());
   const replies: Reply[] = [];
   s.replies(s.send(m), (off, len, type, flags) => replies.push({ type, flags, body: s.rx.slice(off + NLMSG_HDRLEN, off + len) }), true);
   return replies;
@@ -513,6 +517,50 @@ export function routeGet(addr: Uint8Array): Route | null {
   m.bytes(RTA_DST, addr);
   const r = transact(m);
   return r[0] ? parseRoute(r[0]) : null;
+}
+
+const RTA_SRC = 2;
+const RTA_MARK = 16;
+
+/**
+ * The output interface the kernel routes `dst` through when sending from local address `src`
+ * with mark `mark` (`ip route get DST from SRC mark M`): the kernel's check of a sticky source.
+ * -errno when there is no such route (EINVAL, ENETUNREACH: `src` is no local address, ...).
+ * `s`: a socket in the namespace to ask (the UDP socket's).
+ */
+export function routeOutputIf(s: NetlinkSocket, family: number, dst: Uint8Array, src: Uint8Array, mark: number): number {
+  const n = family === AF_INET6 ? 16 : 4;
+  const m = msg(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_ACK).raw(rtmsg(family, n * 8, 0, 0, 0, 0));
+  m.bytes(RTA_DST, dst.subarray(0, n));
+  m.bytes(RTA_SRC, src.subarray(0, n));
+  if (mark !== 0) m.u32(RTA_MARK, mark);
+  try {
+    const r = transact(m, s);
+    return r[0] ? (parseRoute(r[0]).oif ?? 0) : 0;
+  } catch (e) {
+    if (e instanceof NetlinkError) return -e.errno;
+    throw e;
+  }
+}
+
+const RTM_NEWNSID = 88;
+const NETNSA_NSID = 1;
+const NETNSA_FD = 3;
+
+/**
+ * Gives the namespace open as `nsFd` an id in ours (`ip netns set NAME auto`), so a netlink
+ * socket with NETLINK_LISTEN_ALL_NSID here hears its link notifications. Ids hold no reference:
+ * the namespace still dies with its last user. An id it already has is fine.
+ */
+export function netnsIdAssign(nsFd: number): void {
+  const m = msg(RTM_NEWNSID, NLM_F_REQUEST | NLM_F_ACK).raw(new Uint8Array(4));
+  m.u32(NETNSA_NSID, 0xffffffff);
+  m.u32(NETNSA_FD, nsFd);
+  try {
+    transact(m);
+  } catch (e) {
+    if (!(e instanceof NetlinkError)) throw e;
+  }
 }
 
 // ---- policy rules ----

@@ -6,7 +6,8 @@
 // (TUNSETOFFLOAD) TCP super-packets and unfinished checksums taken on read and cut or completed
 // there. If the kernel refuses a merged packet, merging stops for the device's lifetime.
 
-import { EAGAIN, EINTR, EINVAL } from "../../core/errno.ts";
+import { fstatSync } from "node:fs";
+import { EAGAIN, EBADFD, EINTR, EINVAL } from "../../core/errno.ts";
 import {
   IFF_NO_PI,
   IFF_TUN,
@@ -24,7 +25,12 @@ import {
   ioctlValue,
   libc,
   setIfMtu,
+  AF_INET,
+  SOCK_DGRAM,
+  SOCK_CLOEXEC,
 } from "./libc.ts";
+import { homeNetnsInode, runInNetns } from "./netns.ts";
+import { netnsIdAssign } from "./rtnetlink.ts";
 import { GsoSplitter, TcpMerger, VNET_HDR_LEN, type Deliver } from "./tun-offload.ts";
 
 export { VNET_HDR_LEN } from "./tun-offload.ts";
@@ -34,7 +40,21 @@ const TUNSETOFFLOAD = 0x400454d0;
 const TUN_F_CSUM = 1;
 const TUN_F_TSO4 = 2;
 const TUN_F_TSO6 = 4;
+const TUNGETIFF = 0x800454d2;
+/** _IO('T', 227): an fd of the namespace the device lives in now (Linux 5.2). */
+const TUNGETDEVNETNS = 0x54e3;
+/** The daemon's own namespace (its inode), looked up on first need. */
+let homeIno: number | undefined;
 
+/** Where the device is and its state there; see Tun.link(). */
+export interface LinkState {
+  /** Its name now (a move may rename it). */
+  name: string;
+  flags: number;
+  mtu: number;
+  /** It lives in another namespace than the daemon. */
+  away: boolean;
+}
 export interface TunOptions {
   /** Open with IFF_VNET_HDR and merge TCP segments on write (default true). */
   gro?: boolean;
@@ -45,7 +65,8 @@ export interface TunOptions {
 export class Tun {
   /** -1 once closed. */
   fd: number;
-  readonly name: string;
+  /** The interface name; follows a rename seen by link(). */
+  name: string;
   /** Bytes before the IP packet in every read (the virtio header when vnet is on). */
   readonly readOffset: number;
   readonly vnet: boolean;
@@ -190,9 +211,45 @@ export class Tun {
     setIfMtu(this.name, mtu);
   }
 
-  /** Link flags, or -ENODEV when the interface was deleted. */
-  flags(): number {
-    return getIfFlags(this.name);
+  /**
+   * The device's link state wherever it lives, null once it is deleted, undefined when it
+   * cannot be read just now. The TUN fd stays attached to the device when the link moves to
+   * another namespace (`ip link set IF netns NS`), and is detached (TUNGETIFF: EBADFD) only when
+   * the device is gone, also when the namespace holding it was deleted. Flags and MTU are read inside that namespace; it also gets an id in
+   * ours, so the link monitor hears its notifications. Nothing here keeps that namespace alive.
+   */
+  link(): LinkState | null | undefined {
+    const req = new Uint8Array(40);
+    if (libc.ioctl(this.fd, TUNGETIFF, req) < 0) return errno() === EBADFD || this.fd < 0 ? null : this.linkHere();
+    const end = req.indexOf(0);
+    this.name = new TextDecoder().decode(req.subarray(0, end < 0 ? 16 : end));
+    const nsFd = ioctlValue(this.fd, TUNGETDEVNETNS, 0);
+    if (nsFd < 0) return this.linkHere();
+    try {
+      if (fstatSync(nsFd).ino === (homeIno ??= homeNetnsInode())) return this.linkHere();
+      netnsIdAssign(nsFd);
+      return runInNetns(nsFd, `the namespace of ${this.name}`, (): LinkState | undefined => {
+        const sock = libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (sock < 0) return undefined;
+        try {
+          const flags = getIfFlags(this.name, sock);
+          return flags < 0 ? undefined : { name: this.name, flags, mtu: getIfMtu(this.name, sock), away: true };
+        } finally {
+          libc.close(sock);
+        }
+      });
+    } catch {
+      return undefined; // setns refused: try again at the next notification
+    } finally {
+      libc.close(nsFd);
+    }
+  }
+
+  /** Read by name in the daemon's namespace; -ENODEV here means only "not here". */
+  private linkHere(): LinkState | undefined {
+    const flags = getIfFlags(this.name);
+    if (flags < 0) return undefined;
+    return { name: this.name, flags, mtu: getIfMtu(this.name), away: false };
   }
 
   close(): void {

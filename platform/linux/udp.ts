@@ -177,7 +177,7 @@ export class Udp {
    * the socket() call elsewhere (NetnsSwitch.run for the daemon's --udp-netns). The namespace
    * is fixed at creation, so bind, send and receive need no switching.
    */
-  createIn: ((make: () => number) => number) | null = null;
+  createIn: (<T>(make: () => T) => T) | null = null;
   /** Bind to 127.0.0.1 instead of every address (the I/O warm-up's private sockets). */
   loopbackOnly = false;
 
