@@ -4,7 +4,7 @@
 // else in wg-quick, whichever one (UAPI socket, kernel netlink) carries the interface.
 import type { WgDevice } from "../../core/tools/containers.ts";
 import { strerror } from "../../core/errno.ts";
-import { getDevice, listInterfaces } from "../../platform/uapi-client.ts";
+import { getDevice, listInterfaces } from "../../platform/ipc.ts";
 import { memfdWith } from "../../platform/linux/memfd.ts";
 import { wgMain } from "../wg.ts";
 import { die, err, type Quick } from "./context.ts";
