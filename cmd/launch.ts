@@ -13,7 +13,6 @@ export const READY_ENV = "WG_DAEMON_NOTIFY_PID";
  * tool from argv[0] ("wg", "wg-quick"), so the launcher passes a neutral one (cmd/self.ts).
  */
 export function launchDaemon(cmd: string[], argv0: string): Promise<number> {
-  const logging = process.env.LOG_LEVEL !== undefined && process.env.LOG_LEVEL !== "silent";
   return new Promise<number>((resolve) => {
     let done = false;
     const finish = (code: number) => {
@@ -28,7 +27,10 @@ export function launchDaemon(cmd: string[], argv0: string): Promise<number> {
     const child = spawn(cmd[0]!, cmd.slice(1), {
       argv0,
       detached: true,
-      stdio: ["ignore", logging ? "inherit" : "ignore", "inherit"],
+      // The daemon logs to stdout. Until it reports ready that is only errors (the default
+      // level) which must reach the user, e.g. why the TUN could not be created, as
+      // wireguard-go's do; once ready, a daemon without LOG_LEVEL points stdout at /dev/null.
+      stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, WG_PROCESS_FOREGROUND: "1", [READY_ENV]: String(process.pid) },
     });
     // The child stays referenced until it reports: an unreferenced child would let this process

@@ -13,7 +13,12 @@
 // (chroot), with fresh tmpfs on /tmp, /run, /var/tmp, /root and its own /proc, /sys, /dev. So
 // the host's binaries (wg, ip, bash, bun, ...) run there unchanged. `vm.shared` is a writable
 // host directory mounted at the same path inside the guest: files are exchanged by path.
+// `${vm.shared}.cached` in the guest is a read-only view of it through the page cache, several
+// times faster to read but blind to changes after the guest's first look: for large files
+// written once before the guest reads them.
 // Its only network is eth0 (virtio-net), the other end of tap0 inside `vm.ns`.
+// The kernel loads further modules on demand (nf_tables and its expressions for nft, ...): its
+// /sbin/modprobe, in the initramfs, runs the host's modprobe inside the shared root.
 //
 // Commands: each sh() writes a script and its stdin into the shared directory and sends its id
 // over a virtio-serial port; a shell loop in the guest runs it in the background with /bin/sh
@@ -154,10 +159,18 @@ mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
+# What udev would add: bash's process substitution hands out /dev/fd/N paths; /dev/net/tun
+# exists before its module is loaded (opening it loads it).
+ln -s /proc/self/fd /newroot/dev/fd
+mkdir -p /newroot/dev/net
+[ -e /newroot/dev/net/tun ] || mknod -m 0666 /newroot/dev/net/tun c 10 200
+for n in 0:stdin 1:stdout 2:stderr; do ln -s "/proc/self/fd/\${n%%:*}" "/newroot/dev/\${n#*:}"; done
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
 mkdir -p "/newroot$shared"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 shared "/newroot$shared" || say "mounting the shared directory failed"
+mkdir -p "/newroot$shared.cached"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro sharedro "/newroot$shared.cached" || say "mounting the cached view failed"
 say "starting the agent"
 chroot /newroot /bin/sh "$shared/.agent.sh" "$shared" < /dev/null > /dev/console 2>&1
 say "agent ended"
@@ -214,6 +227,9 @@ function buildInitramfs(k: Kernel): string {
   mkdirSync(join(root, "modules"));
   copyFileSync("/bin/busybox", join(root, "bin/busybox"));
   writeFileSync(join(root, "init"), INIT, { mode: 0o755 });
+  // The kernel's usermode helpers run in the initramfs root, not in the agent's chroot.
+  mkdirSync(join(root, "sbin"));
+  writeFileSync(join(root, "sbin/modprobe"), '#!/bin/busybox sh\nexec /bin/busybox chroot /newroot /sbin/modprobe "$@"\n', { mode: 0o755 });
   const names: string[] = [];
   for (const rel of moduleOrder(k)) {
     const src = join(k.modDir, rel);
@@ -255,6 +271,8 @@ function qemuArgv(k: Kernel, accel: "kvm" | "tcg", dir: string, shared: string, 
     "-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot",
     "-fsdev", `local,id=sh,path=${shared},security_model=none`,
     "-device", "virtio-9p-pci,fsdev=sh,mount_tag=shared",
+    "-fsdev", `local,id=shro,path=${shared},security_model=none,readonly=on`,
+    "-device", "virtio-9p-pci,fsdev=shro,mount_tag=sharedro",
     "-device", "virtio-rng-pci",
     "-device", "virtio-serial-pci",
     "-chardev", `socket,id=ctl,path=${join(dir, "ctl.sock")},server=on,wait=off`,
@@ -454,7 +472,7 @@ export async function guestExecutable(vm: Vm): Promise<string> {
       copyFileSync(src, dst);
     }
   }
-  await vm.ok(`test -x ${GUEST_EXE} || { mkdir -p ${GUEST_EXE.replace(/\/wg$/, "")} && cp ${dst} ${GUEST_EXE} && ln -s wg ${GUEST_EXE}-quick; }`, { timeoutMs: 120_000 });
+  await vm.ok(`test -x ${GUEST_EXE} || { mkdir -p ${GUEST_EXE.replace(/\/wg$/, "")} && cp ${vm.shared}.cached/wgts ${GUEST_EXE} && ln -s wg ${GUEST_EXE}-quick; }`, { timeoutMs: 120_000 });
   return GUEST_EXE;
 }
 const GUEST_EXE = "/tmp/wgts/wg";

@@ -14,6 +14,7 @@ import { keyToBase64 } from "../core/encoding.ts";
 import { Lab, waitFor, type Netns, type RunResult } from "./netns.ts";
 import { AS_NOBODY, nobodyExecutable } from "./lib-nobody.ts";
 import { compileCommand } from "../build.ts";
+import { HOST_NS_SETUP, SNAPSHOT_COMMANDS, type Snapshot, fullConfig, normSnapshot, normState, resolvconfStub, sortPeers, splitConfig } from "./lib-quick.ts";
 
 const TIMEOUT = 120_000;
 const MAIN = join(import.meta.dir, "..", "cmd", "main.ts");
@@ -27,21 +28,7 @@ mkdirSync(binDir);
 const stateDir = join(dir, "state"); // fake resolvconf state + hook log, reset before each side
 const hookLog = join(stateDir, "hooks.log");
 
-// resolvconf stand-in: records every call (and what was piped in), answers -l from its state.
-writeFileSync(
-  join(binDir, "resolvconf"),
-  `#!/bin/sh
-d="${stateDir}"
-echo "resolvconf $*" >> "$d/resolvconf.log"
-[ -n "$FAKE_RESOLVCONF_FAIL" ] && { echo "resolvconf: simulated failure" >&2; exit 4; }
-case "$1" in
--a) cat > "$d/if-$2"; sed 's/^/  | /' "$d/if-$2" >> "$d/resolvconf.log" ;;
--d) rm -f "$d/if-$2" ;;
--l) cat "$d/if-$2" ;;
-esac
-`,
-  { mode: 0o755 },
-);
+writeFileSync(join(binDir, "resolvconf"), resolvconfStub(stateDir), { mode: 0o755 });
 
 const tag = (process.pid % 36 ** 3).toString(36);
 let ifCounter = 0;
@@ -94,46 +81,10 @@ function runSide(side: Side, ns: Netns, args: string[], iface: string, env: Reco
   return { code: r.code, stdout: normOutput(r.stdout, iface), stderr: normOutput(r.stderr, iface) };
 }
 
-/** Kernel-chosen values that differ between twin namespaces: link-local addresses, ifindexes, packet counters. */
-function normState(s: string, ns: Netns): string {
-  return s
-    .replaceAll(ns.name, "NS")
-    .replace(/fe80::[0-9a-f:]+/g, "fe80::LL")
-    .replace(/^\d+: /gm, "N: ")
-    .replace(/@if\d+/g, "@ifN")
-    .replace(/counter packets \d+ bytes \d+/g, "counter packets N bytes N")
-    .replace(/ \[\d+:\d+\]$/gm, " [N:N]");
-}
-
-/** wireguard-go lists peers in Go map order (random): compare configurations with peers sorted. */
-function sortPeers(conf: string): string {
-  const blocks = conf.split(/\n(?=\[Peer\]\n)/);
-  const head = blocks.shift() ?? "";
-  return [head, ...blocks.map((b) => b.replace(/\n*$/, "\n")).sort()].join("\n");
-}
-
-interface Snapshot {
-  links: string;
-  addrs: string;
-  routes: string;
-  rules: string;
-  nft: string;
-  /** iptables-save and ip6tables-save without their timestamp comments. */
-  xtables: string;
-}
-
 function snapshot(ns: Netns): Snapshot {
-  const sh = (line: string) => normState(ns.run(["sh", "-c", line]).stdout, ns);
-  return {
-    links: sh("ip -o link | sed 's/ qlen [0-9]*//; s/link\\/[a-z]* .*//'"),
-    addrs: sh("ip addr"),
-    // Line order within a table follows insertion order, which for the link-local routes of the
-    // veth pair depends on when each end gets carrier: compare the set of routes.
-    routes: sh("ip -d -4 route show table all; ip -d -6 route show table all").split("\n").sort().join("\n"),
-    rules: sh("ip -d -4 rule; ip -d -6 rule"),
-    nft: sh("nft list ruleset"),
-    xtables: sh("{ iptables-save; ip6tables-save; } | grep -v '^#'"),
-  };
+  const raw = {} as Snapshot;
+  for (const [k, line] of Object.entries(SNAPSHOT_COMMANDS)) raw[k as keyof Snapshot] = ns.run(["sh", "-c", line]).stdout;
+  return normSnapshot(raw, ns.name);
 }
 
 function resetState(): void {
@@ -151,24 +102,7 @@ function readState(): { resolvconf: string; hooks: string; restore: string } {
 let hostCounter = 0;
 function hostNs(label: string, extra: string[] = []): Netns {
   const ns = newNs(`${label}${hostCounter++}`);
-  ns.sh(
-    [
-      "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
-      "ip link add eth0 address 02:00:00:00:00:01 type veth peer name eth0peer address 02:00:00:00:00:02",
-      // eth0peer only gives eth0 its carrier. Without IPv6 on it, the kernel has no second
-      // link-local route whose place in the table (first come as carrier arrives) could differ
-      // between twin namespaces.
-      "sysctl -qw net.ipv6.conf.eth0peer.disable_ipv6=1",
-      "ip link set eth0 mtu 1460 up",
-      "ip link set eth0peer up",
-      "ip addr add 198.51.100.2/24 dev eth0",
-      "ip addr add fd51::2/64 dev eth0 nodad",
-      "ip route add default via 198.51.100.1",
-      "ip -6 route add default via fd51::1 dev eth0",
-      "ip route add 203.0.113.0/24 via 198.51.100.1 mtu 1300",
-      ...extra,
-    ].join(" && "),
-  );
+  ns.sh([...HOST_NS_SETUP, ...extra].join(" && "));
   // Carrier (and with it both ends' operational state, eth0's IPv6 addresses and their local
   // routes, one after the other) arrives asynchronously via linkwatch; snapshots taken before
   // that would differ from later ones. Where `extra` disabled IPv6 on eth0 it has none.
@@ -218,7 +152,7 @@ async function play(side: Side, s: Scenario, iface: string): Promise<SideResult>
   const up = runSide(side, ns, ["up", path], iface, s.env, s.wrap);
   if (s.upFails) expect(up.code).not.toBe(0);
   const upState = snapshot(ns);
-  const showconf = sortPeers(normState(ns.run(["wg", "showconf", iface]).stdout, ns));
+  const showconf = sortPeers(normState(ns.run(["wg", "showconf", iface]).stdout, ns.name));
   const whileUp = (s.whileUp ?? []).map((c) => runSide(side, ns, [c, path], iface, s.env, s.wrap));
   const down = s.upFails ? null : runSide(side, ns, ["down", path], iface, s.env, s.wrap);
   const sysctl = ns.run(["sysctl", "-n", "net.ipv4.conf.all.src_valid_mark"]).stdout;
@@ -226,7 +160,7 @@ async function play(side: Side, s: Scenario, iface: string): Promise<SideResult>
   await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
   const after = snapshot(ns);
   expect({ side, ...after }).toEqual({ side, ...before });
-  return { up, upState, showconf, whileUp, down, sysctl, logs: readState(), confAfter: sortPeers(normState(readFileSync(path, "latin1"), ns)) };
+  return { up, upState, showconf, whileUp, down, sysctl, logs: readState(), confAfter: sortPeers(normState(readFileSync(path, "latin1"), ns.name)) };
 }
 
 async function compare(s: Scenario, sides: Side[] = ["orig", "ours"]): Promise<Record<string, SideResult>> {
@@ -260,31 +194,8 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const SPLIT = `[Interface]
-PrivateKey = ${PRIV}
-ListenPort = 51001
-Address = 10.71.0.2/24, fd71::2/64
-Address = 10.72.0.2/32
-DNS = 10.71.0.53, fd71::53, example.com, corp.test
-[Peer]
-PublicKey = ${PEER1}
-AllowedIPs = 10.71.0.0/24, 10.99.0.0/16, fd99::/48
-Endpoint = 198.51.100.1:51820
-[Peer]
-PublicKey = ${PEER2}
-AllowedIPs = 10.98.1.0/24, 192.0.2.77/32
-`;
-
-const FULL = `[Interface]
-PrivateKey = ${PRIV}
-ListenPort = 51002
-Address = 10.73.0.2/32, fd73::2/128
-DNS = 10.73.0.1
-[Peer]
-PublicKey = ${PEER1}
-AllowedIPs = 0.0.0.0/0, ::/0
-Endpoint = [fd51::1]:51820
-`;
+const SPLIT = splitConfig({ priv: PRIV, peer1: PEER1, peer2: PEER2 });
+const FULL = fullConfig({ priv: PRIV, peer1: PEER1, peer2: PEER2 });
 
 describe("wg-quick up/down: reference vs ours (wireguard-go as the tunnel)", () => {
   test("split tunnel, DNS with search domains, MTU from the endpoint's route", () => compare({ conf: SPLIT }), TIMEOUT);
@@ -589,7 +500,7 @@ describe("bare interface names: /etc/wireguard/IFACE.conf (a private tmpfs over 
       const out = ns.run(["unshare", "-m", "sh", "-c", script], envOf(side));
       await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
       expect(snapshot(ns)).toEqual(before);
-      r[side] = { code: out.code, stdout: sortPeers(normState(normOutput(out.stdout, iface), ns)), stderr: normOutput(out.stderr, iface) };
+      r[side] = { code: out.code, stdout: sortPeers(normState(normOutput(out.stdout, iface), ns.name)), stderr: normOutput(out.stderr, iface) };
     }
     expect(r.orig!.code).toBe(0);
     expect(r.ours).toEqual(r.orig!);
@@ -621,7 +532,7 @@ describe("resolvconf interface-order prefix (an overlay over /etc in a private m
       const out = ns.run(["unshare", "-m", "sh", "-c", script], envOf(side));
       await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
       expect(snapshot(ns)).toEqual(before);
-      const saved = sortPeers(normState(readFileSync(path, "latin1"), ns));
+      const saved = sortPeers(normState(readFileSync(path, "latin1"), ns.name));
       r[side] = { code: out.code, stdout: out.stdout, stderr: normOutput(out.stderr, iface), log: readState().resolvconf, saved };
     }
     expect(r.orig!.code).toBe(0);
@@ -1190,7 +1101,7 @@ describe("ours: wg-quick reload IFACE|CONFIG", () => {
       const stateOf = () => ({
         ...snapshot(c),
         routes: snapshot(c).routes.split("\n").sort().join("\n"),
-        showconf: sortPeers(normState(c.run(["wg", "showconf", iface]).stdout, c)),
+        showconf: sortPeers(normState(c.run(["wg", "showconf", iface]).stdout, c.name)),
         dns: readStateFile(`if-${iface}`),
       });
       const handshake = () => c.sh(`wg show ${iface} latest-handshakes`).split("\n").find((l) => l.startsWith(serverPub))!.split("\t")[1]!;
