@@ -6,6 +6,7 @@ import type { Peer } from "./peer.ts";
 import { parseEndpoint, peerName, formatEndpoint } from "./peer.ts";
 import { keyFromHex } from "./encoding.ts";
 import { formatPrefix, parsePrefix } from "./allowedips.ts";
+import { AsciiWriter } from "./ascii.ts";
 import { equal } from "./crypto.ts";
 
 export const EIO = 5;
@@ -106,55 +107,6 @@ class LineReader {
   }
 }
 
-/**
- * ASCII text written straight into bytes. A `get` of 10,000 peers is ~5 MB; built as a string
- * rope of ~100,000 pieces and then UTF-8 encoded for the socket it cost 60-90 ms, written here
- * and decoded once as Latin-1 (a flat 8-bit string, cheap to encode again) it costs a fraction.
- */
-class AsciiWriter {
-  buf = new Uint8Array(1 << 16);
-  len = 0;
-  private room(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    const grown = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
-    grown.set(this.buf.subarray(0, this.len));
-    this.buf = grown;
-  }
-  str(s: string): void {
-    this.room(s.length);
-    for (let i = 0; i < s.length; i++) this.buf[this.len++] = s.charCodeAt(i);
-  }
-  hex(b: Uint8Array): void {
-    this.room(2 * b.length);
-    for (let i = 0; i < b.length; i++) {
-      this.buf[this.len++] = HEX_DIGITS[b[i]! >> 4]!;
-      this.buf[this.len++] = HEX_DIGITS[b[i]! & 15]!;
-    }
-  }
-  /** A non-negative integer below 2^53, in decimal (below 1000 without making a string). */
-  uint(n: number): void {
-    if (n >= 1000) {
-      this.str(String(n));
-      return;
-    }
-    this.room(3);
-    if (n >= 100) this.buf[this.len++] = 48 + Math.floor(n / 100);
-    if (n >= 10) this.buf[this.len++] = 48 + (Math.floor(n / 10) % 10);
-    this.buf[this.len++] = 48 + (n % 10);
-  }
-  /** An IPv4 prefix as inet_ntop prints it, then /cidr. The trie stores addresses masked. */
-  prefix4(addr: Uint8Array, cidr: number): void {
-    for (let i = 0; i < 4; i++) {
-      if (i > 0) this.str(".");
-      this.uint(addr[i]!);
-    }
-    this.str("/");
-    this.uint(cidr);
-  }
-}
-const HEX_DIGITS = Uint8Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
-const latin1 = new TextDecoder("latin1");
-
 export function getOperation(dev: Device): string {
   const w = new AsciiWriter();
   if (dev.privateKey !== null) {
@@ -196,7 +148,7 @@ export function getOperation(dev: Device): string {
       w.str("\n");
     }
   }
-  return latin1.decode(w.buf.subarray(0, w.len));
+  return w.text();
 }
 
 function parseUint(value: string, max: number, what: string): number {
