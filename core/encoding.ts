@@ -19,6 +19,24 @@ export function keyToBase64(key: Uint8Array): string {
   return s + B64[v >> 18]! + B64[(v >> 12) & 63]! + B64[(v >> 6) & 63]! + "=";
 }
 
+const B64_CODES = Uint8Array.from(B64, (c) => c.charCodeAt(0));
+
+/** keyToBase64's 44 characters written as ASCII bytes at out[off] (texts built as bytes). */
+export function keyToBase64Into(key: Uint8Array, out: Uint8Array, off: number): void {
+  for (let i = 0; i < 30; i += 3, off += 4) {
+    const v = (key[i]! << 16) | (key[i + 1]! << 8) | key[i + 2]!;
+    out[off] = B64_CODES[v >> 18]!;
+    out[off + 1] = B64_CODES[(v >> 12) & 63]!;
+    out[off + 2] = B64_CODES[(v >> 6) & 63]!;
+    out[off + 3] = B64_CODES[v & 63]!;
+  }
+  const v = (key[30]! << 16) | (key[31]! << 8);
+  out[off] = B64_CODES[v >> 18]!;
+  out[off + 1] = B64_CODES[(v >> 12) & 63]!;
+  out[off + 2] = B64_CODES[(v >> 6) & 63]!;
+  out[off + 3] = 0x3d;
+}
+
 /** Only the canonical 44-character encoding of 32 bytes is accepted, like wg's key_from_base64. */
 export function keyFromBase64(s: string): Uint8Array | null {
   if (s.length !== 44 || s.charCodeAt(43) !== 0x3d) return null;

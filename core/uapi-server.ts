@@ -8,6 +8,7 @@ import { inetPton4, inetPton6 } from "./inet.ts";
 import type { Peer } from "./peer.ts";
 import { keyFromHex } from "./encoding.ts";
 import { formatPrefix, parsePrefix } from "./allowedips.ts";
+import { AsciiWriter } from "./ascii.ts";
 import { equal } from "./crypto.ts";
 
 class UapiError extends Error {
@@ -130,56 +131,7 @@ class LineReader {
   }
 }
 
-/**
- * ASCII text written straight into bytes, then decoded once as Latin-1: a `get` of many peers
- * is megabytes in ~10 pieces per peer, and a flat 8-bit string is cheap to encode for the
- * socket, where a rope of that many pieces is not.
- */
-class AsciiWriter {
-  buf = new Uint8Array(1 << 16);
-  len = 0;
-  private room(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    const grown = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
-    grown.set(this.buf.subarray(0, this.len));
-    this.buf = grown;
-  }
-  str(s: string): void {
-    this.room(s.length);
-    for (let i = 0; i < s.length; i++) this.buf[this.len++] = s.charCodeAt(i);
-  }
-  hex(b: Uint8Array): void {
-    this.room(2 * b.length);
-    for (let i = 0; i < b.length; i++) {
-      this.buf[this.len++] = HEX_DIGITS[b[i]! >> 4]!;
-      this.buf[this.len++] = HEX_DIGITS[b[i]! & 15]!;
-    }
-  }
-  /** A non-negative integer below 2^53, in decimal (below 1000 without making a string). */
-  uint(n: number): void {
-    if (n >= 1000) {
-      this.str(String(n));
-      return;
-    }
-    this.room(3);
-    if (n >= 100) this.buf[this.len++] = 48 + Math.floor(n / 100);
-    if (n >= 10) this.buf[this.len++] = 48 + (Math.floor(n / 10) % 10);
-    this.buf[this.len++] = 48 + (n % 10);
-  }
-  /** An IPv4 prefix as inet_ntop prints it, then /cidr. The trie stores addresses masked. */
-  prefix4(addr: Uint8Array, cidr: number): void {
-    for (let i = 0; i < 4; i++) {
-      if (i > 0) this.str(".");
-      this.uint(addr[i]!);
-    }
-    this.str("/");
-    this.uint(cidr);
-  }
-}
-const HEX_DIGITS = Uint8Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
-const latin1 = new TextDecoder("latin1");
-
-function getOperation(dev: UapiDevice): string {
+export function getOperation(dev: UapiDevice): string {
   const w = new AsciiWriter();
   if (dev.privateKey !== null) {
     w.str("private_key=");
@@ -220,7 +172,7 @@ function getOperation(dev: UapiDevice): string {
       w.str("\n");
     }
   }
-  return latin1.decode(w.buf.subarray(0, w.len));
+  return w.text();
 }
 
 function parseUint(value: string, max: number, what: string): number {

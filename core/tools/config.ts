@@ -174,6 +174,32 @@ function hostBitsClear(ip: AllowedIp): boolean {
 }
 
 /**
+ * The common entry `a.b.c.d` or `a.b.c.d/n` read straight from `s` (no substrings): the
+ * AllowedIp, or null for anything else (leading zeros, IPv6, odd masks, errors), which the
+ * general path then handles with its exact messages.
+ */
+function plainV4(s: string, start: number, end: number): AllowedIp | null {
+  const addr = new Uint8Array(4);
+  let i = start;
+  for (let octet = 0; octet < 4; octet++) {
+    if (octet && s.charCodeAt(i++) !== 0x2e) return null;
+    const first = i;
+    let v = 0;
+    for (let c = s.charCodeAt(i); i < end && c >= 0x30 && c <= 0x39; c = s.charCodeAt(++i)) v = v * 10 + (c - 0x30);
+    const digits = i - first;
+    if (digits === 0 || digits > 3 || v > 255 || (digits > 1 && s.charCodeAt(first) === 0x30)) return null;
+    addr[octet] = v;
+  }
+  if (i === end) return { family: 4, addr, cidr: 32 };
+  if (s.charCodeAt(i++) !== 0x2f) return null;
+  const first = i;
+  let cidr = 0;
+  for (let c = s.charCodeAt(i); i < end && c >= 0x30 && c <= 0x39; c = s.charCodeAt(++i)) cidr = cidr * 10 + (c - 0x30);
+  if (i !== end || i === first || i - first > 2 || cidr > 32) return null;
+  return { family: 4, addr, cidr };
+}
+
+/**
  * Appends to peer.allowedIps; `value` has no whitespace. Each list replaces the peer's allowed
  * IPs, unless (`signed`, wireguard-tools 1.0.20250521's extension) one of its entries starts
  * with `+` (add) or `-` (remove): then the list is an incremental change, its unsigned entries
@@ -184,35 +210,46 @@ function hostBitsClear(ip: AllowedIp): boolean {
 export function parseAllowedIps(peer: PeerConfig, value: string, env: Pick<ParseEnv, "err">, signed = true): boolean {
   peer.replaceAllowedIps = true;
   if (!value.length) return true;
-  for (let entry of value.split(",")) {
-    const sign = signed ? entry[0] : undefined;
+  for (let start = 0; start <= value.length; ) {
+    let end = value.indexOf(",", start);
+    if (end < 0) end = value.length;
+    const sign = signed ? value[start] : undefined;
     if (sign === "+" || sign === "-") {
       peer.replaceAllowedIps = false;
-      entry = entry.slice(1);
+      start++;
     }
-    const slash = entry.indexOf("/");
-    const ipText = slash < 0 ? entry : entry.slice(0, slash);
-    const addr = parseIp(ipText, env);
-    if (!addr) return false;
-    const family: 4 | 6 = addr.length === 4 ? 4 : 6;
-    const max = family === 4 ? 32 : 128;
-    let cidr = max;
-    if (slash >= 0) {
-      const mask = entry.slice(slash + 1);
-      // A plain short number needs no strtoul (which handles signs, spaces and saturation).
-      const plain = /^[0-9]{1,3}$/.test(mask);
-      const { n, rest } = plain ? { n: 0n, rest: "" } : strtoul(mask, 10);
-      cidr = plain ? Number(mask) : Number(n > 255n ? 255n : n);
-      if (!isDigit(mask.charCodeAt(0)) || rest || (plain ? cidr > max : n > BigInt(max))) {
-        env.err(`AllowedIP is not in the correct format: \`${entry}'\n`);
-        return false;
-      }
-    }
-    const ip: AllowedIp = sign === "-" ? { family, addr, cidr, remove: true } : { family, addr, cidr };
-    if (!hostBitsClear(ip)) env.err(`Warning: AllowedIP has nonzero host part: ${ipText}/${entry.slice(slash + 1)}\n`);
+    const fast = plainV4(value, start, end);
+    if (fast && !hostBitsClear(fast)) env.err(`Warning: AllowedIP has nonzero host part: ${value.slice(start, end)}\n`);
+    const ip = fast ?? allowedIp(value.slice(start, end), env);
+    if (!ip) return false;
+    if (sign === "-") ip.remove = true;
     peer.allowedIps.push(ip);
+    start = end + 1;
   }
   return true;
+}
+
+/** One entry of an AllowedIPs list; null after printing why. */
+function allowedIp(entry: string, env: Pick<ParseEnv, "err">): AllowedIp | null {
+  const slash = entry.indexOf("/");
+  const ipText = slash < 0 ? entry : entry.slice(0, slash);
+  const addr = parseIp(ipText, env);
+  if (!addr) return null;
+  const family: 4 | 6 = addr.length === 4 ? 4 : 6;
+  const max = family === 4 ? 32 : 128;
+  let cidr = max;
+  if (slash >= 0) {
+    const mask = entry.slice(slash + 1);
+    const { n, rest } = strtoul(mask, 10);
+    if (!isDigit(mask.charCodeAt(0)) || rest || n > BigInt(max)) {
+      env.err(`AllowedIP is not in the correct format: \`${entry}'\n`);
+      return null;
+    }
+    cidr = Number(n);
+  }
+  const ip: AllowedIp = { family, addr, cidr };
+  if (!hostBitsClear(ip)) env.err(`Warning: AllowedIP has nonzero host part: ${ipText}/${entry.slice(slash + 1)}\n`);
+  return ip;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,22 +283,24 @@ export class ConfigParser {
 
   private process(line: string): boolean {
     const env = this.env;
-    // Keys compare case-insensitively; values keep their case (only the key part is lowered).
+    // `Key=value` with a case-insensitive key and a non-empty value, split at the first "=".
     const eq = line.indexOf("=");
-    const l = eq < 0 ? lower(line) : lower(line.slice(0, eq)) + line.slice(eq);
-    if (l === "[interface]") {
-      this.section = "interface";
-      return true;
+    if (eq < 0) {
+      const l = lower(line);
+      if (l === "[interface]") {
+        this.section = "interface";
+        return true;
+      }
+      if (l === "[peer]") {
+        this.peer = emptyPeerConfig();
+        this.peer.replaceAllowedIps = true;
+        this.device.peers.push(this.peer);
+        this.section = "peer";
+        return true;
+      }
     }
-    if (l === "[peer]") {
-      this.peer = emptyPeerConfig();
-      this.peer.replaceAllowedIps = true;
-      this.device.peers.push(this.peer);
-      this.section = "peer";
-      return true;
-    }
-    const value = (key: string): string | null =>
-      l.length > key.length + 1 && l.startsWith(key + "=") ? line.slice(key.length + 1) : null;
+    const key = eq > 0 && line.length > eq + 1 ? lower(line.slice(0, eq)) : "";
+    const value = (k: string): string | null => (key === k ? line.slice(eq + 1) : null);
     let v: string | null;
     if (this.section === "interface") {
       if ((v = value("listenport")) !== null) {

@@ -6,6 +6,7 @@
 import type { AllowedIp, WgDevice, WgPeer } from "./containers.ts";
 import { inetNtop4, inetNtop6 } from "../inet.ts";
 import { keyToBase64 } from "../encoding.ts";
+import { AsciiWriter } from "../ascii.ts";
 
 export function formatAllowedIp(ip: AllowedIp): string {
   return (ip.family === 4 ? inetNtop4(ip.addr) : inetNtop6(ip.addr)) + "/" + ip.cidr;
@@ -148,15 +149,37 @@ export function prettyDevice(dev: WgDevice, o: PrettyOptions): string {
 const maybeKey = (k: Uint8Array | null) => (k ? keyToBase64(k) : "(none)");
 const fwmarkText = (m: number) => (m ? `0x${m.toString(16)}` : "off");
 
+/** `wg show IF dump` (written as bytes: it is megabytes for 10,000 peers). */
 export function dumpDevice(dev: WgDevice, withInterface: boolean): string {
   const pre = withInterface ? `${dev.name}\t` : "";
-  let s = `${pre}${maybeKey(dev.privateKey)}\t${maybeKey(dev.publicKey)}\t${dev.listenPort}\t${fwmarkText(dev.fwmark)}\n`;
+  const w = new AsciiWriter();
+  const key = (k: Uint8Array | null) => (k ? w.key64(k) : w.str("(none)"));
+  const TAB = 9, NL = 10;
+  w.str(pre);
+  key(dev.privateKey);
+  w.char(TAB);
+  key(dev.publicKey);
+  w.str(`\t${dev.listenPort}\t${fwmarkText(dev.fwmark)}\n`);
   for (const p of dev.peers) {
-    s += `${pre}${keyToBase64(p.publicKey)}\t${maybeKey(p.presharedKey)}\t${p.endpoint ?? "(none)"}\t`;
-    s += (p.allowedIps.length ? p.allowedIps.map(formatAllowedIp).join(",") : "(none)") + "\t";
-    s += `${p.lastHandshakeSec}\t${p.rxBytes}\t${p.txBytes}\t${p.persistentKeepalive || "off"}\n`;
+    w.str(pre);
+    w.key64(p.publicKey);
+    w.char(TAB);
+    key(p.presharedKey);
+    w.char(TAB);
+    w.str(p.endpoint ?? "(none)");
+    w.char(TAB);
+    const ips = p.allowedIps;
+    if (!ips.length) w.str("(none)");
+    for (let i = 0; i < ips.length; i++) {
+      const ip = ips[i]!;
+      if (i) w.char(0x2c);
+      if (ip.family === 4) w.prefix4(ip.addr, ip.cidr);
+      else w.str(formatAllowedIp(ip));
+    }
+    w.str(`\t${p.lastHandshakeSec}\t${p.rxBytes}\t${p.txBytes}\t${p.persistentKeepalive || "off"}`);
+    w.char(NL);
   }
-  return s;
+  return w.text();
 }
 
 export const SHOW_FIELDS = [

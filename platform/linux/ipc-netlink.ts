@@ -220,7 +220,7 @@ export class DeviceReader {
       else if (c.type === WGALLOWEDIP_A_CIDR_MASK && c.len === 1) cidr = c.u8();
       else if (c.type === WGALLOWEDIP_A_IPADDR && (c.len === 4 || c.len === 16)) addr = c.copy();
     }
-    if (family === AF_INET && cidr <= 32) return { family: 4, addr: addr ? addr.slice(0, 4) : new Uint8Array(4), cidr };
+    if (family === AF_INET && cidr <= 32) return { family: 4, addr: addr?.length === 4 ? addr : (addr?.slice(0, 4) ?? new Uint8Array(4)), cidr };
     if (family === AF_INET6 && cidr <= 128) return { family: 6, addr: addr?.length === 16 ? addr : new Uint8Array(16), cidr };
     throw new NetlinkError(EINVAL);
   }
