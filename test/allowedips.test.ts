@@ -386,8 +386,9 @@ describe("allowedips randomized", () => {
   });
 });
 
-describe("allowedips lookup speed", () => {
-  test("a full table answers lookups quickly", () => {
+// Speed is measured by bench/, never by a timed unit test; this only checks a big table works.
+describe("allowedips: a full table", () => {
+  test("10,000 random prefixes of both families answer lookups", () => {
     const t = new AllowedIPs<number>();
     const rnd = rng(99);
     const a = new Uint8Array(16);
@@ -399,14 +400,10 @@ describe("allowedips lookup speed", () => {
     const buf = new Uint8Array(1 << 16);
     for (let i = 0; i < buf.length; i++) buf[i] = Math.floor(rnd() * 256);
     let hits = 0;
-    const t0 = Bun.nanoseconds();
     for (let i = 0; i < 400_000; i++) {
       const off = (i * 16) & 0xffef;
       if (t.lookup(i & 1 ? 4 : 6, buf, off) !== undefined) hits++;
     }
-    const nsPerLookup = (Bun.nanoseconds() - t0) / 400_000;
     expect(hits).toBeGreaterThan(0);
-    // Generous bound (shared 2-core machine): a linear scan would be far slower.
-    expect(nsPerLookup).toBeLessThan(2000);
   });
 });
