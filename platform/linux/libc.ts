@@ -4,6 +4,7 @@
 // the main thread.
 
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import { strerror } from "../../core/errno.ts";
 
 const { i32, u32, i64, u64, ptr: P } = FFIType;
 
@@ -64,28 +65,6 @@ export class SysError extends Error {
 export function check(call: string, rc: number): number {
   if (rc < 0) throw new SysError(call, errno());
   return rc;
-}
-
-const ERRNO_TEXT: Record<number, string> = {
-  1: "Operation not permitted",
-  2: "No such file or directory",
-  5: "Input/output error",
-  9: "Bad file descriptor",
-  11: "Resource temporarily unavailable",
-  13: "Permission denied",
-  16: "Device or resource busy",
-  17: "File exists",
-  19: "No such device",
-  22: "Invalid argument",
-  77: "File descriptor in bad state",
-  97: "Address family not supported by protocol",
-  98: "Address already in use",
-  99: "Cannot assign requested address",
-  101: "Network is unreachable",
-  111: "Connection refused",
-};
-export function strerror(e: number): string {
-  return ERRNO_TEXT[e] ?? `Unknown error ${e}`;
 }
 
 export function cstr(s: string): Uint8Array {
