@@ -4,7 +4,8 @@
 //   - whole commands, wall time in the guest (each run on a fresh device, tools alternating);
 //   - the start-up of each executable alone (`genkey`), which under emulation dominates ours;
 //   - ours in-process: config parse + SET, and GET + dump rendering, timed inside one Bun
-//     process (`bun bench/kernel-scale.ts inproc CONF IFACE RUNS`, run in the guest).
+//     process (`bun bench/kernel-scale.ts inproc CONF PREFIX RUNS`, run in the guest, root:
+//     it creates the devices PREFIX0.. itself).
 import { readFileSync } from "node:fs";
 import { median } from "./lib/stats.ts";
 
@@ -19,8 +20,11 @@ export interface KernelScaleResult {
 }
 
 /**
- * The guest script: `runs` rounds on a fresh device `wgb` in namespace `kb`, the two tools taking
- * turns (which goes first alternates). Prints one line per measurement.
+ * The guest script: `runs` rounds in namespace `kb`, each tool on a fresh device per round, the
+ * two taking turns (which goes first alternates). Devices are not deleted in between: removing
+ * 10,000 peers costs the kernel one RCU grace period each, minutes under emulation; the
+ * namespace goes at the end (the kernel cleans it up in the background). Prints one line per
+ * measurement.
  */
 export function kernelScaleScript(o: { ours: string; conf: string; runs: number; bun: string; self: string }): string {
   return `set -u
@@ -31,16 +35,15 @@ for i in $(seq ${o.runs}); do
   if [ $((i % 2)) = 1 ]; then order="real ours"; else order="ours real"; fi
   for tool in $order; do
     bin=/usr/bin/wg; [ $tool = ours ] && bin=${o.ours}
-    ip -n kb link add wgb type wireguard || exit 1
-    t=$(date +%s%N); ns $bin setconf wgb ${o.conf} || exit 2; s=$(ms $t)
-    t=$(date +%s%N); ns $bin show wgb dump > /tmp/kb-dump.$tool || exit 3; d=$(ms $t)
+    dev=wgb$i$tool
+    ip -n kb link add $dev type wireguard || exit 1
+    t=$(date +%s%N); ns $bin setconf $dev ${o.conf} || exit 2; s=$(ms $t)
+    t=$(date +%s%N); ns $bin show $dev dump > /tmp/kb-dump.$tool || exit 3; d=$(ms $t)
     echo "$tool setconf $s dump $d lines $(wc -l < /tmp/kb-dump.$tool)"
     t=$(date +%s%N); $bin genkey > /dev/null; echo "$tool startup $(ms $t)"
-    ip -n kb link del wgb
   done
 done
-ip -n kb link add wgb type wireguard || exit 1
-ns ${o.bun} ${o.self} inproc ${o.conf} wgb ${o.runs} || exit 4
+ns ${o.bun} ${o.self} inproc ${o.conf} wgin ${o.runs} || exit 4
 ip netns del kb
 `;
 }
@@ -86,23 +89,26 @@ export function kernelScaleTable(r: KernelScaleResult): string {
   ].join("\n");
 }
 
-/** Guest side: parse + SET and GET + dump text, in-process, `runs` times each. */
+/** Guest side: parse + SET and GET + dump text, in-process, `runs` times, each on a fresh device IFACE<i>. */
 async function inproc(conf: string, iface: string, runs: number): Promise<void> {
   const { parseConfigFile } = await import("../core/tools/config.ts");
   const { dumpDevice } = await import("../core/tools/show.ts");
   const { defaultParseEnv } = await import("../cmd/wg.ts");
   const { getDevice, setDevice } = await import("../platform/linux/ipc-netlink.ts");
+  const { linkAdd } = await import("../platform/linux/rtnetlink.ts");
   const text = readFileSync(conf, "latin1");
   const env = defaultParseEnv((s) => process.stderr.write(s));
   for (let i = 0; i < runs; i++) {
+    const dev = `${iface}${i}`;
+    linkAdd(dev, "wireguard");
     let t = performance.now();
     const config = parseConfigFile(text, false, env);
     if (!config) throw new Error("config does not parse");
-    const errno = setDevice(iface, config);
+    const errno = setDevice(dev, config);
     if (errno) throw new Error(`setDevice: errno ${errno}`);
     const set = performance.now() - t;
     t = performance.now();
-    const r = getDevice(iface);
+    const r = getDevice(dev);
     if (!r.ok) throw new Error(`getDevice: errno ${r.errno}`);
     const lines = dumpDevice(r.device, false).split("\n").length - 1;
     console.log(`inproc set ${set.toFixed(1)} dump ${(performance.now() - t).toFixed(1)} lines ${lines}`);

@@ -50,14 +50,19 @@ export class AsciiWriter {
     if (n >= 10) this.buf[this.len++] = 48 + (Math.floor(n / 10) % 10);
     this.buf[this.len++] = 48 + (n % 10);
   }
-  /** An IPv4 prefix as inet_ntop prints the address, then /cidr. */
+  /** An IPv4 prefix as inet_ntop prints the address, then /cidr (at most 18 characters). */
   prefix4(addr: Uint8Array, cidr: number): void {
-    for (let i = 0; i < 4; i++) {
-      if (i > 0) this.char(0x2e);
-      this.uint(addr[i]!);
+    this.room(18);
+    const b = this.buf;
+    let len = this.len;
+    for (let i = 0; i < 5; i++) {
+      const n = i < 4 ? addr[i]! : cidr;
+      if (i > 0) b[len++] = i < 4 ? 0x2e : 0x2f;
+      if (n >= 100) b[len++] = 48 + Math.floor(n / 100);
+      if (n >= 10) b[len++] = 48 + (Math.floor(n / 10) % 10);
+      b[len++] = 48 + (n % 10);
     }
-    this.char(0x2f);
-    this.uint(cidr);
+    this.len = len;
   }
   /** Everything written, as a byte string. */
   text(): string {

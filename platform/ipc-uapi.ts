@@ -23,6 +23,17 @@ function isSocketFile(path: string): boolean {
 
 type Conn = { ok: true; sock: ReturnType<typeof createConnection> } | { ok: false; errno: number };
 
+/** connect(); a refused connection means the daemon is gone, and its stale socket file is deleted. */
+async function connectOrClean(path: string): Promise<Conn> {
+  const c = await connect(path);
+  if (!c.ok && c.errno === ECONNREFUSED) {
+    try {
+      unlinkSync(bytes(path));
+    } catch {}
+  }
+  return c;
+}
+
 function connect(path: string): Promise<Conn> {
   return new Promise((resolve) => {
     // node:net takes a string path and encodes it as UTF-8; our names are byte strings.
@@ -44,18 +55,9 @@ export async function hasInterface(name: string): Promise<boolean> {
   if (name.includes("/")) return false;
   const path = socketPath(name);
   if (!isSocketFile(path)) return false;
-  const c = await connect(path);
-  if (!c.ok) {
-    if (c.errno === ECONNREFUSED) {
-      try {
-        unlinkSync(bytes(path));
-      } catch {}
-      return false;
-    }
-    return true;
-  }
-  c.sock.destroy();
-  return true;
+  const c = await connectOrClean(path);
+  if (c.ok) c.sock.destroy();
+  return c.ok || c.errno !== ECONNREFUSED;
 }
 
 /** wg's userspace_get_wireguard_interfaces: connectable sockets in raw directory order. */
@@ -88,15 +90,8 @@ export async function uapiExchange(name: string, request: string): Promise<{ ok:
   } catch (e) {
     return { ok: false, errno: errnoFromCode((e as NodeJS.ErrnoException).code) };
   }
-  const c = await connect(path);
-  if (!c.ok) {
-    if (c.errno === ECONNREFUSED) {
-      try {
-        unlinkSync(bytes(path));
-      } catch {}
-    }
-    return c;
-  }
+  const c = await connectOrClean(path);
+  if (!c.ok) return c;
   const sock = c.sock;
   return new Promise((resolve) => {
     let text = "";

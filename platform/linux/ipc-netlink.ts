@@ -212,6 +212,33 @@ export class DeviceReader {
   }
 
   private readAllowedIp(): AllowedIp {
+    return this.kernelLayoutIp() ?? this.anyLayoutIp();
+  }
+
+  /**
+   * The element exactly as the kernel writes it (CIDR_MASK, FAMILY, IPADDR: 24 bytes for IPv4,
+   * 36 for IPv6), read at fixed offsets; null for any other layout. This is the innermost loop
+   * of reading a large device.
+   */
+  private kernelLayoutIp(): AllowedIp | null {
+    const e = this.ips, v = e.view, buf = e.buf, o = e.off, n = e.len;
+    const size = n === 24 ? 4 : n === 36 ? 16 : 0;
+    if (
+      size === 0 ||
+      v.getUint32(o, true) !== (5 | (WGALLOWEDIP_A_CIDR_MASK << 16)) ||
+      v.getUint32(o + 8, true) !== (6 | (WGALLOWEDIP_A_FAMILY << 16)) ||
+      v.getUint16(o + 12, true) !== (size === 4 ? AF_INET : AF_INET6) ||
+      v.getUint32(o + 16, true) !== ((4 + size) | (WGALLOWEDIP_A_IPADDR << 16))
+    )
+      return null;
+    const cidr = buf[o + 4]!;
+    if (cidr > size * 8) return null;
+    const addr = new Uint8Array(size);
+    for (let i = 0; i < size; i++) addr[i] = buf[o + 20 + i]!;
+    return { family: size === 4 ? 4 : 6, addr, cidr };
+  }
+
+  private anyLayoutIp(): AllowedIp {
     const c = this.ip.inside(this.ips);
     let family = 0, cidr = 0;
     let addr: Uint8Array | null = null;
