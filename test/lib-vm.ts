@@ -154,6 +154,11 @@ for m in $(cat /modules.order); do insmod "/modules/$m" || say "insmod $m failed
 shared=$(sed -n 's/.*wgt\\.shared=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /newroot || say "mounting the host root failed"
 for d in tmp run var/tmp root; do mount -t tmpfs -o mode=1777 tmpfs "/newroot/$d"; done
+# The checkout (its node_modules, scripts) at its own path, even where that lies under a tmpfs
+# above (a clone in /tmp or /root).
+checkout=$(sed -n 's/.*wgt\\.checkout=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+mkdir -p "/newroot$checkout" 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro checkout "/newroot$checkout" || say "mounting the checkout failed"
 chmod 0700 /newroot/root
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
@@ -255,6 +260,9 @@ function buildInitramfs(k: Kernel): string {
 let kvmUsable: boolean | null = null;
 const KVM_BOOT_MS = 20_000;
 
+/** This checkout, mounted read-only at the same path in the guest. */
+const CHECKOUT = join(import.meta.dir, "..");
+
 function qemuArgv(k: Kernel, accel: "kvm" | "tcg", dir: string, shared: string, memMiB: number): string[] {
   return [
     "qemu-system-x86_64",
@@ -264,7 +272,7 @@ function qemuArgv(k: Kernel, accel: "kvm" | "tcg", dir: string, shared: string, 
     "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot",
     "-kernel", k.vmlinuz,
     "-initrd", buildInitramfs(k),
-    "-append", `console=ttyS0 panic=-1 quiet rdinit=/init wgt.shared=${shared}`,
+    "-append", `console=ttyS0 panic=-1 quiet rdinit=/init wgt.shared=${shared} wgt.checkout=${CHECKOUT}`,
     "-chardev", `file,id=con,path=${join(dir, "console.log")}`,
     "-serial", "chardev:con",
     "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
@@ -273,6 +281,8 @@ function qemuArgv(k: Kernel, accel: "kvm" | "tcg", dir: string, shared: string, 
     "-device", "virtio-9p-pci,fsdev=sh,mount_tag=shared",
     "-fsdev", `local,id=shro,path=${shared},security_model=none,readonly=on`,
     "-device", "virtio-9p-pci,fsdev=shro,mount_tag=sharedro",
+    "-fsdev", `local,id=co,path=${CHECKOUT},security_model=none,readonly=on,multidevs=remap`,
+    "-device", "virtio-9p-pci,fsdev=co,mount_tag=checkout",
     "-device", "virtio-rng-pci",
     "-device", "virtio-serial-pci",
     "-chardev", `socket,id=ctl,path=${join(dir, "ctl.sock")},server=on,wait=off`,
