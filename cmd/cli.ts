@@ -1,8 +1,8 @@
-// What our own commands (`wg daemon`, `wg completions`) share around citty: plain-text help
-// generated from a command's definition, and the strictness citty leaves out. citty takes any
-// option and any number of words; these commands answer an option they do not define, a word too
-// many or a `--` with their usage error, as they did before citty parsed them.
-import { parseArgs, renderUsage, type ArgsDef, type CommandDef, type ParsedArgs } from "citty";
+// What our own commands (the daemon, completions and the extensions beside the original wg and
+// wg-quick words) share around citty: plain-text help generated from a command's definition, and
+// the strictness citty leaves out. citty takes any option and any number of words; these
+// commands answer an option they do not define with their usage error.
+import { defineCommand, parseArgs, renderUsage, type ArgsDef, type CommandDef, type ParsedArgs } from "citty";
 import { stripVTControlCharacters } from "node:util";
 
 /** `--help` or `-h` anywhere asks for the help text (citty's runMain convention). */
@@ -38,4 +38,33 @@ export function parseStrict<T extends ArgsDef>(argv: string[], def: T): ParsedAr
   const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   for (const key of Object.keys(parsed)) if (key !== "_" && !known.has(key) && !known.has(kebab(key))) return null;
   return parsed._.length > positionals ? null : parsed;
+}
+
+/** Prints `NAME: MSG` and where help is; returns the exit status 1. */
+export function usageError(name: string, msg: string): number {
+  process.stderr.write(`${name}: ${msg}\nTry \`${name} --help'.\n`);
+  return 1;
+}
+
+/**
+ * An extension's arguments, or an exit status after printing its help (0) or a usage error (1).
+ * `name` is the command as typed (`wg allowed-ips`); further positionals are the command's to judge.
+ */
+export async function parseOwnArgs<const T extends ArgsDef>(name: string, description: string, def: T, args: string[]): Promise<ParsedArgs<T> | number> {
+  if (wantsHelp(args)) {
+    process.stdout.write(await helpText(defineCommand({ meta: { name, description }, args: def })));
+    return 0;
+  }
+  let parsed: ParsedArgs<T>;
+  try {
+    parsed = parseArgs<T>(args, def);
+  } catch (e) {
+    return usageError(name, e instanceof Error ? e.message : String(e));
+  }
+  // citty also sets camelCase and kebab-case spellings of each name.
+  const norm = (k: string) => k.replace(/-/g, "").toLowerCase();
+  const known = new Set(["_", ...Object.keys(def)].map(norm));
+  const unknown = Object.keys(parsed).find((k) => !known.has(norm(k)));
+  if (unknown !== undefined) return usageError(name, `unknown option \`${unknown.length === 1 ? "-" : "--"}${unknown}'`);
+  return parsed;
 }

@@ -4,7 +4,7 @@
 // or an empty line when nothing is left. The arithmetic is core/tools/prefix-set.ts.
 import type { ArgsDef } from "citty";
 import { formatPrefixList, parsePrefixLists, subtractPrefixes } from "../core/tools/prefix-set.ts";
-import { parseOwnArgs, usageError } from "./own-args.ts";
+import { parseOwnArgs, usageError } from "./cli.ts";
 
 const ARGS = {
   prefixes: {

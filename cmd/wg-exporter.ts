@@ -7,7 +7,7 @@ import type { ArgsDef } from "citty";
 import { inetPton4, inetPton6 } from "../core/inet.ts";
 import { parseFriendlyNames } from "../core/tools/metrics.ts";
 import { serveMetrics } from "../platform/metrics-server.ts";
-import { parseOwnArgs, usageError } from "./own-args.ts";
+import { parseOwnArgs, usageError } from "./cli.ts";
 
 /** prometheus_wireguard_exporter's port, so existing scrape configs only change the host. */
 export const DEFAULT_LISTEN = "127.0.0.1:9586";

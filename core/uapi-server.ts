@@ -72,7 +72,7 @@ export function handleUapi(dev: UapiDevice, request: string): UapiReply {
  * port decimal 0-65535. The zone is accepted but dropped, as wireguard-go 0.0.20220316 does (it
  * prints `[fe80::1]:5` after `endpoint=[fe80::1%lo]:5`).
  */
-export function parseEndpoint(text: string): Endpoint | null {
+export function parseAddrPort(text: string): Endpoint | null {
   let host: string;
   let portText: string;
   if (text.startsWith("[")) {
@@ -302,7 +302,7 @@ function peerLine(dev: UapiDevice, cur: SetPeer, key: string, value: string): vo
     }
     case "endpoint": {
       dev.log("verbose", `${name} - UAPI: Updating endpoint`);
-      const ep = parseEndpoint(value);
+      const ep = parseAddrPort(value);
       if (ep === null) throw new UapiError(EINVAL, `failed to set endpoint ${value}`);
       if (peer) {
         dev.setEndpoint(peer, ep);

@@ -5,13 +5,13 @@ import { generatePrivateKey, publicKey, hash, mac } from "../core/crypto.ts";
 import { createDevice, type Device } from "../core/device.ts";
 import type { DeviceEvent } from "../core/device-api.ts";
 import { Endpoint, formatEndpoint } from "../core/endpoint.ts";
-import { parseEndpoint } from "../core/uapi-server.ts";
+import { parseAddrPort } from "../core/uapi-server.ts";
 import { LABEL_MAC1 } from "../core/cookie.ts";
 import { prng } from "./lib-fuzz.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 /** An endpoint from UAPI text ("192.0.2.1:51820", "[2001:db8::2]:51820"). */
-const ep = (text: string) => parseEndpoint(text)!;
+const ep = (text: string) => parseAddrPort(text)!;
 const text = (e: Endpoint) => formatEndpoint(e);
 
 

@@ -2,7 +2,7 @@
 // covers, and how the engine keeps a peer's sticky source on the peer's own Endpoint.
 import { describe, expect, test } from "bun:test";
 import { Endpoint, formatEndpoint } from "../core/endpoint.ts";
-import { parseEndpoint } from "../core/uapi-server.ts";
+import { parseAddrPort } from "../core/uapi-server.ts";
 import { makeWorld } from "./lib-fuzz.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -22,18 +22,18 @@ describe("text (UAPI endpoint=)", () => {
       // The zone is accepted and dropped, as wireguard-go 0.0.20220316 does.
       ["[fe80::1%lo]:7", "[fe80::1]:7"],
     ] as const) {
-      expect({ text, got: formatEndpoint(parseEndpoint(text)!) }).toEqual({ text, got: out });
+      expect({ text, got: formatEndpoint(parseAddrPort(text)!) }).toEqual({ text, got: out });
     }
   });
 
   test("malformed endpoints are refused", () => {
     for (const bad of ["", "1.2.3.4", "1.2.3.4:", ":5", "1.2.3.4:65536", "1.2.3.4:x", "1.2.3.256:1", "[1.2.3.4]:5", "1.2.3.4%lo:5", "::1:5", "[::1]", "[::1]5", "[fe80::1%]:5", "[1::2::3]:5", "host:5"]) {
-      expect({ bad, ep: parseEndpoint(bad) }).toEqual({ bad, ep: null });
+      expect({ bad, ep: parseAddrPort(bad) }).toEqual({ bad, ep: null });
     }
   });
 
   test("a scope id is printed by interface name when one is given, else by number", () => {
-    const ep = Endpoint.of(6, parseEndpoint("[fe80::b]:9")!.addr, 9, 3);
+    const ep = Endpoint.of(6, parseAddrPort("[fe80::b]:9")!.addr, 9, 3);
     expect(formatEndpoint(ep)).toBe("[fe80::b%3]:9");
     expect(formatEndpoint(ep, (i) => `eth${i}`)).toBe("[fe80::b%eth3]:9");
     expect(Endpoint.of(4, [10, 0, 0, 1], 9, 3).scope).toBe(0);
@@ -43,20 +43,20 @@ describe("text (UAPI endpoint=)", () => {
 describe("bytes", () => {
   test("dstToBytes is the address then the port big-endian (the cookie's input)", () => {
     const out = new Uint8Array(18).fill(0xee);
-    expect(parseEndpoint("192.0.2.7:258")!.dstToBytes(out)).toBe(6);
+    expect(parseAddrPort("192.0.2.7:258")!.dstToBytes(out)).toBe(6);
     expect(hex(out.subarray(0, 6))).toBe("c00002070102");
-    expect(parseEndpoint("[2001:db8::7]:51820")!.dstToBytes(out)).toBe(18);
+    expect(parseAddrPort("[2001:db8::7]:51820")!.dstToBytes(out)).toBe(18);
     expect(hex(out)).toBe("20010db8000000000000000000000007ca6c");
   });
 
   test("sameDst covers family, address, port and scope; sameSrc the sticky source", () => {
-    const a = parseEndpoint("[fe80::1]:5")!;
+    const a = parseAddrPort("[fe80::1]:5")!;
     const b = a.clone();
     expect(a.sameDst(b)).toBe(true);
     b.scope = 2;
     expect(a.sameDst(b)).toBe(false);
-    expect(parseEndpoint("1.2.3.4:5")!.sameDst(parseEndpoint("1.2.3.4:6")!)).toBe(false);
-    expect(parseEndpoint("0.0.0.0:5")!.sameDst(parseEndpoint("[::]:5")!)).toBe(false);
+    expect(parseAddrPort("1.2.3.4:5")!.sameDst(parseAddrPort("1.2.3.4:6")!)).toBe(false);
+    expect(parseAddrPort("0.0.0.0:5")!.sameDst(parseAddrPort("[::]:5")!)).toBe(false);
     const c = a.clone();
     expect(a.sameSrc(c)).toBe(true);
     c.hasSrc = true;

@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { HANDSHAKE_QUEUE_SIZE, createDevice } from "../core/device.ts";
 import { formatEndpoint, type Endpoint } from "../core/endpoint.ts";
-import { parseEndpoint } from "../core/uapi-server.ts";
+import { parseAddrPort } from "../core/uapi-server.ts";
 import { generatePrivateKey, publicKey, randomBytes } from "../core/crypto.ts";
 import { COOKIE_REPLY_LEN, INITIATION_LEN } from "../core/noise.ts";
 import { setMac1 } from "./lib-fuzz.ts";
@@ -66,7 +66,7 @@ test("under load, cookie replies go back to each source through Endpoints the en
   const WAVE = 200;
   const WAVES = Math.ceil((2 * HANDSHAKE_QUEUE_SIZE) / WAVE);
   for (let w = 0; w < WAVES; w++) {
-    for (let i = 0; i < WAVE; i++) dev.receiveUdp(msg, 0, INITIATION_LEN, parseEndpoint(srcs[i % 4]!)!);
+    for (let i = 0; i < WAVE; i++) dev.receiveUdp(msg, 0, INITIATION_LEN, parseAddrPort(srcs[i % 4]!)!);
     dev.processHandshakes(Infinity);
   }
   const cookies = sent.filter((s) => s.len === COOKIE_REPLY_LEN);

@@ -4,7 +4,7 @@ import { generatePrivateKey, publicKey, randomBytes, tai64n } from "../core/cryp
 import { createDevice } from "../core/device.ts";
 import { formatEndpoint } from "../core/endpoint.ts";
 import { Handshake, INITIATION_LEN, MSG_COOKIE_REPLY, MSG_RESPONSE, createInitiation } from "../core/noise.ts";
-import { parseEndpoint } from "../core/uapi-server.ts";
+import { parseAddrPort } from "../core/uapi-server.ts";
 import { setMac1 } from "./lib-fuzz.ts";
 import {
   DEFAULT_MAX_ENTRIES,
@@ -184,8 +184,8 @@ describe("through the engine", () => {
     };
     /** A backlog that puts the device under load, then one initiation per peer. */
     const round = () => {
-      for (let i = 0; i < 128; i++) dev.receiveUdp(junk, 0, INITIATION_LEN, parseEndpoint("198.51.100.1:9")!);
-      for (const p of peers) dev.receiveUdp(initiation(p), 0, INITIATION_LEN, parseEndpoint(p.src)!);
+      for (let i = 0; i < 128; i++) dev.receiveUdp(junk, 0, INITIATION_LEN, parseAddrPort("198.51.100.1:9")!);
+      for (const p of peers) dev.receiveUdp(initiation(p), 0, INITIATION_LEN, parseAddrPort(p.src)!);
       sent.length = 0;
       dev.processHandshakes(Infinity);
     };

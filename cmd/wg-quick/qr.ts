@@ -9,7 +9,7 @@ import type { ArgsDef } from "citty";
 import { configLines, stripSpaces } from "../../core/tools/config.ts";
 import { QUIET_ZONE, qrHalfBlocks } from "../../core/tools/qr-text.ts";
 import { errnoFromCode, strerror } from "../../core/errno.ts";
-import { parseOwnArgs, usageError } from "../own-args.ts";
+import { parseOwnArgs, usageError } from "../cli.ts";
 import { configFileOf } from "./options.ts";
 
 /** wg-quick's lookup of its argument (an interface name means /etc/wireguard/NAME.conf). */
