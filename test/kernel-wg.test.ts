@@ -9,7 +9,7 @@
 // address in use, an error echo larger than wg's receive buffer), a kernel link shadowed by a
 // UAPI socket, and 10,000 peers / 100,000 allowed IPs (fragmented sets, multi-part dumps). Then
 // ours only: --json checked against the real dump, `wg events` following a kernel link (it polls),
-// and bench/kernel-scale.ts in the same guest.
+// and, with KERNEL_SCALE_RUNS=N, bench/kernel-scale.ts in the same guest.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, linkSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -351,17 +351,16 @@ describe("the real wg and ours on identical kernel devices", () => {
     const cases: Case[] = [
       { setup: "for l in wg0 wgs wge0 wge1 wgu wgk; do ip link del $l 2>/dev/null || true; done; ip link add wgbig type wireguard", cmd: `wg setconf wgbig ${all}` },
       { cmd: "wg show wgbig dump" },
-      { cmd: "wg showconf wgbig" },
       { cmd: `wg syncconf wgbig ${sync}` },
       { cmd: `wg addconf wgbig ${add}` },
-      { cmd: "wg show wgbig peers" },
     ];
     const r = await runCases("b", cases, 900_000);
     expect(r.mismatches).toEqual([]);
     expect(r.real[1]!.out.split("\n").length).toBe(10_002); // interface line, 10,000 peers, final newline
     const ips = r.real[1]!.out.split("\n").slice(1, -1).reduce((n, l) => n + l.split("\t")[3]!.split(",").length, 0);
     expect(ips).toBe(100_000);
-    expect(r.real[5]!.out.trim().split("\n").length).toBe(9_900);
+    // the state after syncconf and addconf: 9,800 + 100 peers
+    expect(r.real[3]!.state.trim().split("\n").length).toBe(1 + 9_900);
   }, 1_200_000);
 });
 
@@ -420,15 +419,18 @@ describe("our extensions on kernel links", () => {
   }, 400_000);
 });
 
-describe("scale", () => {
+// The benchmark adds minutes under emulation, so the suite runs it only when asked:
+// KERNEL_SCALE_RUNS=3 bun test test/kernel-wg.test.ts (results in bench/RESULTS.md).
+const scaleRuns = Number(process.env.KERNEL_SCALE_RUNS ?? 0);
+describe.skipIf(!scaleRuns)("scale (KERNEL_SCALE_RUNS=N)", () => {
   test("bench/kernel-scale.ts: setconf and dump of 10,000 peers, ours against the real wg", async () => {
-    const runs = Number(process.env.KERNEL_SCALE_RUNS ?? 3);
+    const runs = scaleRuns;
     const conf = bigConf();
     const script = kernelScaleScript({ ours: exe, conf, runs, bun: process.execPath, self: join(ROOT, "bench", "kernel-scale.ts") });
     const r = await vm.sh(script, { timeoutMs: 1_500_000 });
     if (r.code !== 0) throw new Error(`kernel-scale failed (${r.code}): ${r.stderr}`);
     const res = parseKernelScale(r.stdout, runs);
-    console.log(`kernel-scale (${vm.accel}, ${vm.kernelRelease}):\n${kernelScaleTable(res)}`);
+    console.log(`kernel-scale (${vm.accel}, ${vm.kernelRelease}):\n${kernelScaleTable(res)}\n${r.stdout}`);
     expect(res.setconf.ours.length).toBe(runs);
     expect(res.dumpLines.ours).toBe(res.dumpLines.real);
     expect(res.inproc.set.length).toBe(runs);

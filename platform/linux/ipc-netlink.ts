@@ -10,6 +10,9 @@
 // size the way wg cuts them (SetFragmenter): device attributes and REPLACE_PEERS only in the
 // first, a peer continued in the next message carries its public key (and REMOVE_ME /
 // UPDATE_ONLY) but neither its other attributes nor REPLACE_ALLOWEDIPS again.
+//
+// The entry points take the channel opener last: the kernel's socket, or in tests a scripted
+// kernel (test/lib-kernel-model.ts).
 import type { AllowedIp, DeviceConfig, PeerConfig, WgDevice, WgPeer } from "../../core/tools/containers.ts";
 import type { GetResult } from "../../core/tools/uapi.ts";
 import { EINTR, EINVAL, ENOENT, ENOSYS, EPROTONOSUPPORT } from "../../core/errno.ts";
