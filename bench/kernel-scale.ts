@@ -21,10 +21,9 @@ export interface KernelScaleResult {
 
 /**
  * The guest script: `runs` rounds in namespace `kb`, each tool on a fresh device per round, the
- * two taking turns (which goes first alternates). Devices are not deleted in between: removing
- * 10,000 peers costs the kernel one RCU grace period each, minutes under emulation; the
- * namespace goes at the end (the kernel cleans it up in the background). Prints one line per
- * measurement.
+ * two taking turns (which goes first alternates). Devices are not deleted in between (removing
+ * 10,000 peers is slow in the emulated kernel, see bench/RESULTS.md); the namespace goes at the
+ * end and the kernel cleans it up in the background. Prints one line per measurement.
  */
 export function kernelScaleScript(o: { ours: string; conf: string; runs: number; bun: string; self: string }): string {
   return `set -u

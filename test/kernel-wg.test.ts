@@ -345,7 +345,7 @@ describe("the real wg and ours on identical kernel devices", () => {
   test("10,000 peers / 100,000 allowed IPs: setconf, dump, syncconf, addconf", async () => {
     const all = bigConf();
     // syncconf: 200 peers fewer, 100 with other allowed IPs; addconf: 100 more. (Few removals:
-    // each costs the emulated kernel an RCU grace period.)
+    // removing peers is slow in the emulated kernel.)
     const sync = F("big-sync.conf", big(0, 9_700) + big(9_700, 9_800, 1_000_000).replace(/^\[Interface\][^[]*/, ""));
     const add = F("big-add.conf", big(20_000, 20_100).replace(/^\[Interface\][^[]*/, ""));
     const cases: Case[] = [
