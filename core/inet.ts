@@ -26,6 +26,14 @@ export function inetPton4(s: string): Uint8Array | null {
   return out;
 }
 
+/** The value of a hex digit character code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}
+
 export function inetPton6(s: string): Uint8Array | null {
   const out = new Uint8Array(16);
   let tp = 0, colonp = -1, i = 0, sawXdigit = false, val = 0, digits = 0, curtok = 0;
@@ -36,7 +44,7 @@ export function inetPton6(s: string): Uint8Array | null {
   curtok = i;
   for (; i < s.length; i++) {
     const ch = s[i]!;
-    const d = /[0-9a-fA-F]/.test(ch) ? parseInt(ch, 16) : -1;
+    const d = hexDigit(s.charCodeAt(i));
     if (d >= 0) {
       if (digits >= 4) return null;
       val = (val << 4) | d;

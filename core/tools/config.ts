@@ -240,7 +240,8 @@ function allowedIp(entry: string, env: Pick<ParseEnv, "err">): AllowedIp | null 
   let cidr = max;
   if (slash >= 0) {
     const mask = entry.slice(slash + 1);
-    const { n, rest } = strtoul(mask, 10);
+    // A plain short number needs no strtoul (which handles signs, spaces and saturation).
+    const { n, rest } = /^[0-9]{1,3}$/.test(mask) ? { n: BigInt(mask), rest: "" } : strtoul(mask, 10);
     if (!isDigit(mask.charCodeAt(0)) || rest || n > BigInt(max)) {
       env.err(`AllowedIP is not in the correct format: \`${entry}'\n`);
       return null;
