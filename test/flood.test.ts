@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Lab } from "./netns.ts";
-import { ROOT, daemonPid, genkey, ping, pingUntil, rssKiB, wgPair } from "./lib-wgpair.ts";
+import { ROOT, daemonPid, genkey, ping, pingUntil, rssKiB, settledRssKiB, wgPair } from "./lib-wgpair.ts";
 import type { FloodJob, FloodResult } from "./lib-flood.ts";
 import { capture } from "./lib-udp.ts";
 import { ptr } from "bun:ffi";
@@ -100,8 +100,7 @@ test("initiation flood: cookies demanded, per-source limit, legit peer works, RS
   for (const ip of [...sources, `${net}.99`]) a.ns.sh(`ip addr add ${ip}/24 dev ${a.dev}`);
   const c = genkey();
   b.ns.sh(`wg set ${b.iface} peer ${c.pub} allowed-ips 10.254.254.1/32`);
-  await Bun.sleep(500);
-  const rss0 = rssKiB(daemonPid(b));
+  const rss0 = await settledRssKiB(daemonPid(b));
 
   const job: FloodJob = {
     to: b.outer4,
@@ -137,8 +136,7 @@ test("initiation flood: cookies demanded, per-source limit, legit peer works, RS
     }
   }
   console.log("b -> flood sources on the wire:", JSON.stringify(wireKinds));
-  await Bun.sleep(2000);
-  const rss1 = rssKiB(daemonPid(b));
+  const rss1 = await settledRssKiB(daemonPid(b));
   const cookieSources = sources.filter((s) => (r.answers[s]?.["3/64"] ?? 0) > 0).length;
   const responses = sources.reduce((n, s) => n + (r.answers[s]?.["2/92"] ?? 0), 0);
   const other = sources.reduce((n, s) => n + Object.entries(r.answers[s] ?? {}).filter(([k]) => k !== "3/64").reduce((m, [, v]) => m + v, 0), 0);
@@ -169,8 +167,7 @@ test("initiation flood: cookies demanded, per-source limit, legit peer works, RS
   expect(await again.exited).toBe(0);
   const r2 = JSON.parse(again.output().trim().split("\n").pop()!) as FloodResult;
   const cookies2 = sources.reduce((n, s) => n + (r2.answers[s]?.["3/64"] ?? 0), 0);
-  await Bun.sleep(2000);
-  const rss2 = rssKiB(daemonPid(b));
+  const rss2 = await settledRssKiB(daemonPid(b));
   console.log(JSON.stringify({ flood2: { sent: r2.sent, cookies: cookies2 }, rssKiB: [rss0, rssDuring, rss1, rss2], growthKiB: { flood1: rss1 - rss0, flood2: rss2 - rss1 } }));
   expect(cookies2).toBeGreaterThan(r2.sent / 2);
   expect(rss2 - rss1).toBeLessThan(FLAT_KIB);

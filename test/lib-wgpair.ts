@@ -155,6 +155,20 @@ export function rssKiB(pid: number): number {
   }
 }
 
+/**
+ * The daemon's resident size once it is idle: the smallest of several samples over `ms`. One
+ * sample right after a burst can catch garbage the collector has not yet returned (seen in CI as
+ * a spike of a few MiB); a leak stays in every sample, so the minimum still shows it.
+ */
+export async function settledRssKiB(pid: number, ms = 3000): Promise<number> {
+  let min = Infinity;
+  for (let t = 0; t < ms; t += 250) {
+    await Bun.sleep(250);
+    min = Math.min(min, rssKiB(pid));
+  }
+  return min;
+}
+
 /** The daemon's own PID: the lab spawns `ip netns exec ... bun`, which execs, so it is the same. */
 export function daemonPid(s: Side): number {
   return s.proc.pid;

@@ -32,7 +32,11 @@ for (const f of files) {
   process.stdout.write(`${m ? "FAIL" : "ok  "} ${f}: ${p} passed, ${m} failed (${secs}s)\n`);
   if (m) {
     failures.push(f);
-    process.stdout.write(text.split("\n").filter((l) => /\(fail\)|error|Error|expect/.test(l)).slice(0, 40).join("\n") + "\n");
+    const lines = text.split("\n");
+    process.stdout.write(lines.filter((l) => /\(fail\)|error|Error|expect/.test(l)).slice(0, 40).join("\n") + "\n");
+    // The measurements the tests print as JSON lines: what a failed bound was compared with.
+    const measured = lines.filter((l) => l.startsWith("{")).slice(-10);
+    if (measured.length) process.stdout.write(measured.join("\n") + "\n");
   }
 }
 if (failures.length) process.stdout.write(`failing files: ${failures.join(", ")}\n`);
