@@ -135,7 +135,10 @@ describe("wg-quick qr", () => {
     const bytes = new Uint8Array(readFileSync(peerOnly));
     const t = await quick(["qr", peerOnly]);
     expect([t.code, t.stderr]).toEqual([0, ""]);
-    expectTerminalCode(Buffer.from(t.stdout, "latin1").toString("utf8"), bytes);
+    const text = Buffer.from(t.stdout, "latin1").toString("utf8");
+    expectTerminalCode(text, bytes);
+    // The code as the test saw it (colours stripped), for the log.
+    console.log(`wg-quick qr of:\n${PEER_ONLY}${text.replaceAll(LINE_START, "").replaceAll(LINE_END, "")}`);
     const png = join(dir, "peer.png");
     expect(await quick(["qr", peerOnly, `--png=${png}`])).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(decodePng(png)).toEqual(bytes);
