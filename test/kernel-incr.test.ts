@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { clampPrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/encoding.ts";
-import { Lab } from "./netns.ts";
-import { type Vm, bootVm, guestExecutable } from "./lib-vm.ts";
+import type { Lab } from "./netns.ts";
+import { type Vm, bootTestVm, stopTestVm, guestExecutable } from "./lib-vm.ts";
 import { testKey } from "./wg-harness.ts";
 
 const priv = (n: number) => keyToBase64(clampPrivateKey(testKey(n)));
@@ -20,14 +20,11 @@ let lab: Lab;
 let vm: Vm;
 let exe: string;
 beforeAll(async () => {
-  lab = new Lab("kincr");
-  vm = await bootVm({ lab, name: "vm" });
-  console.log(`kernel VM: ${vm.accel}, ${vm.kernelRelease}, ready after ${vm.bootMs} ms`);
+  ({ lab, vm } = await bootTestVm("kincr"));
   exe = await guestExecutable(vm);
 }, 170_000);
 afterAll(async () => {
-  await vm?.shutdown();
-  await lab.cleanup();
+  await stopTestVm(lab, vm);
 });
 
 const script = () => `

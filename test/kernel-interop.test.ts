@@ -14,8 +14,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Lab, type Proc } from "./netns.ts";
-import { type Vm, bootVm } from "./lib-vm.ts";
+import { type Lab, type Proc } from "./netns.ts";
+import { type Vm, bootTestVm, stopTestVm } from "./lib-vm.ts";
 import { ROOT, genkey, ifname, keyFile, startDaemon } from "./lib-wgpair.ts";
 import { type Datagram, capture } from "./lib-udp.ts";
 import type { FloodJob } from "./lib-flood.ts";
@@ -28,14 +28,11 @@ let lab: Lab;
 let vm: Vm;
 let capDir: string;
 beforeAll(async () => {
-  lab = new Lab("kvmint");
   capDir = mkdtempSync(join(tmpdir(), "wgt-kvmint-"));
-  vm = await bootVm({ lab, name: "vm" });
-  console.log(`kernel VM: ${vm.accel}, ${vm.kernelRelease}, ready after ${vm.bootMs} ms`);
+  ({ lab, vm } = await bootTestVm("kvmint"));
 }, 150_000);
 afterAll(async () => {
-  await vm?.shutdown();
-  await lab.cleanup();
+  await stopTestVm(lab, vm);
   rmSync(capDir, { recursive: true, force: true });
 });
 

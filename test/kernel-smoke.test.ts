@@ -4,19 +4,16 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab, waitFor } from "./netns.ts";
-import { type Vm, bootVm, guestExecutable } from "./lib-vm.ts";
+import { type Lab, waitFor } from "./netns.ts";
+import { type Vm, bootTestVm, stopTestVm, guestExecutable } from "./lib-vm.ts";
 
 let lab: Lab;
 let vm: Vm;
 beforeAll(async () => {
-  lab = new Lab("kvmsmoke");
-  vm = await bootVm({ lab, name: "vm" });
-  console.log(`kernel VM: ${vm.accel}, ${vm.kernelRelease}, ready after ${vm.bootMs} ms`);
+  ({ lab, vm } = await bootTestVm("kvmsmoke"));
 }, 150_000);
 afterAll(async () => {
-  await vm?.shutdown();
-  await lab.cleanup();
+  await stopTestVm(lab, vm);
 });
 
 test("the guest runs the module kernel with wireguard loaded and a seeded CSPRNG", async () => {

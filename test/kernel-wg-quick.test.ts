@@ -19,8 +19,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/encoding.ts";
-import { Lab } from "./netns.ts";
-import { type Vm, bootVm, guestExecutable } from "./lib-vm.ts";
+import type { Lab } from "./netns.ts";
+import { type Vm, bootTestVm, stopTestVm, guestExecutable } from "./lib-vm.ts";
 import {
   CARRIER_ARRIVED,
   HOST_NS_SETUP,
@@ -427,9 +427,7 @@ let traffic: Promise<(name: string) => string>;
 // ---- setup -----------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  lab = new Lab("kvmquick");
-  vm = await bootVm({ lab, name: "vm" });
-  console.log(`kernel VM: ${vm.accel}, ${vm.kernelRelease}, ready after ${vm.bootMs} ms`);
+  ({ lab, vm } = await bootTestVm("kvmquick"));
   mkdirSync(join(vm.shared, "bin"));
   writeFileSync(join(vm.shared, "bin", "resolvconf"), resolvconfStub("$RC_STATE"), { mode: 0o755 });
   const t0 = Date.now();
@@ -448,8 +446,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.allSettled([...runs.values(), traffic]);
-  await vm?.shutdown();
-  await lab?.cleanup();
+  await stopTestVm(lab, vm);
 }, 120_000);
 
 const TIMEOUT = 600_000;

@@ -15,8 +15,8 @@ import { copyFileSync, existsSync, linkSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { clampPrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/encoding.ts";
-import { Lab } from "./netns.ts";
-import { type Vm, bootVm, guestExecutable } from "./lib-vm.ts";
+import type { Lab } from "./netns.ts";
+import { type Vm, bootTestVm, stopTestVm, guestExecutable } from "./lib-vm.ts";
 import { nobodyExecutable } from "./lib-nobody.ts";
 import { testKey } from "./wg-harness.ts";
 import { kernelScaleScript, kernelScaleTable, parseKernelScale } from "../bench/kernel-scale.ts";
@@ -33,10 +33,8 @@ let exe: string;
 let F: (name: string, content?: string) => string;
 
 beforeAll(async () => {
-  lab = new Lab("kwg");
   // 10,000-peer devices, two Bun processes and the benchmark's devices need more than 1 GiB.
-  vm = await bootVm({ lab, name: "vm", memMiB: 2048 });
-  console.log(`kernel VM: ${vm.accel}, ${vm.kernelRelease}, ready after ${vm.bootMs} ms`);
+  ({ lab, vm } = await bootTestVm("kwg", { memMiB: 2048 }));
   exe = await ourExecutable(vm);
   F = (name, content) => {
     const p = join(vm.shared, name);
@@ -47,8 +45,7 @@ beforeAll(async () => {
   await vm.ok(`. ${vm.shared}/lib.sh && for n in r o; do ip netns add $n && ip -n $n link set lo up || exit 1; done`);
 }, 1_200_000);
 afterAll(async () => {
-  await vm?.shutdown();
-  await lab.cleanup();
+  await stopTestVm(lab, vm);
 });
 
 /**

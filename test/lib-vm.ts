@@ -33,7 +33,7 @@ import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket } from "bun";
-import { type Lab, type Netns, type Proc, waitFor } from "./netns.ts";
+import { Lab, type Netns, type Proc, waitFor } from "./netns.ts";
 import { nobodyExecutable } from "./lib-nobody.ts";
 
 export interface VmRunResult {
@@ -352,6 +352,28 @@ function readConsole(dir: string): string {
 }
 
 const ip = (cidr: string) => cidr.split("/")[0]!;
+
+/**
+ * A test file's guest: a Lab of its own (namespace prefix `prefix`) with the VM booted in it,
+ * announced in the log. A failed boot cleans the Lab up before it rethrows.
+ */
+export async function bootTestVm(prefix: string, opts: Omit<BootOpts, "lab" | "name"> = {}): Promise<{ lab: Lab; vm: Vm }> {
+  const lab = new Lab(prefix);
+  try {
+    const vm = await bootVm({ ...opts, lab, name: "vm" });
+    console.log(`kernel VM: ${vm.accel}, ${vm.kernelRelease}, ready after ${vm.bootMs} ms`);
+    return { lab, vm };
+  } catch (e) {
+    await lab.cleanup();
+    throw e;
+  }
+}
+
+/** Ends what bootTestVm made (either may be missing when the boot failed). */
+export async function stopTestVm(lab: Lab | undefined, vm: Vm | undefined): Promise<void> {
+  await vm?.shutdown();
+  await lab?.cleanup();
+}
 
 export async function bootVm(opts: BootOpts): Promise<Vm> {
   const why = vmUnavailable();
