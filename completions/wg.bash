@@ -1,5 +1,6 @@
 # bash completion for wg(8)                                          -*- shell-script -*-
-# Subcommands, interface names (from `wg show interfaces`), `wg set` options and file paths.
+# Subcommands (with our extensions events, allowed-ips, exporter), interface names (from
+# `wg show interfaces`), `wg set` options, extension options and file paths.
 
 _wg_completion() {
 	local cur prev words cword
@@ -8,7 +9,7 @@ _wg_completion() {
 	else
 		cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
 	fi
-	local cmds="show showconf set setconf addconf syncconf genkey genpsk pubkey"
+	local cmds="show showconf set setconf addconf syncconf genkey genpsk pubkey events allowed-ips exporter"
 	local fields="public-key private-key listen-port fwmark peers preshared-keys endpoints allowed-ips latest-handshakes transfer persistent-keepalive dump"
 
 	if (( cword == 1 )); then
@@ -34,6 +35,19 @@ _wg_completion() {
 			COMPREPLY=( $(compgen -W "$ifaces" -- "$cur") )
 		elif (( cword == 3 )); then
 			COMPREPLY=( $(compgen -f -- "$cur") )
+		fi
+		;;
+	events)
+		(( cword == 2 )) && COMPREPLY=( $(compgen -W "$ifaces --help" -- "$cur") )
+		;;
+	allowed-ips)
+		[[ $cur == -* ]] && COMPREPLY=( $(compgen -W "--except= --help" -- "$cur") )
+		;;
+	exporter)
+		if [[ $prev == --friendly-names ]]; then
+			COMPREPLY=( $(compgen -f -- "$cur") )
+		elif [[ $prev != --listen ]]; then
+			COMPREPLY=( $(compgen -W "--listen= --friendly-names= --help $ifaces" -- "$cur") )
 		fi
 		;;
 	set)

@@ -1,5 +1,6 @@
 #compdef wg
-# zsh completion for wg(8): subcommands, interface names, show fields, `wg set` options.
+# zsh completion for wg(8): subcommands (with our extensions events, allowed-ips, exporter),
+# interface names, show fields, `wg set` options, extension options.
 
 _wg_ifaces() {
 	local -a ifaces
@@ -38,6 +39,9 @@ _wg() {
 		'genkey:Generates a new private key and writes it to stdout'
 		'genpsk:Generates a new preshared key and writes it to stdout'
 		'pubkey:Reads a private key from stdin and writes a public key to stdout'
+		'events:Prints events of WireGuard interfaces as they happen'
+		'allowed-ips:Prints the fewest prefixes covering some addresses minus others'
+		'exporter:Serves Prometheus metrics of WireGuard interfaces over HTTP'
 	)
 	fields=(public-key private-key listen-port fwmark peers preshared-keys endpoints allowed-ips latest-handshakes transfer persistent-keepalive dump)
 	if (( CURRENT == 2 )); then
@@ -56,6 +60,14 @@ _wg() {
 		if (( CURRENT == 3 )); then _wg_ifaces; elif (( CURRENT == 4 )); then _files; fi ;;
 	set)
 		if (( CURRENT == 3 )); then _wg_ifaces; else _wg_set; fi ;;
+	events) (( CURRENT == 3 )) && _wg_ifaces ;;
+	allowed-ips) [[ ${words[CURRENT]} == -* ]] && compadd -- --except= ;;
+	exporter)
+		case ${words[CURRENT-1]} in
+		--friendly-names) _files ;;
+		--listen) _message 'ADDR:PORT' ;;
+		*) compadd -- --listen= --friendly-names=; _wg_ifaces ;;
+		esac ;;
 	esac
 }
 

@@ -1,4 +1,4 @@
-// The zsh and fish completion scripts, run by the real shells. A stand-in `wg` first in PATH
+// The bash, zsh and fish completion scripts, run by the real shells. A stand-in `wg` first in PATH
 // answers `wg show interfaces` and `wg show IF peers`, so no interface is needed. fish completes
 // through its own engine (`complete -C`); zsh's completion system needs a terminal, so the
 // script's functions run with compadd/_describe/_files/_message replaced by printers and
@@ -40,12 +40,19 @@ describe("fish", () => {
     expect(complete("wg set wgx0 ")).toEqual(["fwmark", "listen-port", "peer", "private-key"]);
     expect(complete("wg set wgx0 peer KEY ")).toEqual(["allowed-ips", "endpoint", "peer", "persistent-keepalive", "preshared-key", "remove"]);
   });
+  test("our extensions: events, allowed-ips, exporter and their options", () => {
+    expect(complete("wg e")).toEqual(["events", "exporter"]);
+    expect(complete("wg events ")).toEqual(["wgx0", "wgy1"]);
+    expect(complete("wg allowed-ips --")).toEqual(["--except"]);
+    expect(complete("wg exporter --")).toEqual(["--friendly-names", "--listen"]);
+    expect(complete("wg exporter ")).toEqual(["wgx0", "wgy1"]);
+  });
 });
 
 describe("zsh", () => {
   const complete = (...words: string[]) => {
     const script = [
-      "compadd() { while [[ $1 == -* ]]; do if [[ $1 == -a ]]; then shift; print -l -- ${(P)1}; shift; else shift; fi; done; (( $# )) && print -l -- \"$@\"; return 0 }",
+      "compadd() { while [[ $1 == -* ]]; do if [[ $1 == -- ]]; then shift; break; elif [[ $1 == -a ]]; then shift; print -l -- ${(P)1}; shift; else shift; fi; done; (( $# )) && print -l -- \"$@\"; return 0 }",
       "_describe() { local name=${@[-1]}; print -l -- ${${(P)name}%%:*} }",
       "_files() { print -- '<files>' }",
       "_message() { print -- '<message>' }",
@@ -57,7 +64,7 @@ describe("zsh", () => {
     return lines(r.stdout.toString());
   };
   test("subcommands, interfaces, show fields", () => {
-    expect(complete("wg", "")).toEqual(["show", "showconf", "set", "setconf", "addconf", "syncconf", "genkey", "genpsk", "pubkey"]);
+    expect(complete("wg", "")).toEqual(["show", "showconf", "set", "setconf", "addconf", "syncconf", "genkey", "genpsk", "pubkey", "events", "allowed-ips", "exporter"]);
     expect(complete("wg", "show", "")).toEqual(["all", "interfaces", "wgx0", "wgy1"]);
     expect(complete("wg", "show", "wgx0", "")).toContain("latest-handshakes");
     expect(complete("wg", "show", "interfaces", "")).toEqual([]);
@@ -69,6 +76,36 @@ describe("zsh", () => {
     expect(complete("wg", "set", "wgx0", "peer", "PEERKEYA=", "")).toEqual(["peer", "remove", "preshared-key", "endpoint", "persistent-keepalive", "allowed-ips"]);
     expect(complete("wg", "set", "wgx0", "private-key", "")).toEqual(["<files>"]);
     expect(complete("wg", "set", "wgx0", "listen-port", "")).toEqual(["<message>"]);
+  });
+  test("our extensions: events, allowed-ips, exporter and their options", () => {
+    expect(complete("wg", "events", "")).toEqual(["wgx0", "wgy1"]);
+    expect(complete("wg", "allowed-ips", "--")).toEqual(["--except="]);
+    expect(complete("wg", "exporter", "")).toEqual(["--listen=", "--friendly-names=", "wgx0", "wgy1"]);
+    expect(complete("wg", "exporter", "--friendly-names", "")).toEqual(["<files>"]);
+  });
+});
+
+describe("bash", () => {
+  // Without bash-completion loaded, as in `bash --norc`: the scripts' own fallback splits words.
+  const complete = (script: string, ...words: string[]) => {
+    const fn = script === "wg.bash" ? "_wg_completion" : "_wg_quick_completion";
+    const sh = `source ${COMPLETIONS}/${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; ${fn}; printf '%s\\n' "\${COMPREPLY[@]}"`;
+    const r = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", sh], { env, stdout: "pipe", stderr: "pipe", cwd: dir });
+    expect(r.stderr.toString()).toBe("");
+    return lines(r.stdout.toString());
+  };
+  test("wg: subcommands, interfaces, show fields, `wg set` options, our extensions", () => {
+    expect(complete("wg.bash", "wg", "se")).toEqual(["set", "setconf"]);
+    expect(complete("wg.bash", "wg", "show", "")).toEqual(["all", "interfaces", "wgx0", "wgy1"]);
+    expect(complete("wg.bash", "wg", "set", "wgx0", "peer", "PEERKEYA=", "r")).toEqual(["remove"]);
+    expect(complete("wg.bash", "wg", "e")).toEqual(["events", "exporter"]);
+    expect(complete("wg.bash", "wg", "events", "")).toEqual(["wgx0", "wgy1", "--help"]);
+    expect(complete("wg.bash", "wg", "allowed-ips", "--e")).toEqual(["--except="]);
+    expect(complete("wg.bash", "wg", "exporter", "--l")).toEqual(["--listen="]);
+  });
+  test("wg-quick: commands with reload and qr, then interfaces for down", () => {
+    expect(complete("wg-quick.bash", "wg-quick", "")).toEqual(["up", "down", "save", "strip", "reload", "qr", "--help"]);
+    expect(complete("wg-quick.bash", "wg-quick", "down", "wg")).toEqual(["wgx0", "wgy1"]);
   });
 });
 
