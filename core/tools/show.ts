@@ -182,11 +182,6 @@ export function dumpDevice(dev: WgDevice, withInterface: boolean): string {
   return w.text();
 }
 
-export const SHOW_FIELDS = [
-  "public-key", "private-key", "listen-port", "fwmark", "peers", "preshared-keys", "endpoints",
-  "allowed-ips", "latest-handshakes", "transfer", "persistent-keepalive", "dump",
-] as const;
-
 /** One `wg show IF FIELD` answer; null for an unknown field. */
 export function fieldOfDevice(dev: WgDevice, field: string, withInterface: boolean): string | null {
   const pre = withInterface ? `${dev.name}\t` : "";
