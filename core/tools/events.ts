@@ -1,6 +1,6 @@
 // The lines of `wg events` (one JSON object per line, README "wg events"), whoever produces
 // them: our daemon as things happen, or `wg events` itself for a kernel link, which has no event
-// stream and is read periodically: devicesEvents() names what changed between two readings.
+// stream and is read periodically: deviceEvents() names what changed between two readings.
 import type { WgDevice, WgPeer } from "./containers.ts";
 import { handshakeOnline } from "./show.ts";
 import { keyToHex } from "../encoding.ts";
