@@ -87,7 +87,7 @@ export class Device implements Engine, UapiDevice {
   identity: StaticIdentity | null = null;
   listenPort = 0;
   fwmark = 0;
-  /** The port is bound and the engine runs (go's device state). */
+  /** The port is bound (go's device state); the engine runs only while the link is up too (`running`). */
   isUp = false;
   /** The TUN link's administrative state (setLinkUp); the engine works only while both are up. */
   linkUp = true;
