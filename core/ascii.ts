@@ -1,7 +1,7 @@
 // ASCII text written straight into bytes, for the large texts of the daemon and the tool (a UAPI
-// `get` answer, a `wg show dump` of 10,000 peers: megabytes). Built as a string rope of ~100,000
-// pieces and then encoded, such a text costs several times more than written here and decoded
-// once as Latin-1 (a flat 8-bit string, cheap to encode again). Strings given to str() are byte
+// `get` answer, a `wg show dump` of 10,000 peers: megabytes), instead of a string rope of many
+// pieces encoded at the end (bench/RESULTS.md has the comparison). text() decodes the bytes once
+// as Latin-1, a flat 8-bit string that is cheap to encode again. Strings given to str() are byte
 // strings (one char per byte, below 0x100).
 import { keyToBase64Into } from "./encoding.ts";
 

@@ -87,7 +87,7 @@ export class Device implements Engine, UapiDevice {
   identity: StaticIdentity | null = null;
   listenPort = 0;
   fwmark = 0;
-  /** The port is bound and the engine runs (go's device state). */
+  /** The port is bound (go's device state); the engine runs only while the link is up too (`running`). */
   isUp = false;
   /** The TUN link's administrative state (setLinkUp); the engine works only while both are up. */
   linkUp = true;
@@ -114,6 +114,8 @@ export class Device implements Engine, UapiDevice {
   private readonly hsBuf = new Uint8Array(INITIATION_LEN);
   private jitterPool: Uint8Array = new Uint8Array(0);
   private jitterPos = 0;
+  /** io.scopeName bound to io, so it can be handed to formatEndpoint. */
+  private readonly scopeName: ((scope: number) => string) | undefined;
 
   constructor(
     readonly io: DeviceIO,
@@ -124,6 +126,7 @@ export class Device implements Engine, UapiDevice {
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     this.cookieChecker = new CookieChecker(this.random);
     this.deferHandshakes = opts.deferHandshakes ?? false;
+    this.scopeName = io.scopeName?.bind(io);
   }
 
   // ------------------------------------------------------------------ Engine
@@ -785,7 +788,7 @@ export class Device implements Engine, UapiDevice {
   }
 
   endpointText(ep: Endpoint): string {
-    return formatEndpoint(ep, this.io.scopeName);
+    return formatEndpoint(ep, this.scopeName);
   }
 
   get logging(): boolean {

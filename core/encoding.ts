@@ -66,7 +66,8 @@ export function keyToHex(key: Uint8Array): string {
   return s;
 }
 
-function hexNibble(c: number): number {
+/** The value of a hex digit's character code (either case), or -1. */
+export function hexNibble(c: number): number {
   if (c >= 48 && c <= 57) return c - 48;
   if (c >= 97 && c <= 102) return c - 87;
   if (c >= 65 && c <= 70) return c - 55;

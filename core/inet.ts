@@ -1,5 +1,6 @@
 // Textual IP addresses exactly as glibc inet_pton/inet_ntop read and write them (wg and ip
 // print addresses through these, so the bytes must match).
+import { hexNibble } from "./encoding.ts";
 
 export function inetPton4(s: string): Uint8Array | null {
   const out = new Uint8Array(4);
@@ -26,14 +27,6 @@ export function inetPton4(s: string): Uint8Array | null {
   return out;
 }
 
-/** The value of a hex digit character code, or -1. */
-function hexDigit(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  return -1;
-}
-
 export function inetPton6(s: string): Uint8Array | null {
   const out = new Uint8Array(16);
   let tp = 0, colonp = -1, i = 0, sawXdigit = false, val = 0, digits = 0, curtok = 0;
@@ -44,7 +37,7 @@ export function inetPton6(s: string): Uint8Array | null {
   curtok = i;
   for (; i < s.length; i++) {
     const ch = s[i]!;
-    const d = hexDigit(s.charCodeAt(i));
+    const d = hexNibble(s.charCodeAt(i));
     if (d >= 0) {
       if (digits >= 4) return null;
       val = (val << 4) | d;

@@ -1,6 +1,7 @@
 // The endpoint as bytes (core/endpoint.ts): its text at the UAPI edge, the bytes the cookie
 // covers, and how the engine keeps a peer's sticky source on the peer's own Endpoint.
 import { describe, expect, test } from "bun:test";
+import { createDevice } from "../core/device.ts";
 import { Endpoint, formatEndpoint } from "../core/endpoint.ts";
 import { parseAddrPort } from "../core/uapi-server.ts";
 import { makeWorld } from "./lib-fuzz.ts";
@@ -37,6 +38,20 @@ describe("text (UAPI endpoint=)", () => {
     expect(formatEndpoint(ep)).toBe("[fe80::b%3]:9");
     expect(formatEndpoint(ep, (i) => `eth${i}`)).toBe("[fe80::b%eth3]:9");
     expect(Endpoint.of(4, [10, 0, 0, 1], 9, 3).scope).toBe(0);
+  });
+
+  test("the device asks its io for scope names as a method of the io", () => {
+    const io = {
+      prefix: "eth",
+      sendUdp() {},
+      writeTun() {},
+      bind: () => 1,
+      scopeName(i: number) {
+        return `${this.prefix}${i}`;
+      },
+    };
+    const dev = createDevice(io, { mono: () => 0, wall: () => 0 });
+    expect(dev.endpointText(Endpoint.of(6, parseAddrPort("[fe80::b]:9")!.addr, 9, 3))).toBe("[fe80::b%eth3]:9");
   });
 });
 

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import jsQR from "jsqr";
 import { PNG } from "pngjs";
 import { compileCommand } from "../build.ts";
+import { LINE_END, LINE_START, QUIET_ZONE } from "../core/tools/qr-text.ts";
 import { run, type Run } from "./wg-harness.ts";
 
 const MAIN = join(import.meta.dir, "..", "cmd", "main.ts");
@@ -63,10 +64,6 @@ function decodePng(path: string): Uint8Array | null {
   return decodeRgba(new Uint8ClampedArray(png.data), png.width, png.height);
 }
 
-/** The quiet zone the QR standard asks for, in modules. */
-const QUIET_ZONE = 4;
-/** Every line sets black background and bright white foreground itself (any terminal theme), and resets at its end. */
-const LINE_START = "\x1b[40;97m", LINE_END = "\x1b[0m";
 const UPPER = "\u2580", LOWER = "\u2584", FULL = "\u2588";
 
 /** Terminal text -> rows of modules (true = light), two per line; throws on anything else. */

@@ -51,7 +51,10 @@ export interface PeerConfig {
   /** null while a config file's [Peer] has not named its key yet. */
   publicKey: Uint8Array | null;
   remove: boolean;
-  /** Change the peer only if it exists (never create it); wg itself never asks for this. */
+  /**
+   * Change the peer only if it exists (never create it). wg's syntax cannot say this; the
+   * allowed-IP removal probe (allowed-ip-removal.ts) and the client library set it.
+   */
   updateOnly?: boolean;
   presharedKey?: Uint8Array;
   /** Already resolved, numeric form as in WgPeer.endpoint. */

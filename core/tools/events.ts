@@ -1,8 +1,8 @@
 // The lines of `wg events` (one JSON object per line, README "wg events"), whoever produces
 // them: our daemon as things happen, or `wg events` itself for a kernel link, which has no event
-// stream and is read periodically: devicesEvents() names what changed between two readings.
+// stream and is read periodically: deviceEvents() names what changed between two readings.
 import type { WgDevice, WgPeer } from "./containers.ts";
-import { ONLINE_WINDOW_SECONDS } from "./show.ts";
+import { handshakeOnline } from "./show.ts";
 import { keyToHex } from "../encoding.ts";
 
 export type EventType = "handshake" | "handshake-failed" | "endpoint" | "peer-added" | "peer-removed" | "keys-rotated";
@@ -23,7 +23,7 @@ export function eventLine(iface: string, type: EventType, publicKeyBase64: strin
   };
   if (endpoint) rec.endpoint = endpoint;
   if (lastHandshakeMs > 0) rec.last_handshake = iso(lastHandshakeMs);
-  rec.online = lastHandshakeMs > 0 && nowMs - lastHandshakeMs < Number(ONLINE_WINDOW_SECONDS) * 1000;
+  rec.online = handshakeOnline(lastHandshakeMs, nowMs);
   return JSON.stringify(rec);
 }
 

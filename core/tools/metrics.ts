@@ -4,6 +4,7 @@
 // model carries private and preshared keys, and nothing here reads them.
 import type { Device, Peer } from "./client.ts";
 import { configLines, stripSpaces } from "./config.ts";
+import { ONLINE_WINDOW_MS } from "./show.ts";
 
 /** The text format's media type (what Prometheus asks for and every scraper reads). */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -24,7 +25,7 @@ const FAMILIES: readonly Family[] = [
   { name: "wireguard_sent_bytes_total", type: "counter", help: "Bytes sent to the peer", peer: (p) => p.txBytes },
   { name: "wireguard_received_bytes_total", type: "counter", help: "Bytes received from the peer", peer: (p) => p.rxBytes },
   { name: "wireguard_latest_handshake_seconds", type: "gauge", help: "UNIX time of the latest handshake with the peer (0: never)", peer: (p) => p.latestHandshakeSec },
-  { name: "wireguard_peer_online", type: "gauge", help: "1 when the latest handshake with the peer is younger than 180 seconds", peer: (p) => p.online },
+  { name: "wireguard_peer_online", type: "gauge", help: `1 when the latest handshake with the peer is younger than ${ONLINE_WINDOW_MS / 1000} seconds`, peer: (p) => p.online },
   { name: "wireguard_peers", type: "gauge", help: "Peers configured on the interface", peer: null, device: (d) => d.peers.length },
 ];
 

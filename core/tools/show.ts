@@ -7,6 +7,7 @@ import type { AllowedIp, WgDevice, WgPeer } from "./containers.ts";
 import { inetNtop4, inetNtop6 } from "../inet.ts";
 import { keyToBase64 } from "../encoding.ts";
 import { AsciiWriter } from "../ascii.ts";
+import { REJECT_AFTER_TIME_MS } from "../timers.ts";
 
 export function formatAllowedIp(ip: AllowedIp): string {
   return (ip.family === 4 ? inetNtop4(ip.addr) : inetNtop6(ip.addr)) + "/" + ip.cidr;
@@ -182,11 +183,6 @@ export function dumpDevice(dev: WgDevice, withInterface: boolean): string {
   return w.text();
 }
 
-export const SHOW_FIELDS = [
-  "public-key", "private-key", "listen-port", "fwmark", "peers", "preshared-keys", "endpoints",
-  "allowed-ips", "latest-handshakes", "transfer", "persistent-keepalive", "dump",
-] as const;
-
 /** One `wg show IF FIELD` answer; null for an unknown field. */
 export function fieldOfDevice(dev: WgDevice, field: string, withInterface: boolean): string | null {
   const pre = withInterface ? `${dev.name}\t` : "";
@@ -238,11 +234,19 @@ export function showconfDevice(dev: WgDevice): string {
   return s;
 }
 
-/** A peer counts as online when its latest handshake is younger than REJECT_AFTER_TIME. */
-export const ONLINE_WINDOW_SECONDS = 180n;
+/**
+ * A peer counts as online while its latest handshake is younger than REJECT_AFTER_TIME: a
+ * session from it may still carry data. `wg show --json`, `wg events` and `wg exporter` use it.
+ */
+export const ONLINE_WINDOW_MS = REJECT_AFTER_TIME_MS;
+
+/** Whether a handshake at `lastHandshakeMs` (Unix ms, 0 for never) leaves its peer online at `nowMs`. */
+export function handshakeOnline(lastHandshakeMs: number, nowMs: number): boolean {
+  return lastHandshakeMs > 0 && nowMs - lastHandshakeMs < ONLINE_WINDOW_MS;
+}
 
 export function peerOnline(p: WgPeer, nowSec: bigint): boolean {
-  return p.lastHandshakeSec !== 0n && nowSec - p.lastHandshakeSec < ONLINE_WINDOW_SECONDS;
+  return handshakeOnline(Number(p.lastHandshakeSec) * 1000, Number(nowSec) * 1000);
 }
 
 // Counters are u64 on the wire; JSON numbers are exact only below 2^53, so larger ones stay text.

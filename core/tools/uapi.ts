@@ -5,6 +5,7 @@ import { ENETUNREACH, EPROTO } from "../errno.ts";
 import { isZeroKey, keyFromHex, keyToHex } from "../encoding.ts";
 import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../inet.ts";
 import type { AllowedIp, DeviceConfig, WgDevice, WgPeer } from "./containers.ts";
+import { strtoul } from "./config.ts";
 
 /** The `set=1` request, keys in wg's fixed order; a removal is `allowed_ip=-PREFIX` (wg 1.0.20250521). */
 export function buildSetRequest(c: DeviceConfig): string {
@@ -48,28 +49,20 @@ export const numericEndpoint: EndpointFormatter = (host, port) => {
   if (!a) return null;
   const scope = pct >= 0 ? host.slice(pct + 1) : "";
   if (pct >= 0 && !/^[0-9]+$/.test(scope)) return null;
-  const isLinkLocal = (a[0] === 0xfe && (a[1]! & 0xc0) === 0x80) || (a[0] === 0xff && (a[1]! & 0x0f) === 2);
+  // getnameinfo(NI_NUMERICHOST) appends a non-zero scope id, link-local or not.
   const scopeText = scope && Number(scope) ? `%${Number(scope)}` : "";
-  return `[${inetNtop6(a)}${isLinkLocal || scopeText ? scopeText : ""}]:${n}`;
+  return `[${inetNtop6(a)}${scopeText}]:${n}`;
 };
 
 export type GetResult = { ok: true; device: WgDevice } | { ok: false; errno: number };
 
 const U16 = 0xffffn, U32 = 0xffffffffn, I63 = 0x7fffffffffffffffn, U64 = 0xffffffffffffffffn;
 
-/** glibc strtoull: digits only (callers checked the first char), saturating. */
-function strtoull(v: string): { n: bigint; rest: string } {
-  const m = /^[0-9]*/.exec(v)![0];
-  let n = m ? BigInt(m) : 0n;
-  if (n > U64) n = U64;
-  return { n, rest: v.slice(m.length) };
-}
-
 /** wg's NUM(max): first char a digit, fully decimal, <= max; else the answer is malformed. */
 function num(v: string, max: bigint): bigint | null {
   const c = v.charCodeAt(0);
   if (!(c >= 0x30 && c <= 0x39)) return null;
-  const { n, rest } = strtoull(v);
+  const { n, rest } = strtoul(v, 10);
   if (rest || n > max) return null;
   return n;
 }
@@ -150,7 +143,7 @@ export function parseGetResponse(text: string, name: string, formatEndpoint: End
       const c = mask.charCodeAt(0);
       if (!(c >= 0x30 && c <= 0x39)) return fail;
       const a = ip.includes(":") ? inetPton6(ip) : inetPton4(ip);
-      const { n, rest } = strtoull(mask);
+      const { n, rest } = strtoul(mask, 10);
       // wg stores the prefix length in a uint8_t before range-checking it.
       const cidr = Number(n & 0xffn);
       if (rest || !a || cidr > (a.length === 4 ? 32 : 128)) return fail;

@@ -108,7 +108,7 @@ export function buildDeb(outDir = join(REPO, "dist")): string {
     }
 
     const deb = join(outDir, `${meta.name}_${meta.version}_${debianArch()}.deb`);
-    // gzip: xz would save a quarter of the size for many times the CPU time on the executable.
+    // gzip rather than xz: quick to build and to unpack (the trade-off is in bench/RESULTS.md).
     const d = Bun.spawnSync(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z6", "--build", root, deb], {
       stdout: "pipe",
       stderr: "inherit",
