@@ -52,7 +52,7 @@ export interface DeviceUpdate {
   listenPort?: number;
   /** 0 turns it off. */
   fwmark?: number;
-  /** Remove every peer not named in `peers` (and the settings of those that are, but allowed IPs). */
+  /** Remove every peer first; those in `peers` are then created anew from this update alone. */
   replacePeers?: boolean;
   peers?: PeerUpdate[];
 }
