@@ -113,7 +113,13 @@ export async function events(name: string): Promise<EventStream> {
       for (;;) {
         const ev = queue.shift();
         if (ev) return { value: ev, done: false };
-        if (failure) throw failure;
+        if (failure) {
+          // A rejected next() is not followed by return(): close here, or the socket keeps the process alive.
+          const f = failure;
+          failure = null;
+          stream.close();
+          throw f;
+        }
         if (ended) return { value: undefined, done: true };
         await new Promise<void>((resolve) => (wake = resolve));
         wake = null;
