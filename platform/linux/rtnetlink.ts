@@ -550,7 +550,9 @@ const NETNSA_FD = 3;
 /**
  * Gives the namespace open as `nsFd` an id in ours (`ip netns set NAME auto`), so a netlink
  * socket with NETLINK_LISTEN_ALL_NSID here hears its link notifications. Ids hold no reference:
- * the namespace still dies with its last user. An id it already has is fine.
+ * the namespace still dies with its last user. An id it already has (EEXIST) is fine; any other
+ * refusal is ignored too: the id serves only later notifications, and Tun.link() reads the link
+ * in that namespace now either way.
  */
 export function netnsIdAssign(nsFd: number): void {
   const m = msg(RTM_NEWNSID, NLM_F_REQUEST | NLM_F_ACK).raw(new Uint8Array(4));
