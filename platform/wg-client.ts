@@ -31,9 +31,7 @@ export async function listDevices(): Promise<string[]> {
 export async function getDevice(name: string): Promise<Device> {
   const r = await ipcGetDevice(toBytes(name));
   if (!r.ok) throw errorOfErrno(r.errno, name, "Unable to access interface");
-  const dev = deviceOf(r.device, BigInt(Math.floor(Date.now() / 1000)), makeDate);
-  dev.name = fromBytes(dev.name);
-  return dev;
+  return deviceOf({ ...r.device, name: fromBytes(r.device.name) }, BigInt(Math.floor(Date.now() / 1000)), makeDate);
 }
 
 /**

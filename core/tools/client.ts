@@ -117,7 +117,7 @@ function peerOf(p: WgPeer, nowSec: bigint, date: MakeDate): Peer {
   };
 }
 
-/** A device as read (names already converted to JS text by the caller) in the library's form. */
+/** A device as read, in the library's form; its name is JS text already (the caller converts the OS's bytes). */
 export function deviceOf(dev: WgDevice, nowSec: bigint, date: MakeDate): Device {
   return {
     name: dev.name,
