@@ -11,6 +11,7 @@ import { Lab, type Netns } from "./netns.ts";
 import { BUN, genkey, ifname, keyFile, pingUntil, ROOT, startDaemon, wgPair } from "./lib-wgpair.ts";
 import { AS_NOBODY } from "./lib-nobody.ts";
 import { SOCKET_DIR, socketPath } from "../platform/socket-path.ts";
+import { subscribeEvents } from "../platform/events-client.ts";
 
 const lab = new Lab("clientlib");
 afterAll(() => lab.cleanup());
@@ -214,6 +215,13 @@ describe("a live tunnel between two of our daemons", () => {
     // Closed: the iterator ends instead of waiting for more.
     expect(await stream.next()).toEqual({ value: undefined, done: true });
   }, 60_000);
+});
+
+describe("events from a socket that is not there", () => {
+  test("the subscription fails with ENODEV and its text, as for a missing interface", async () => {
+    const r = await subscribeEvents(socketPath(ifname("n")), () => {});
+    expect(r).toEqual({ ok: false, error: "No such device", errno: 19 });
+  });
 });
 
 describe("events from a daemon that sends a line that is not an event", () => {

@@ -21,7 +21,8 @@ export class WireGuardError extends Error {
 
 /**
  * No WireGuard interface of that name: neither a userspace daemon's socket nor a kernel link.
- * errno is what wg reports: ENODEV, or EPROTONOSUPPORT where the kernel module is missing.
+ * errno is what wg reports: ENODEV, EPROTONOSUPPORT where the kernel module is missing, or
+ * ENOENT when a daemon's socket vanished between finding it and opening it.
  */
 export class NoSuchDeviceError extends WireGuardError {
   override name = "NoSuchDeviceError";
