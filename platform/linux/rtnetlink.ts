@@ -315,10 +315,6 @@ export function linkByIndex(index: number): Link | null {
   }
 }
 
-export function linkList(): Link[] {
-  return transact(msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP).raw(ifinfo(0))).map(parseLink);
-}
-
 /** `ip link add NAME type KIND`. */
 export function linkAdd(name: string, kind: string): void {
   const m = msg(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL).raw(ifinfo(0));
