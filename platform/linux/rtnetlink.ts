@@ -253,12 +253,6 @@ export function tableId(text: string): number | null {
   return v <= 0xffffffff ? v : null;
 }
 
-/** The name `ip` prints for a table id ("main", "51820"). */
-export function tableName(id: number): string {
-  for (const [name, v] of loadTableNames()) if (v === id && name !== "unspec") return name;
-  return String(id);
-}
-
 // ---- links ----
 
 export interface Link {
