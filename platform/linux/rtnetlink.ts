@@ -20,8 +20,6 @@ import {
 } from "./netlink.ts";
 
 export { NetlinkError } from "./netlink.ts";
-/** The C library's text for an errno value ("File exists", ...): iproute2 prints it. */
-export { strerror } from "../../core/errno.ts";
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
