@@ -17,7 +17,7 @@ import type { AllowedIp, DeviceConfig, PeerConfig, WgDevice, WgPeer } from "../.
 import type { GetResult } from "../../core/tools/uapi.ts";
 import { EINTR, EINVAL, ENOENT, ENOSYS, EPROTONOSUPPORT } from "../../core/errno.ts";
 import { endpointSockaddr, formatSockaddr } from "./resolve.ts";
-import { NETLINK_GENERIC, NETLINK_ROUTE } from "./libc.ts";
+import { AF_INET, AF_INET6, IFNAMSIZ, NETLINK_GENERIC, NETLINK_ROUTE } from "./libc.ts";
 import {
   AttrCursor,
   MsgBuilder,
@@ -31,10 +31,6 @@ import {
   type ChannelOpener,
   type NetlinkChannel,
 } from "./netlink.ts";
-
-const IFNAMSIZ = 16;
-const AF_INET = 2;
-const AF_INET6 = 10;
 
 // generic netlink controller
 const GENL_ID_CTRL = 0x10;

@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { EAFNOSUPPORT, EINVAL, ENODEV, ERANGE } from "../../core/errno.ts";
 import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/inet.ts";
-import { NETLINK_ROUTE, libc } from "./libc.ts";
+import { AF_INET, AF_INET6, NETLINK_ROUTE, libc } from "./libc.ts";
 import {
   AttrCursor,
   MsgBuilder,
@@ -20,9 +20,8 @@ import {
 } from "./netlink.ts";
 
 export { NetlinkError } from "./netlink.ts";
-
-export const AF_INET = 2;
-export const AF_INET6 = 10;
+/** The address families the calls below take (wg-quick passes them through). */
+export { AF_INET, AF_INET6 } from "./libc.ts";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
