@@ -25,7 +25,7 @@ export { AF_INET, AF_INET6 } from "./libc.ts";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
-const RTM_GETLINK = 18;
+export const RTM_GETLINK = 18;
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
 const RTM_GETADDR = 22;
@@ -36,10 +36,12 @@ const RTM_NEWRULE = 32;
 const RTM_DELRULE = 33;
 const RTM_GETRULE = 34;
 
-const IFLA_IFNAME = 3;
+export const IFLA_IFNAME = 3;
 const IFLA_MTU = 4;
-const IFLA_LINKINFO = 18;
-const IFLA_INFO_KIND = 1;
+export const IFLA_LINKINFO = 18;
+export const IFLA_INFO_KIND = 1;
+/** struct ifinfomsg, the fixed header of link messages. */
+export const IFINFOMSG_SIZE = 16;
 const IFF_UP = 0x1;
 
 const IFA_ADDRESS = 1;
@@ -262,7 +264,7 @@ export interface Link {
 
 function parseLink(r: Reply): Link {
   const v = new DataView(r.body.buffer, r.body.byteOffset, r.body.byteLength);
-  const attrs = parseAttrs(r.body, 16);
+  const attrs = parseAttrs(r.body, IFINFOMSG_SIZE);
   const info = attrs.get(IFLA_LINKINFO);
   const kind = info ? (cstr(parseAttrs(info, 0).get(IFLA_INFO_KIND)) ?? null) : null;
   return {
@@ -275,7 +277,7 @@ function parseLink(r: Reply): Link {
 }
 
 function ifinfo(index: number, flags = 0, change = 0): Uint8Array {
-  const b = new Uint8Array(16);
+  const b = new Uint8Array(IFINFOMSG_SIZE);
   const v = new DataView(b.buffer);
   v.setInt32(4, index, true);
   v.setUint32(8, flags, true);
