@@ -12,6 +12,7 @@ import { BUN, genkey, ifname, keyFile, pingUntil, ROOT, startDaemon, wgPair } fr
 import { AS_NOBODY } from "./lib-nobody.ts";
 import { SOCKET_DIR, socketPath } from "../platform/socket-path.ts";
 import { subscribeEvents } from "../platform/events-client.ts";
+import { errorOfErrno } from "../core/tools/client-errors.ts";
 
 const lab = new Lab("clientlib");
 afterAll(() => lab.cleanup());
@@ -256,6 +257,14 @@ describe("events from a daemon that sends a line that is not an event", () => {
       rmSync(path, { force: true });
     }
   }, 20_000);
+});
+
+describe("errors of operations on no one interface", () => {
+  test("listing fails without naming a device", () => {
+    const e = errorOfErrno(13, "Unable to list interfaces");
+    expect(e).toBeInstanceOf(wg.PermissionError);
+    expect([e.message, e.device]).toEqual(["Unable to list interfaces: Permission denied", undefined]);
+  });
 });
 
 describe("keys", () => {

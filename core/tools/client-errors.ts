@@ -48,9 +48,12 @@ export class NotSupportedError extends WireGuardError {
   override name = "NotSupportedError";
 }
 
-/** The error class for an errno a backend returned while working on `device`. */
-export function errorOfErrno(errno: number, device: string, doing: string): WireGuardError {
-  const text = `${doing} ${device}: ${strerror(errno)}`;
+/**
+ * The error class for an errno a backend returned; `doing` leads the message ("Unable to access
+ * interface wg0"), `device` is the interface it was for, if one.
+ */
+export function errorOfErrno(errno: number, doing: string, device?: string): WireGuardError {
+  const text = `${doing}: ${strerror(errno)}`;
   switch (errno) {
     case ENODEV:
     case ENOENT:
