@@ -1,8 +1,10 @@
-// bun:ffi bindings to the C library, the one place libc.so.6 is opened: `libc` holds the calls
-// the daemon makes, and libcFunctions() binds the few more that single modules need (setns,
-// isatty, getaddrinfo...). Plus the kernel constants and struct layouts (x86_64/aarch64 LP64)
-// they take. Every call is synchronous: callers use non-blocking fds and wait for readiness
-// elsewhere (see io-loop.ts), never a blocking call on the main thread.
+// bun:ffi bindings to the C library: `libc` holds the calls the daemon makes, and
+// libcFunctions() binds the few more that single modules need (setns, isatty, getaddrinfo...);
+// plus the kernel constants and struct layouts (x86_64/aarch64 LP64) they take. libc.so.6 is
+// opened here and in one other place: io-loop.ts's poller Worker binds poll itself, as a Worker
+// has its own module instances and its inline source imports nothing but bun:ffi. Every call is
+// synchronous: callers use non-blocking fds and wait for readiness elsewhere (see io-loop.ts),
+// never a blocking call on the main thread.
 
 import { dlopen, FFIType, linkSymbols, ptr, read, type ConvertFns, type FFIFunction, type Pointer } from "bun:ffi";
 import { EINVAL, strerror } from "../../core/errno.ts";

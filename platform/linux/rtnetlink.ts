@@ -2,6 +2,9 @@
 // invocations of wg-quick: links, addresses, routes and policy rules, plus the few lookups
 // wg-quick makes (`ip route get`, `ip rule show`, `ip route show table T`). Errors carry the
 // kernel's errno and its extended-ack message so callers can print what iproute2 would have printed.
+// The daemon uses it too: io-loop.ts asks the kernel which interface a sticky source's route
+// leaves by (openRtnetlink, routeOutputIf), and tun.ts gives the namespace a TUN moved to an id
+// here (netnsIdAssign). ipc-netlink.ts takes its link-message constants from here.
 import { readFileSync, readdirSync } from "node:fs";
 import { EAFNOSUPPORT, EINVAL, ENODEV, ERANGE } from "../../core/errno.ts";
 import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/inet.ts";
@@ -118,7 +121,7 @@ export function openRtnetlink(): NetlinkSocket {
   return new NetlinkSocket(NETLINK_ROUTE, { extAck: true, strictCheck: true, bufferSize: 1 << 16 });
 }
 
-/** Close the cached socket (tests; a CLI just exits). */
+/** Close the cached socket (wg-quick's main, once its command has run). */
 export function closeRtnetlink(): void {
   sock?.close();
   sock = null;
