@@ -9,7 +9,7 @@ import { emptyPeerConfig } from "./containers.ts";
 import { parseAllowedIps, parseEndpoint, type ParseEnv } from "./config.ts";
 import { formatAllowedIp, peerOnline } from "./show.ts";
 import { badArgument, badKey, InvalidArgumentError } from "./client-errors.ts";
-import type { EventType } from "./events.ts";
+import { handshakeMs, type EventType } from "./events.ts";
 
 /** One interface as `wg show IFACE dump` reports it, field for field. */
 export interface Device {
@@ -107,7 +107,7 @@ function peerOf(p: WgPeer, nowSec: bigint, date: MakeDate): Peer {
     presharedKey: b64OrNull(p.presharedKey),
     endpoint: p.endpoint,
     allowedIPs: p.allowedIps.map(formatAllowedIp),
-    latestHandshake: sec === 0n ? null : date(Number(sec) * 1000 + Math.floor(nsec / 1e6)),
+    latestHandshake: sec === 0n ? null : date(handshakeMs(p)),
     latestHandshakeSec: sec,
     latestHandshakeNsec: nsec,
     rxBytes: p.rxBytes,
