@@ -2,7 +2,7 @@
 // UAPI socket, send `events=1\n\n`, expect `errno=0\n\n`, then read one JSON object per line.
 // wireguard-go does not know the operation and closes the connection without answering; that
 // is reported as "not supported".
-import { ECONNREFUSED, ENODEV, EOPNOTSUPP, EPROTO, errnoFromCode, strerror } from "../core/errno.ts";
+import { ENODEV, EOPNOTSUPP, EPROTO, errnoFromCode, strerror } from "../core/errno.ts";
 
 /** Resolves once the daemon accepted (ok) or refused/closed (error text). */
 export interface EventSubscription {
@@ -67,8 +67,8 @@ export async function subscribeEvents(path: string, onLine: (line: string) => vo
   } catch (e) {
     // wg's wording: a missing socket means no such interface.
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    const errno = errnoFromCode(code);
-    return { ok: false, error: code === "ENOENT" ? strerror(ENODEV) : code === "ECONNREFUSED" ? strerror(ECONNREFUSED) : String(code), errno };
+    const errno = code === "ENOENT" ? ENODEV : errnoFromCode(code);
+    return { ok: false, error: code === "ENOENT" || code === "ECONNREFUSED" ? strerror(errno) : String(code), errno };
   }
   socket.write("events=1\n\n");
   return accepted.promise;

@@ -82,7 +82,7 @@ export async function userspaceInterfaces(): Promise<{ ok: true; names: string[]
 }
 
 /** One UAPI exchange: connect, write, read until the terminating empty line (or EOF). */
-export async function uapiExchange(name: string, request: string): Promise<{ ok: true; text: string } | { ok: false; errno: number }> {
+async function uapiExchange(name: string, request: string): Promise<{ ok: true; text: string } | { ok: false; errno: number }> {
   if (name.includes("/")) return { ok: false, errno: EINVAL };
   const path = socketPath(name);
   try {

@@ -24,7 +24,7 @@ export async function listInterfaces(): Promise<ListResult> {
 }
 
 /** Which backend serves `name`: a connectable UAPI socket wins. */
-export async function isUserspace(name: string): Promise<boolean> {
+async function isUserspace(name: string): Promise<boolean> {
   return uapi.hasInterface(name);
 }
 

@@ -23,17 +23,15 @@ const makeDate = (v: number | string) => new Date(v);
 /** Names of every WireGuard interface: kernel links first, then userspace daemons' sockets. */
 export async function listDevices(): Promise<string[]> {
   const r = await listInterfaces();
-  if (!r.ok) throw errorOfErrno(r.errno, "interfaces", "Unable to list");
+  if (!r.ok) throw errorOfErrno(r.errno, "Unable to list interfaces");
   return r.names.map(fromBytes);
 }
 
 /** Everything `wg show NAME dump` reports about one interface. */
 export async function getDevice(name: string): Promise<Device> {
   const r = await ipcGetDevice(toBytes(name));
-  if (!r.ok) throw errorOfErrno(r.errno, name, "Unable to access interface");
-  const dev = deviceOf(r.device, BigInt(Math.floor(Date.now() / 1000)), makeDate);
-  dev.name = fromBytes(dev.name);
-  return dev;
+  if (!r.ok) throw errorOfErrno(r.errno, `Unable to access interface ${name}`, name);
+  return deviceOf({ ...r.device, name: fromBytes(r.device.name) }, BigInt(Math.floor(Date.now() / 1000)), makeDate);
 }
 
 /**
@@ -58,7 +56,7 @@ export async function configureDevice(name: string, update: DeviceUpdate): Promi
   const peers = update.peers?.map((p) => (p.endpoint === undefined ? p : { ...p, endpoint: toBytes(p.endpoint) }));
   const config = configOf({ ...update, peers }, PARSE_ENV);
   const errno = await setDevice(toBytes(name), config);
-  if (errno) throw errorOfErrno(errno, name, "Unable to modify interface");
+  if (errno) throw errorOfErrno(errno, `Unable to modify interface ${name}`, name);
 }
 
 /** A new private key, base64 (as `wg genkey`). */
@@ -102,7 +100,7 @@ export async function events(name: string): Promise<EventStream> {
     }
     wake?.();
   });
-  if (!r.ok) throw errorOfErrno(r.errno, name, "Unable to follow interface");
+  if (!r.ok) throw errorOfErrno(r.errno, `Unable to follow interface ${name}`, name);
   const sub: EventSubscription = r.sub;
   void sub.ended.then(() => {
     ended = true;
@@ -113,7 +111,13 @@ export async function events(name: string): Promise<EventStream> {
       for (;;) {
         const ev = queue.shift();
         if (ev) return { value: ev, done: false };
-        if (failure) throw failure;
+        if (failure) {
+          // A rejected next() is not followed by return(): close here, or the socket keeps the process alive.
+          const f = failure;
+          failure = null;
+          stream.close();
+          throw f;
+        }
         if (ended) return { value: undefined, done: true };
         await new Promise<void>((resolve) => (wake = resolve));
         wake = null;

@@ -10,6 +10,9 @@ import * as wg from "../platform/wg-client.ts";
 import { Lab, type Netns } from "./netns.ts";
 import { BUN, genkey, ifname, keyFile, pingUntil, ROOT, startDaemon, wgPair } from "./lib-wgpair.ts";
 import { AS_NOBODY } from "./lib-nobody.ts";
+import { SOCKET_DIR, socketPath } from "../platform/socket-path.ts";
+import { subscribeEvents } from "../platform/events-client.ts";
+import { errorOfErrno } from "../core/tools/client-errors.ts";
 
 const lab = new Lab("clientlib");
 afterAll(() => lab.cleanup());
@@ -213,6 +216,55 @@ describe("a live tunnel between two of our daemons", () => {
     // Closed: the iterator ends instead of waiting for more.
     expect(await stream.next()).toEqual({ value: undefined, done: true });
   }, 60_000);
+});
+
+describe("events from a socket that is not there", () => {
+  test("the subscription fails with ENODEV and its text, as for a missing interface", async () => {
+    const r = await subscribeEvents(socketPath(ifname("n")), () => {});
+    expect(r).toEqual({ ok: false, error: "No such device", errno: 19 });
+  });
+});
+
+describe("events from a daemon that sends a line that is not an event", () => {
+  test("next() rejects with InvalidArgumentError and the subscription is closed", async () => {
+    const name = ifname("e");
+    const path = socketPath(name);
+    mkdirSync(SOCKET_DIR, { recursive: true });
+    const closed = Promise.withResolvers<void>();
+    let subscriber: unknown = null;
+    // Answers the subscription, then sends garbage; notes when the subscriber hangs up.
+    const server = Bun.listen({
+      unix: path,
+      socket: {
+        data(s, d) {
+          if (d.toString() !== "events=1\n\n") return;
+          subscriber = s;
+          s.write("errno=0\n\nnot an event\n");
+        },
+        close(s) {
+          if (s === subscriber) closed.resolve();
+        },
+      },
+    });
+    try {
+      const stream = await wg.events(name);
+      const e = await stream.next().then(() => null, (e: unknown) => e);
+      expect(e).toBeInstanceOf(wg.InvalidArgumentError);
+      expect(await Promise.race([closed.promise.then(() => true), Bun.sleep(5000).then(() => false)])).toBe(true);
+      expect(await stream.next()).toEqual({ value: undefined, done: true });
+    } finally {
+      server.stop(true);
+      rmSync(path, { force: true });
+    }
+  }, 20_000);
+});
+
+describe("errors of operations on no one interface", () => {
+  test("listing fails without naming a device", () => {
+    const e = errorOfErrno(13, "Unable to list interfaces");
+    expect(e).toBeInstanceOf(wg.PermissionError);
+    expect([e.message, e.device]).toEqual(["Unable to list interfaces: Permission denied", undefined]);
+  });
 });
 
 describe("keys", () => {

@@ -21,7 +21,8 @@ export class WireGuardError extends Error {
 
 /**
  * No WireGuard interface of that name: neither a userspace daemon's socket nor a kernel link.
- * errno is what wg reports: ENODEV, or EPROTONOSUPPORT where the kernel module is missing.
+ * errno is what wg reports: ENODEV, EPROTONOSUPPORT where the kernel module is missing, or
+ * ENOENT when a daemon's socket vanished between finding it and opening it.
  */
 export class NoSuchDeviceError extends WireGuardError {
   override name = "NoSuchDeviceError";
@@ -47,9 +48,12 @@ export class NotSupportedError extends WireGuardError {
   override name = "NotSupportedError";
 }
 
-/** The error class for an errno a backend returned while working on `device`. */
-export function errorOfErrno(errno: number, device: string, doing: string): WireGuardError {
-  const text = `${doing} ${device}: ${strerror(errno)}`;
+/**
+ * The error class for an errno a backend returned; `doing` leads the message ("Unable to access
+ * interface wg0"), `device` is the interface it was for, if one.
+ */
+export function errorOfErrno(errno: number, doing: string, device?: string): WireGuardError {
+  const text = `${doing}: ${strerror(errno)}`;
   switch (errno) {
     case ENODEV:
     case ENOENT:

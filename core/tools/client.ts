@@ -9,7 +9,7 @@ import { emptyPeerConfig } from "./containers.ts";
 import { parseAllowedIps, parseEndpoint, type ParseEnv } from "./config.ts";
 import { formatAllowedIp, peerOnline } from "./show.ts";
 import { badArgument, badKey, InvalidArgumentError } from "./client-errors.ts";
-import type { EventType } from "./events.ts";
+import { handshakeMs, type EventType } from "./events.ts";
 
 /** One interface as `wg show IFACE dump` reports it, field for field. */
 export interface Device {
@@ -52,7 +52,7 @@ export interface DeviceUpdate {
   listenPort?: number;
   /** 0 turns it off. */
   fwmark?: number;
-  /** Remove every peer not named in `peers` (and the settings of those that are, but allowed IPs). */
+  /** Remove every peer first; those in `peers` are then created anew from this update alone. */
   replacePeers?: boolean;
   peers?: PeerUpdate[];
 }
@@ -107,7 +107,7 @@ function peerOf(p: WgPeer, nowSec: bigint, date: MakeDate): Peer {
     presharedKey: b64OrNull(p.presharedKey),
     endpoint: p.endpoint,
     allowedIPs: p.allowedIps.map(formatAllowedIp),
-    latestHandshake: sec === 0n ? null : date(Number(sec) * 1000 + Math.floor(nsec / 1e6)),
+    latestHandshake: sec === 0n ? null : date(handshakeMs(p)),
     latestHandshakeSec: sec,
     latestHandshakeNsec: nsec,
     rxBytes: p.rxBytes,
@@ -117,7 +117,7 @@ function peerOf(p: WgPeer, nowSec: bigint, date: MakeDate): Peer {
   };
 }
 
-/** A device as read (names already converted to JS text by the caller) in the library's form. */
+/** A device as read, in the library's form; its name is JS text already (the caller converts the OS's bytes). */
 export function deviceOf(dev: WgDevice, nowSec: bigint, date: MakeDate): Device {
   return {
     name: dev.name,

@@ -27,6 +27,9 @@ export function eventLine(iface: string, type: EventType, publicKeyBase64: strin
   return JSON.stringify(rec);
 }
 
+/** A peer's latest handshake in milliseconds since the epoch (whole ones; 0 = never), as eventLine takes it. */
+export const handshakeMs = (p: WgPeer): number => Number(p.lastHandshakeSec) * 1000 + Math.floor(Number(p.lastHandshakeNsec) / 1e6);
+
 export interface PeerEvent {
   type: "handshake" | "endpoint" | "peer-added" | "peer-removed";
   peer: WgPeer;

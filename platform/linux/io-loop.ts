@@ -26,9 +26,9 @@
 import type { DeviceEvent, DeviceIO, Engine, TxAccount, UapiReply } from "../../core/device-api.ts";
 import type { Endpoint } from "../../core/endpoint.ts";
 import { EBADF, EBADFD, EIO, ENOBUFS } from "../../core/errno.ts";
-import { EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_NETLINK, SysError, errno, libc, setInt } from "./libc.ts";
+import { AF_INET, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_NETLINK, SysError, errno, libc, setInt } from "./libc.ts";
 import type { NetlinkSocket } from "./netlink.ts";
-import { AF_INET, openRtnetlink, routeOutputIf } from "./rtnetlink.ts";
+import { openRtnetlink, routeOutputIf } from "./rtnetlink.ts";
 import type { Tun } from "./tun.ts";
 import { isOwnDatagram } from "./loop-guard.ts";
 import { BATCH, Udp, scopeName } from "./udp.ts";

@@ -17,7 +17,7 @@ import type { AllowedIp, DeviceConfig, PeerConfig, WgDevice, WgPeer } from "../.
 import type { GetResult } from "../../core/tools/uapi.ts";
 import { EINTR, EINVAL, ENOENT, ENOSYS, EPROTONOSUPPORT } from "../../core/errno.ts";
 import { endpointSockaddr, formatSockaddr } from "./resolve.ts";
-import { NETLINK_GENERIC, NETLINK_ROUTE } from "./libc.ts";
+import { AF_INET, AF_INET6, IFNAMSIZ, NETLINK_GENERIC, NETLINK_ROUTE } from "./libc.ts";
 import {
   AttrCursor,
   MsgBuilder,
@@ -25,16 +25,14 @@ import {
   NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
+  NLMSG_HDRLEN,
   NetlinkError,
   openSocket,
   socketBufferSize,
   type ChannelOpener,
   type NetlinkChannel,
 } from "./netlink.ts";
-
-const IFNAMSIZ = 16;
-const AF_INET = 2;
-const AF_INET6 = 10;
+import { IFINFOMSG_SIZE, IFLA_IFNAME, IFLA_INFO_KIND, IFLA_LINKINFO, RTM_GETLINK } from "./rtnetlink.ts";
 
 // generic netlink controller
 const GENL_ID_CTRL = 0x10;
@@ -75,13 +73,6 @@ const WGALLOWEDIP_A_CIDR_MASK = 3;
 /** Linux 6.16+; older kernels refuse the element (EINVAL), see core/tools/allowed-ip-removal.ts. */
 const WGALLOWEDIP_A_FLAGS = 4;
 const WGALLOWEDIP_F_REMOVE_ME = 1;
-
-// rtnetlink, for the interface list
-const RTM_GETLINK = 18;
-const IFINFOMSG_SIZE = 16;
-const IFLA_IFNAME = 3;
-const IFLA_LINKINFO = 18;
-const IFLA_INFO_KIND = 1;
 
 const KEY_LEN = 32;
 
@@ -483,7 +474,7 @@ export function kernelInterfaces(open: ChannelOpener = openSocket): { ok: true; 
     const c = new AttrCursor(), info = new AttrCursor();
     sock.replies(sock.send(b), (off, len) => {
       let name = "", wireguard = false;
-      for (c.over(sock.rx, off + 16 + IFINFOMSG_SIZE, off + len); c.next(); ) {
+      for (c.over(sock.rx, off + NLMSG_HDRLEN + IFINFOMSG_SIZE, off + len); c.next(); ) {
         if (c.type === IFLA_IFNAME) name = c.bstr();
         else if (c.type === IFLA_LINKINFO)
           for (info.inside(c); info.next(); ) if (info.type === IFLA_INFO_KIND && info.bstr() === WG_GENL_NAME) wireguard = true;

@@ -1,23 +1,21 @@
 // `wg events` for a kernel WireGuard link. The kernel has no event multicast, so the device is
-// read with WG_CMD_GET_DEVICE every `intervalMs` and what changed between two readings becomes
-// the same lines our daemon sends (handshake, endpoint, peer-added, peer-removed). Handshakes
-// that happen within one interval show as one; failed handshakes and key rotations are not
-// visible this way. The stream ends when the link is gone.
+// read with WG_CMD_GET_DEVICE every second (KERNEL_EVENTS_INTERVAL_MS) and what changed between
+// two readings becomes the same lines our daemon sends (handshake, endpoint, peer-added,
+// peer-removed). Handshakes that happen within one interval show as one; failed handshakes and
+// key rotations are not visible this way. The stream ends when the link is gone.
 import { strerror } from "../../core/errno.ts";
 import { keyToBase64 } from "../../core/encoding.ts";
-import type { WgDevice, WgPeer } from "../../core/tools/containers.ts";
-import { deviceEvents, eventLine } from "../../core/tools/events.ts";
+import type { WgDevice } from "../../core/tools/containers.ts";
+import { deviceEvents, eventLine, handshakeMs } from "../../core/tools/events.ts";
 import type { EventSubscription, SubscribeResult } from "../events-client.ts";
 import { getDevice } from "./ipc-netlink.ts";
 
 /** Reading interval: a handshake is reported at most this late. */
-export const KERNEL_EVENTS_INTERVAL_MS = 1000;
-
-const handshakeMs = (p: WgPeer) => Number(p.lastHandshakeSec) * 1000 + Math.floor(Number(p.lastHandshakeNsec) / 1e6);
+const KERNEL_EVENTS_INTERVAL_MS = 1000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Follow kernel link `name`; fails (with wg's text for the errno) when it cannot be read now. */
-export function followKernel(name: string, onLine: (line: string) => void, intervalMs = KERNEL_EVENTS_INTERVAL_MS): SubscribeResult {
+export function followKernel(name: string, onLine: (line: string) => void): SubscribeResult {
   const first = getDevice(name);
   if (!first.ok) return { ok: false, error: strerror(first.errno), errno: first.errno };
   let last: WgDevice = first.device;
@@ -39,9 +37,9 @@ export function followKernel(name: string, onLine: (line: string) => void, inter
       onLine(eventLine(name, ev.type, keyToBase64(p.publicKey), endpoint, removed ? 0 : handshakeMs(p), now, iso));
     }
     last = r.device;
-    timer = setTimeout(poll, intervalMs);
+    timer = setTimeout(poll, KERNEL_EVENTS_INTERVAL_MS);
   };
-  timer = setTimeout(poll, intervalMs);
+  timer = setTimeout(poll, KERNEL_EVENTS_INTERVAL_MS);
   const sub: EventSubscription = { ended: ended.promise, close: stop };
   return { ok: true, sub };
 }

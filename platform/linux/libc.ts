@@ -1,8 +1,10 @@
-// bun:ffi bindings to the C library, the one place libc.so.6 is opened: `libc` holds the calls
-// the daemon makes, and libcFunctions() binds the few more that single modules need (setns,
-// isatty, getaddrinfo...). Plus the kernel constants and struct layouts (x86_64/aarch64 LP64)
-// they take. Every call is synchronous: callers use non-blocking fds and wait for readiness
-// elsewhere (see io-loop.ts), never a blocking call on the main thread.
+// bun:ffi bindings to the C library: `libc` holds the calls the daemon makes, and
+// libcFunctions() binds the few more that single modules need (setns, isatty, getaddrinfo...);
+// plus the kernel constants and struct layouts (x86_64/aarch64 LP64) they take. libc.so.6 is
+// opened here and in one other place: io-loop.ts's poller Worker binds poll itself, as a Worker
+// has its own module instances and its inline source imports nothing but bun:ffi. Every call is
+// synchronous: callers use non-blocking fds and wait for readiness elsewhere (see io-loop.ts),
+// never a blocking call on the main thread.
 
 import { dlopen, FFIType, linkSymbols, ptr, read, type ConvertFns, type FFIFunction, type Pointer } from "bun:ffi";
 import { EINVAL, strerror } from "../../core/errno.ts";
@@ -62,7 +64,6 @@ const CALLS = {
   write: { args: [i32, P, u64], returns: i64 },
   writev: { args: [i32, P, i32], returns: i64 },
   ioctl: { args: [i32, u64, P], returns: i32 },
-  fcntl: { args: [i32, i32, i64], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
   socketpair: { args: [i32, i32, i32, P], returns: i32 },
   setsockopt: { args: [i32, i32, i32, P, u32], returns: i32 },
@@ -73,7 +74,6 @@ const CALLS = {
   recvmmsg: { args: [i32, P, u32, i32, P], returns: i32 },
   sendmmsg: { args: [i32, P, u32, i32], returns: i32 },
   sendto: { args: [i32, P, u64, i32, P, u32], returns: i64 },
-  sendmsg: { args: [i32, P, i32], returns: i64 },
   recv: { args: [i32, P, u64, i32], returns: i64 },
   recvmsg: { args: [i32, P, i32], returns: i64 },
   sysconf: { args: [i32], returns: i64 },
@@ -101,8 +101,8 @@ function standIn(): Calls {
 }
 
 let bound: Calls | null = null;
-/** `libc` bound, for callers that need the functions themselves (their addresses, fnAddress). */
-export function boundLibc(): Calls {
+/** `libc` bound, where the functions themselves are needed (their addresses, fnAddress). */
+function boundLibc(): Calls {
   if (bound === null) libc = bound = libcFunctions(CALLS);
   return bound;
 }
@@ -169,8 +169,6 @@ export class Copier {
 export const O_RDWR = 2;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
-export const F_GETFL = 3;
-export const F_SETFL = 4;
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -184,7 +182,6 @@ export const SOCK_CLOEXEC = 0o2000000;
 export const NETLINK_ROUTE = 0;
 export const NETLINK_GENERIC = 16;
 export const SOL_NETLINK = 270;
-export const NETLINK_CAP_ACK = 10;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
 /** struct sockaddr_nl */
@@ -192,15 +189,12 @@ export const SOCKADDR_NL_SIZE = 12;
 export const RTMGRP_LINK = 1;
 
 export const SOL_SOCKET = 1;
-export const SO_REUSEADDR = 2;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
 export const SO_MARK = 36;
-export const IPPROTO_IP = 0;
 export const IPPROTO_IPV6 = 41;
-export const IP_PKTINFO = 8;
 export const IPV6_V6ONLY = 26;
 export const IPV6_RECVPKTINFO = 49;
 export const IPV6_PKTINFO = 50;
@@ -209,9 +203,6 @@ export const MSG_TRUNC = 0x20;
 export const _SC_PAGESIZE = 30;
 
 export const POLLIN = 1;
-export const POLLERR = 8;
-export const POLLHUP = 16;
-export const POLLNVAL = 32;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
 
@@ -219,12 +210,11 @@ export const TUNSETIFF = 0x400454ca;
 export const IFF_TUN = 0x0001;
 export const IFF_NO_PI = 0x1000;
 export const IFF_UP = 0x1;
-export const SIOCGIFFLAGS = 0x8913;
-export const SIOCSIFFLAGS = 0x8914;
-export const SIOCGIFMTU = 0x8921;
-export const SIOCSIFMTU = 0x8922;
+const SIOCGIFFLAGS = 0x8913;
+const SIOCGIFMTU = 0x8921;
+const SIOCSIFMTU = 0x8922;
 export const IFNAMSIZ = 16;
-export const IFREQ_SIZE = 40;
+const IFREQ_SIZE = 40;
 
 // struct layouts (LP64)
 export const SOCKADDR_IN6_SIZE = 28;
@@ -266,7 +256,7 @@ export function ifreq(name: string): Uint8Array {
 
 let ctlFd = -1;
 /** A throwaway datagram socket for interface ioctls (flags, MTU). */
-export function controlSocket(): number {
+function controlSocket(): number {
   if (ctlFd < 0) ctlFd = check("socket", libc.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   return ctlFd;
 }
@@ -276,12 +266,6 @@ export function getIfFlags(name: string, sock = controlSocket()): number {
   const req = ifreq(name);
   if (libc.ioctl(sock, SIOCGIFFLAGS, req) < 0) return -errno();
   return new DataView(req.buffer).getUint16(16, true);
-}
-
-export function setIfFlags(name: string, flags: number): void {
-  const req = ifreq(name);
-  new DataView(req.buffer).setUint16(16, flags, true);
-  check("ioctl(SIOCSIFFLAGS)", libc.ioctl(controlSocket(), SIOCSIFFLAGS, req));
 }
 
 /** Interface MTU, or -errno; `sock` picks the namespace. */
@@ -295,9 +279,4 @@ export function setIfMtu(name: string, mtu: number): void {
   const req = ifreq(name);
   new DataView(req.buffer).setInt32(16, mtu, true);
   check("ioctl(SIOCSIFMTU)", libc.ioctl(controlSocket(), SIOCSIFMTU, req));
-}
-
-export function setNonBlocking(fd: number): void {
-  const fl = check("fcntl", libc.fcntl(fd, F_GETFL, 0));
-  check("fcntl", libc.fcntl(fd, F_SETFL, fl | O_NONBLOCK));
 }

@@ -30,13 +30,11 @@ import {
 } from "./libc.ts";
 
 export const NLMSG_HDRLEN = 16;
-export const NLA_HDRLEN = 4;
-export const NLMSG_NOOP = 1;
+const NLA_HDRLEN = 4;
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
-export const NLMSG_OVERRUN = 4;
 /** Types from here on are data messages (rtnetlink types, generic-netlink family ids). */
-export const NLMSG_MIN_TYPE = 0x10;
+const NLMSG_MIN_TYPE = 0x10;
 
 export const NLM_F_REQUEST = 0x1;
 export const NLM_F_MULTI = 0x2;
@@ -53,7 +51,7 @@ const NLMSGERR_ATTR_MSG = 1;
 export const NLA_F_NESTED = 0x8000;
 const NLA_TYPE_MASK = 0x3fff;
 
-export const align4 = (n: number) => (n + 3) & ~3;
+const align4 = (n: number) => (n + 3) & ~3;
 
 /**
  * libmnl's mnl_ideal_socket_buffer_size: min(page size, 8192). wg receives into a buffer of this
@@ -311,7 +309,7 @@ export class AttrCursor {
 
 // ---- the socket ----
 
-export interface SocketOptions {
+interface SocketOptions {
   /** Ask for extended acks (error messages) and strict checking of dump requests (rtnetlink). */
   extAck?: boolean;
   strictCheck?: boolean;
@@ -320,7 +318,7 @@ export interface SocketOptions {
 }
 
 /** Called for each data message of a reply: its offset and length in `rx`, type and flags. */
-export type OnMessage = (off: number, len: number, type: number, flags: number) => void;
+type OnMessage = (off: number, len: number, type: number, flags: number) => void;
 
 /**
  * Request/reply framing over some datagram transport: the kernel socket below, or a scripted

@@ -2,10 +2,13 @@
 // invocations of wg-quick: links, addresses, routes and policy rules, plus the few lookups
 // wg-quick makes (`ip route get`, `ip rule show`, `ip route show table T`). Errors carry the
 // kernel's errno and its extended-ack message so callers can print what iproute2 would have printed.
+// The daemon uses it too: io-loop.ts asks the kernel which interface a sticky source's route
+// leaves by (openRtnetlink, routeOutputIf), and tun.ts gives the namespace a TUN moved to an id
+// here (netnsIdAssign). ipc-netlink.ts takes its link-message constants from here.
 import { readFileSync, readdirSync } from "node:fs";
 import { EAFNOSUPPORT, EINVAL, ENODEV, ERANGE } from "../../core/errno.ts";
 import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/inet.ts";
-import { NETLINK_ROUTE, libc } from "./libc.ts";
+import { AF_INET, AF_INET6, NETLINK_ROUTE, libc } from "./libc.ts";
 import {
   AttrCursor,
   MsgBuilder,
@@ -20,15 +23,12 @@ import {
 } from "./netlink.ts";
 
 export { NetlinkError } from "./netlink.ts";
-/** The C library's text for an errno value ("File exists", ...): iproute2 prints it. */
-export { strerror } from "../../core/errno.ts";
-
-export const AF_INET = 2;
-export const AF_INET6 = 10;
+/** The address families the calls below take (wg-quick passes them through). */
+export { AF_INET, AF_INET6 } from "./libc.ts";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
-const RTM_GETLINK = 18;
+export const RTM_GETLINK = 18;
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
 const RTM_GETADDR = 22;
@@ -39,10 +39,12 @@ const RTM_NEWRULE = 32;
 const RTM_DELRULE = 33;
 const RTM_GETRULE = 34;
 
-const IFLA_IFNAME = 3;
+export const IFLA_IFNAME = 3;
 const IFLA_MTU = 4;
-const IFLA_LINKINFO = 18;
-const IFLA_INFO_KIND = 1;
+export const IFLA_LINKINFO = 18;
+export const IFLA_INFO_KIND = 1;
+/** struct ifinfomsg, the fixed header of link messages. */
+export const IFINFOMSG_SIZE = 16;
 const IFF_UP = 0x1;
 
 const IFA_ADDRESS = 1;
@@ -119,7 +121,7 @@ export function openRtnetlink(): NetlinkSocket {
   return new NetlinkSocket(NETLINK_ROUTE, { extAck: true, strictCheck: true, bufferSize: 1 << 16 });
 }
 
-/** Close the cached socket (tests; a CLI just exits). */
+/** Close the cached socket (wg-quick's main, once its command has run). */
 export function closeRtnetlink(): void {
   sock?.close();
   sock = null;
@@ -253,12 +255,6 @@ export function tableId(text: string): number | null {
   return v <= 0xffffffff ? v : null;
 }
 
-/** The name `ip` prints for a table id ("main", "51820"). */
-export function tableName(id: number): string {
-  for (const [name, v] of loadTableNames()) if (v === id && name !== "unspec") return name;
-  return String(id);
-}
-
 // ---- links ----
 
 export interface Link {
@@ -271,7 +267,7 @@ export interface Link {
 
 function parseLink(r: Reply): Link {
   const v = new DataView(r.body.buffer, r.body.byteOffset, r.body.byteLength);
-  const attrs = parseAttrs(r.body, 16);
+  const attrs = parseAttrs(r.body, IFINFOMSG_SIZE);
   const info = attrs.get(IFLA_LINKINFO);
   const kind = info ? (cstr(parseAttrs(info, 0).get(IFLA_INFO_KIND)) ?? null) : null;
   return {
@@ -284,7 +280,7 @@ function parseLink(r: Reply): Link {
 }
 
 function ifinfo(index: number, flags = 0, change = 0): Uint8Array {
-  const b = new Uint8Array(16);
+  const b = new Uint8Array(IFINFOMSG_SIZE);
   const v = new DataView(b.buffer);
   v.setInt32(4, index, true);
   v.setUint32(8, flags, true);
@@ -313,10 +309,6 @@ export function linkByIndex(index: number): Link | null {
     if (e instanceof NetlinkError && e.errno === ENODEV) return null;
     throw e;
   }
-}
-
-export function linkList(): Link[] {
-  return transact(msg(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP).raw(ifinfo(0))).map(parseLink);
 }
 
 /** `ip link add NAME type KIND`. */
@@ -550,7 +542,9 @@ const NETNSA_FD = 3;
 /**
  * Gives the namespace open as `nsFd` an id in ours (`ip netns set NAME auto`), so a netlink
  * socket with NETLINK_LISTEN_ALL_NSID here hears its link notifications. Ids hold no reference:
- * the namespace still dies with its last user. An id it already has is fine.
+ * the namespace still dies with its last user. An id it already has (EEXIST) is fine; any other
+ * refusal is ignored too: the id serves only later notifications, and Tun.link() reads the link
+ * in that namespace now either way.
  */
 export function netnsIdAssign(nsFd: number): void {
   const m = msg(RTM_NEWNSID, NLM_F_REQUEST | NLM_F_ACK).raw(new Uint8Array(4));
