@@ -9,7 +9,7 @@
 // manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts decides).
 import { basename, dirname } from "node:path";
 import { closeRtnetlink } from "../platform/linux/rtnetlink.ts";
-import { selfCommand } from "./self.ts";
+import { compiledExecutable, selfCommand } from "./self.ts";
 import { cmdDown, cmdSave, cmdStrip, cmdUp } from "./wg-quick/commands.ts";
 import { Quick } from "./wg-quick/context.ts";
 import { Exit, err } from "./wg-quick/exit.ts";
@@ -99,11 +99,11 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
   if (su !== null) return su;
   // bash's `$0` for a script found in PATH is the path it was found at.
   const shellName = argv0.includes("/") ? argv0 : (Bun.which(argv0) ?? argv0);
-  // The reference exports LC_ALL=C and puts its own directory first in PATH, so hooks (and the
-  // tools it runs) see the `wg` installed next to it.
+  // The reference exports LC_ALL=C and puts its own (resolved) directory first in PATH, so hooks
+  // (and the tools it runs) see the `wg` installed next to it. From source there is none.
   process.env.LC_ALL = "C";
-  const self = selfCommand("wg", []);
-  if (self.cmd.length === 1) process.env.PATH = `${dirname(self.cmd[0]!)}:${process.env.PATH ?? ""}`;
+  const exe = compiledExecutable();
+  if (exe !== null) process.env.PATH = `${dirname(exe)}:${process.env.PATH ?? ""}`;
   try {
     await COMMANDS[line.command](new Quick(parseOptions(prog, line.config), shellName));
     return 0;

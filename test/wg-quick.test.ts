@@ -7,7 +7,7 @@
 // Runs are sequential because the UAPI socket directory (/var/run/wireguard) is shared by all
 // namespaces; interface names carry this process's id so concurrent test files never collide.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/encoding.ts";
@@ -859,7 +859,7 @@ describe("rtnetlink helpers: iproute2's parsing and printing", () => {
 });
 
 describe("the compiled executable", () => {
-  test("`wg-quick` (symlink to the one file) starts its own daemon and tears down", async () => {
+  test("`wg-quick` (symlink to the one file) starts its own daemon, hooks find the `wg` beside it first in PATH, and it tears down", async () => {
     const out = join(dir, "dist");
     mkdirSync(out, { recursive: true });
     const build = Bun.spawnSync(compileCommand(join(out, "wg")), { stdout: "pipe", stderr: "pipe" });
@@ -870,9 +870,11 @@ describe("the compiled executable", () => {
     const before = snapshot(ns);
     resetState();
     const path = join(cfgDir, `${iface}.conf`);
-    writeFileSync(path, SPLIT, { mode: 0o600 });
+    writeFileSync(path, SPLIT.replace("[Peer]", `PostUp = command -v wg > ${hookLog}\n[Peer]`), { mode: 0o600 });
     const env = { PATH: `${binDir}:${process.env.PATH}` };
     const up = ns.run([join(out, "wg-quick"), "up", path], env);
+    // As the reference puts its own directory first: not the wg that PATH has (/usr/bin/wg).
+    expect(readFileSync(hookLog, "latin1")).toBe(`${join(realpathSync(out), "wg")}\n`);
     expect(up.stderr).toContain(`[#] ${join(out, "wg")} daemon ${iface}\n[#] wg setconf ${iface} /dev/fd/63\n`);
     expect(up.code).toBe(0);
     expect(ns.run([join(out, "wg"), "show", iface, "listen-port"]).stdout).toBe("51001\n");

@@ -13,6 +13,7 @@ export async function executeHooks(q: Quick, hooks: readonly string[]): Promise<
     const hook = h.split("%i").join(q.iface);
     q.cmd(hook);
     const p = Bun.spawn(["bash", "-c", PRELUDE, q.o.prog, q.iface, q.o.configFile, q.o.mtu, q.o.table, q.o.prog, hook], {
+      env: process.env, // Bun's default is the environment we started with, without wg-quick's PATH and LC_ALL
       stdin: "inherit",
       stdout: "inherit",
       stderr: "inherit",
