@@ -9,6 +9,7 @@
 // manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts decides).
 import { basename, dirname } from "node:path";
 import { closeRtnetlink } from "../platform/linux/rtnetlink.ts";
+import { fromBytes, toBytes } from "./bytes.ts";
 import { compiledExecutable, selfCommand } from "./self.ts";
 import { cmdDown, cmdSave, cmdStrip, cmdUp } from "./wg-quick/commands.ts";
 import { Quick } from "./wg-quick/context.ts";
@@ -55,7 +56,7 @@ function autoSu(prog: string, args: string[]): number | null {
   }
   // Through sudo the name we were run by is lost; the `wg-quick` word selects the tool instead.
   const self = selfCommand("wg-quick", args);
-  const p = Bun.spawnSync([sudo, "-p", `${prog} must be run as root. Please enter the password for %u to continue: `, "--", ...self.cmd], {
+  const p = Bun.spawnSync([sudo, "-p", `${fromBytes(prog)} must be run as root. Please enter the password for %u to continue: `, "--", ...self.cmd], {
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
@@ -63,7 +64,7 @@ function autoSu(prog: string, args: string[]): number | null {
   return p.exitCode ?? 1;
 }
 
-/** The command and its CONFIG_FILE|INTERFACE, or the status to exit with (usage, help). */
+/** The command and its CONFIG_FILE|INTERFACE (JS text), or the status to exit with (usage, help). */
 async function commandLine(prog: string, args: string[]): Promise<{ command: Command; config: string } | number> {
   if (args.length === 1 && (args[0] === "--help" || args[0] === "-h" || args[0] === "help")) {
     usage(prog);
@@ -81,9 +82,12 @@ async function commandLine(prog: string, args: string[]): Promise<{ command: Com
   return { command, config: args[1]! };
 }
 
-/** `wg-quick` with argv[0] = argv0 (its basename prefixes messages) and the remaining arguments. */
+/**
+ * `wg-quick` with argv[0] = argv0 (its basename prefixes messages) and the remaining arguments,
+ * as JS text. Past the command line everything is a byte string (cmd/bytes.ts), as in the script.
+ */
 export async function wgQuickMain(argv0: string, args: string[]): Promise<number> {
-  const prog = basename(argv0) || "wg-quick";
+  const prog = toBytes(basename(argv0) || "wg-quick");
   // `qr` is ours (cmd/wg-quick/qr.ts); it only reads the file, so it needs no root.
   if (args[0] === "qr") {
     try {
@@ -98,14 +102,14 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
   const su = autoSu(prog, [line.command, line.config]);
   if (su !== null) return su;
   // bash's `$0` for a script found in PATH is the path it was found at.
-  const shellName = argv0.includes("/") ? argv0 : (Bun.which(argv0) ?? argv0);
+  const shellName = toBytes(argv0.includes("/") ? argv0 : (Bun.which(argv0) ?? argv0));
   // The reference exports LC_ALL=C and puts its own (resolved) directory first in PATH, so hooks
   // (and the tools it runs) see the `wg` installed next to it. From source there is none.
   process.env.LC_ALL = "C";
   const exe = compiledExecutable();
   if (exe !== null) process.env.PATH = `${dirname(exe)}:${process.env.PATH ?? ""}`;
   try {
-    await COMMANDS[line.command](new Quick(parseOptions(prog, line.config), shellName));
+    await COMMANDS[line.command](new Quick(parseOptions(prog, toBytes(line.config)), shellName));
     return 0;
   } catch (e) {
     if (e instanceof Exit) return e.code;

@@ -8,7 +8,7 @@
 // namespaces; interface names carry this process's id so concurrent test files never collide.
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/encoding.ts";
 import { Lab, waitFor, type Netns, type RunResult } from "./netns.ts";
@@ -117,8 +117,10 @@ function hostNs(label: string, extra: string[] = []): Netns {
 }
 
 interface Scenario {
-  /** The configuration text; %LOG is replaced by the hook log path. */
+  /** The configuration, a byte string (one char per byte); %LOG is replaced by the hook log path. */
   conf: string;
+  /** A directory under cfgDir (JS text, so UTF-8 on disk) to keep the file in. */
+  dir?: string;
   /** Extra shell lines for the namespace before `up`. */
   setup?: string[];
   /** Commands run while up (besides the snapshot), e.g. ["save"] or ["strip"]. */
@@ -147,8 +149,9 @@ async function play(side: Side, s: Scenario, iface: string): Promise<SideResult>
   const ns = hostNs(side, s.setup);
   const before = snapshot(ns);
   resetState();
-  const path = join(cfgDir, `${iface}.conf`);
-  writeFileSync(path, s.conf.replaceAll("%LOG", hookLog), { mode: 0o600 });
+  const path = join(cfgDir, s.dir ?? "", `${iface}.conf`);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, Buffer.from(s.conf.replaceAll("%LOG", hookLog), "latin1"), { mode: 0o600 });
   const up = runSide(side, ns, ["up", path], iface, s.env, s.wrap);
   if (s.upFails) expect(up.code).not.toBe(0);
   const upState = snapshot(ns);
@@ -263,6 +266,19 @@ PostDown = echo "postdown %i" >> %LOG
       ),
     }),
   TIMEOUT);
+
+  test("non-ASCII: the file in a directory tëst/, a hook with UTF-8 and a byte that is not, a UTF-8 search domain; up, strip, save, down", async () => {
+    const r = await compare({
+      dir: "t\u00ebst",
+      conf: SPLIT.replace(/^DNS.*$/m, "DNS = 10.71.0.53, ex\xc3\xa4mple.test").replace(
+        "[Peer]",
+        `PostUp = printf '%s\\n' "\xc3\xa9 \xff $CONFIG_FILE" >> %LOG\nSaveConfig = true\n[Peer]`,
+      ),
+      whileUp: ["strip", "save"],
+    });
+    expect(r.ours!.logs.hooks).toMatch(/^\xc3\xa9 \xff \/.*\/t\xc3\xabst\/wq[0-9a-z]+\.conf\n$/);
+    expect(r.ours!.logs.resolvconf).toContain("search ex\xc3\xa4mple.test\n");
+  }, TIMEOUT);
 
   test("failing PostUp tears everything down (full tunnel) with the hook's status", () =>
     compare({ conf: FULL.replace("[Peer]", "PostUp = exit 3\n[Peer]"), upFails: true }),
@@ -981,12 +997,12 @@ describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd
     expect(readStateFile("resolvconf.log")).toBe("");
   }, TIMEOUT);
 
-  test("reload: DNS re-applied only when it changed (revert, then servers and domains); reverted when DNS = goes", async () => {
+  test("reload: DNS re-applied only when it changed (revert, then servers and domains; a UTF-8 domain unchanged too); reverted when DNS = goes", async () => {
     const iface = ifname();
     const ns = hostNs("rl");
     const before = snapshot(ns);
     resetState();
-    const files = ["DNS = 10.71.0.53, ~corp.test", "DNS = 10.71.0.54, example.com", ""].map((dns, i) => {
+    const files = ["DNS = 10.71.0.53, ~c\u00f6rp.test", "DNS = 10.71.0.54, example.com", ""].map((dns, i) => {
       mkdirSync(join(cfgDir, `dns${i}`), { recursive: true, mode: 0o700 });
       const p = join(cfgDir, `dns${i}`, `${iface}.conf`);
       writeFileSync(p, SPLIT.replace(/^DNS.*\n/m, dns ? `${dns}\n` : ""), { mode: 0o600 });
@@ -1004,7 +1020,7 @@ describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd
     expect(readStateFile("resolvectl.log")).toBe(
       [
         `resolvectl dns ${iface} 10.71.0.53`,
-        `resolvectl domain ${iface} ~corp.test`,
+        `resolvectl domain ${iface} ~c\xc3\xb6rp.test`, // the file's bytes, UTF-8
         ...q,
         ...q,
         `resolvectl revert ${iface}`,

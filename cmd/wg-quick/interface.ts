@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { wireguardModuleLoaded } from "../../platform/linux/kernel.ts";
 import { socketPath } from "../../platform/socket-path.ts";
+import { toBytes } from "../bytes.ts";
 import { launchDaemon } from "../launch.ts";
 import { selfCommand } from "../self.ts";
 import type { Quick } from "./context.ts";
@@ -43,17 +44,17 @@ const whichImpl = (impl: string) => Bun.which(impl, { PATH: process.env.PATH ?? 
 async function addUserspaceIf(q: Quick): Promise<void> {
   const impl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
   if (impl) {
-    q.cmd(`${impl} ${q.iface}`);
+    q.cmd(`${toBytes(impl)} ${q.iface}`);
     const exe = whichImpl(impl);
     if (exe === null) {
-      q.notFound(impl);
+      q.notFound(toBytes(impl));
       q.fail(127);
     }
     const p = Bun.spawn([exe, q.iface], { argv0: impl, env: process.env /* with wg-quick's PATH and LC_ALL */, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
     q.check(await p.exited);
   } else {
     const launch = selfCommand("daemon", [q.iface]);
-    q.cmd(launch.cmd.join(" "));
+    q.cmd(toBytes(launch.cmd.join(" ")));
     // What `wg daemon IFACE` would do, without that launcher process in between.
     q.check(await launchDaemon(launch.cmd, launch.argv0));
   }

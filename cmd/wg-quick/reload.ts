@@ -4,12 +4,12 @@
 // added/removed allowed IPs, each only where it differs. Hooks do not run; Table and SaveConfig
 // changes need down/up. Its command line is read by citty, with citty's generated help.
 import { defineCommand, parseArgs, renderUsage } from "citty";
-import { resolvconfList, resolvectlQuery } from "../../platform/linux/resolvconf.ts";
+import { resolvconfList } from "../../platform/linux/resolvconf.ts";
 import { isatty } from "../../platform/linux/stdio.ts";
 import * as rt from "../../platform/linux/rtnetlink.ts";
 import type { Quick } from "./context.ts";
 import { err } from "./exit.ts";
-import { resolvconfDelete, resolvconfName, resolvectlRevert, resolvectlSet, setDns } from "./dns.ts";
+import { resolvconfDelete, resolvconfName, resolvectlRevert, resolvectlSet, resolvectlWords, setDns } from "./dns.ts";
 import { replaceFirewall } from "./firewall.ts";
 import { autoMtu, mtuRule } from "./interface.ts";
 import * as ip from "./ip.ts";
@@ -143,8 +143,8 @@ async function reloadDns(q: Quick): Promise<void> {
   const hasDns = q.o.dns.length > 0;
   const m = q.dnsManager;
   if (m.kind === "resolvectl") {
-    const servers = await resolvectlQuery(m.exe, "dns", q.iface);
-    const domains = await resolvectlQuery(m.exe, "domain", q.iface);
+    const servers = await resolvectlWords(m.exe, "dns", q.iface);
+    const domains = await resolvectlWords(m.exe, "domain", q.iface);
     const wantServers = hasDns ? q.o.dns : [];
     const wantDomains = hasDns ? q.o.dnsSearch : [];
     if (servers.join(" ") === wantServers.join(" ") && domains.join(" ") === wantDomains.join(" ")) return;
