@@ -11,9 +11,8 @@ import { QUIET_ZONE, qrHalfBlocks } from "../../core/tools/qr-text.ts";
 import { errnoFromCode, strerror } from "../../core/errno.ts";
 import { fromBytes, toBytes } from "../bytes.ts";
 import { parseOwnArgs, usageError } from "../cli.ts";
+import { err } from "./exit.ts";
 import { configFileOf } from "./options.ts";
-
-/** wg-quick's lookup of its argument (an interface name means /etc/wireguard/NAME.conf). */
 
 const ARGS = {
   config: { type: "positional", required: true, description: "A config file NAME.conf, or an interface name (/etc/wireguard/NAME.conf)" },
@@ -36,8 +35,7 @@ export async function wgQuickQrMain(prog: string, args: string[]): Promise<numbe
   if (typeof parsed === "number") return parsed;
   if (parsed._.length > 1) return usageError(name, `one config at a time, not \`${parsed._.join(" ")}'`);
   if (parsed.png === "") return usageError(name, "option `--png' needs a file name");
-  const err = (s: string) => process.stderr.write(Buffer.from(s, "latin1"));
-  // Paths are byte strings in wg-quick; citty has thrown if CONFIG is missing.
+  // parseOwnArgs has answered a missing CONFIG.
   const { configFile } = configFileOf(prog, toBytes(parsed.config!));
   let data: Buffer;
   try {
