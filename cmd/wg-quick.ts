@@ -4,9 +4,10 @@
 // itself goes through rtnetlink, our own wg (in-process) and the kernel's WireGuard or our own
 // daemon; only the firewall rules are handed to nft or iptables-restore. The steps live in
 // cmd/wg-quick/, one function per function of the script.
-// Two extensions leave that behaviour alone where the reference works: `reload` (not in the
-// usage text, which stays the reference's), and DNS through resolvectl where systemd-resolved
-// manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts decides).
+// Three extensions leave that behaviour alone where the reference works: `reload` and `qr` (not
+// in the usage text, which stays the reference's), and DNS through resolvectl where
+// systemd-resolved manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts
+// decides).
 import { basename, dirname } from "node:path";
 import { closeRtnetlink } from "../platform/linux/rtnetlink.ts";
 import { fromBytes, toBytes } from "./bytes.ts";
@@ -46,7 +47,7 @@ See wg-quick(8) for more info and examples.
 const COMMANDS = { up: cmdUp, down: cmdDown, save: cmdSave, strip: cmdStrip, reload: cmdReload } as const;
 type Command = keyof typeof COMMANDS;
 
-/** Re-run ourselves under sudo when not root, as the reference does (even for strip). */
+/** Re-run ourselves with the same arguments under sudo when not root, as the reference does (even for strip). */
 function autoSu(prog: string, args: string[]): number | null {
   if (process.getuid?.() === 0) return null;
   const sudo = Bun.which("sudo");
@@ -99,7 +100,7 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
   }
   const line = await commandLine(prog, args);
   if (typeof line === "number") return line;
-  const su = autoSu(prog, [line.command, line.config]);
+  const su = autoSu(prog, args);
   if (su !== null) return su;
   // bash's `$0` for a script found in PATH is the path it was found at.
   const shellName = toBytes(argv0.includes("/") ? argv0 : (Bun.which(argv0) ?? argv0));
