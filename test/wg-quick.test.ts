@@ -1083,6 +1083,25 @@ describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd
 });
 
 describe("ours: wg-quick reload IFACE|CONFIG", () => {
+  test("its command line: help, and usage errors in the format of the other own commands (cmd/cli.ts)", () => {
+    const run = (args: string[]) => {
+      const r = Bun.spawnSync(argvOf("ours", ["reload", ...args]), { stdout: "pipe", stderr: "pipe" });
+      return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+    };
+    const help = run(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("USAGE wg-quick reload ");
+    expect(help.stdout).toContain("CONFIG=<CONFIG_FILE|INTERFACE>");
+    expect(help.stdout).not.toContain("\x1b");
+    const tryHelp = "Try `wg-quick reload --help'.\n";
+    expect(run(["--frob", "wg0"])).toEqual({ code: 1, stdout: "", stderr: `wg-quick reload: unknown option \`--frob'\n${tryHelp}` });
+    expect(run(["a.conf", "b.conf"])).toEqual({ code: 1, stdout: "", stderr: `wg-quick reload: one config at a time, not \`a.conf b.conf'\n${tryHelp}` });
+    const none = run([]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toStartWith("wg-quick reload: ");
+    expect(none.stderr).toEndWith(tryHelp);
+  });
+
   for (const side of ["ours", "daemon"] as const) {
     test(`${side === "ours" ? "wireguard-go" : "our daemon"}: reloads to B, C (full tunnel), B equal fresh ups of them; the unchanged peer keeps its session`, async () => {
       const c = newNs(`rc${side}`);
