@@ -313,6 +313,18 @@ describe("wg-quick failures: reference vs ours (messages, status, teardown)", ()
   test("resolvconf failing aborts up and tears down", () =>
     compare({ conf: SPLIT.replace("DNS = 10.71.0.53", "DNS = 6.6.6.6, 10.71.0.53"), setup: [], upFails: true, env: { FAKE_RESOLVCONF_FAIL: "1" } }),
   TIMEOUT);
+  test("ours: an error of ours during up (no bash in PATH for a PostUp hook) still tears down, as the reference's EXIT trap would", async () => {
+    const iface = ifname();
+    const ns = hostNs("ex");
+    const before = snapshot(ns);
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, SPLIT.replace(/^DNS.*\n/m, "").replace("[Peer]", "PostUp = true\n[Peer]"), { mode: 0o600 });
+    const up = runSide("daemon", ns, ["up", path], iface, {}, ["env", "PATH=/nonexistent"]);
+    expect(up.code).toBe(1);
+    expect(up.stderr).toContain(`[#] true\n[#] ip link delete dev ${iface}\n`);
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
 });
 
 describe("signals during up: reference vs ours", () => {
