@@ -14,6 +14,10 @@ import { DEFAULT_MTU, type Clock, type DeviceEvent } from "../core/device-api.ts
 import type { Device } from "../core/device.ts";
 import { formatEndpoint } from "../core/peer.ts";
 import { eventLine } from "../core/tools/events.ts";
+import { emptyDeviceConfig, emptyPeerConfig } from "../core/tools/containers.ts";
+import { buildSetRequest, parseSetResponse } from "../core/tools/uapi.ts";
+import { keyFromHex } from "../core/encoding.ts";
+import { strerror } from "../core/errno.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
 import { libc } from "../platform/linux/libc.ts";
 import { Tun } from "../platform/linux/tun.ts";
@@ -266,8 +270,10 @@ function startReresolver(dev: Running, opts: DaemonOptions, log: Log): EndpointR
       return { endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null, lastHandshakeWallMs: p.lastHandshakeWallMs };
     },
     setEndpoint(hex, endpoint) {
-      const r = io.uapi(`set=1\npublic_key=${hex}\nupdate_only=true\nendpoint=${endpoint}\n\n`);
-      if (r.response !== "errno=0\n\n") log("error", `Setting re-resolved endpoint ${endpoint} failed: ${r.response.trim()}`);
+      // update_only: a peer removed meanwhile stays removed.
+      const peer = { ...emptyPeerConfig(), publicKey: keyFromHex(hex), updateOnly: true, endpoint };
+      const errno = parseSetResponse(io.uapi(buildSetRequest({ ...emptyDeviceConfig(), peers: [peer] })).response);
+      if (errno !== 0) log("error", `Setting re-resolved endpoint ${endpoint} failed: ${strerror(Math.abs(errno))}`);
     },
     log,
   });
