@@ -8,6 +8,7 @@
 
 import { openSync } from "node:fs";
 import { READY_ENV, launchDaemon } from "./launch.ts";
+import { selfCommand } from "./self.ts";
 import { wantsHelp } from "./cli.ts";
 import { USAGE, VERSION, daemonHelp, parseDaemonArgs, type DaemonOptions } from "./daemon-args.ts";
 import { DEFAULT_MTU, type Clock, type DeviceEvent } from "../core/device-api.ts";
@@ -50,11 +51,9 @@ export async function daemonMain(argv: string[]): Promise<number> {
     return 1;
   }
   if (!cl.foreground) {
-    // Re-run our own command line detached. Under `bun script.ts` argv[1] is the script; a
-    // compiled executable has a virtual path there.
-    const a1 = process.argv[1] ?? "";
-    const cmd = a1 === "" || a1.startsWith("/$bunfs/") ? process.argv.slice(2) : process.argv.slice(1);
-    return launchDaemon([process.execPath, ...cmd], process.argv0);
+    // The same command line again, detached (launchDaemon asks it to stay in the foreground).
+    const self = selfCommand("daemon", argv);
+    return launchDaemon(self.cmd, self.argv0);
   }
   return runForeground(cl.iface, parseLevel(process.env.LOG_LEVEL), cl.opts);
 }
