@@ -6,7 +6,6 @@
 // This file wires the parts together in named steps (runForeground); the command line is
 // daemon-args.ts's, the protocol core/'s and the I/O platform/'s.
 
-import { openSync } from "node:fs";
 import { READY_ENV, launchDaemon } from "./launch.ts";
 import { selfCommand } from "./self.ts";
 import { wantsHelp } from "./cli.ts";
@@ -20,7 +19,7 @@ import { buildSetRequest, parseSetResponse } from "../core/tools/uapi.ts";
 import { keyFromHex } from "../core/encoding.ts";
 import { strerror } from "../core/errno.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
-import { libc } from "../platform/linux/libc.ts";
+import { detachStdio } from "../platform/linux/stdio.ts";
 import { Tun } from "../platform/linux/tun.ts";
 import { listenUapi, socketInode, type UapiListener } from "../platform/linux/uapi-listener.ts";
 import { socketPath } from "../platform/socket-path.ts";
@@ -248,9 +247,7 @@ function reportReady(): void {
   if (notify <= 0) return;
   if (process.env.LOG_LEVEL === undefined || process.env.LOG_LEVEL === "silent") {
     // Detached and quiet like wireguard-go: nothing of ours reaches the launcher's terminal.
-    const devnull = openSync("/dev/null", "r+");
-    libc.dup2(devnull, 1);
-    libc.dup2(devnull, 2);
+    detachStdio();
   }
   try {
     process.kill(notify, "SIGUSR1");
