@@ -27,11 +27,11 @@ import { NetnsSwitch } from "../platform/linux/netns.ts";
 import { EndpointReresolver } from "../platform/reresolve.ts";
 
 /** One line of the event stream (core/tools/events.ts) for an event of our engine. */
-export function daemonEventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs = Date.now()): string {
+function daemonEventLine(iface: string, ev: DeviceEvent, dev: Device): string {
   const peer = ev.type === "peer-removed" ? undefined : dev.peers.get(ev.publicKey);
   const endpoint = "endpoint" in ev ? ev.endpoint : null;
   const iso = (ms: number) => new Date(ms).toISOString();
-  return eventLine(iface, ev.type, Buffer.from(ev.publicKey, "hex").toString("base64"), endpoint, peer?.lastHandshakeWallMs ?? 0, nowWallMs, iso);
+  return eventLine(iface, ev.type, Buffer.from(ev.publicKey, "hex").toString("base64"), endpoint, peer?.lastHandshakeWallMs ?? 0, Date.now(), iso);
 }
 
 /** argv = the words after the subcommand. Returns the exit status. */
