@@ -15,6 +15,19 @@ export async function helpText<T extends ArgsDef>(cmd: CommandDef<T>): Promise<s
   return stripVTControlCharacters(await renderUsage(cmd)).replace(/[ \t]+$/gm, "") + "\n";
 }
 
+/** The first option citty parsed that `def` does not define, as typed (`-x`, `--name`). */
+function unknownOption(parsed: object, def: ArgsDef): string | undefined {
+  const known = new Set<string>(["_"]);
+  for (const [name, d] of Object.entries(def)) {
+    known.add(name);
+    if (d.type !== "positional" && "alias" in d) for (const a of [d.alias ?? []].flat()) known.add(a);
+  }
+  // citty also files each option under its camelCase spelling.
+  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const key = Object.keys(parsed).find((k) => !known.has(k) && !known.has(kebab(k)));
+  return key === undefined ? undefined : `${key.length === 1 ? "-" : "--"}${key}`;
+}
+
 /**
  * citty's parse of argv against `def`; null when argv has an option `def` does not define, more
  * words than its positionals, a `--`, or lacks a required positional.
@@ -27,16 +40,8 @@ export function parseStrict<T extends ArgsDef>(argv: string[], def: T): ParsedAr
   } catch {
     return null; // a required positional is missing
   }
-  const known = new Set<string>();
-  let positionals = 0;
-  for (const [name, d] of Object.entries(def)) {
-    known.add(name);
-    if (d.type === "positional") positionals++;
-    else if ("alias" in d) for (const a of [d.alias ?? []].flat()) known.add(a);
-  }
-  // citty also files each option under its camelCase spelling.
-  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  for (const key of Object.keys(parsed)) if (key !== "_" && !known.has(key) && !known.has(kebab(key))) return null;
+  if (unknownOption(parsed, def) !== undefined) return null;
+  const positionals = Object.values(def).filter((d) => d.type === "positional").length;
   return parsed._.length > positionals ? null : parsed;
 }
 
@@ -61,10 +66,7 @@ export async function parseOwnArgs<const T extends ArgsDef>(name: string, descri
   } catch (e) {
     return usageError(name, e instanceof Error ? e.message : String(e));
   }
-  // citty also sets camelCase and kebab-case spellings of each name.
-  const norm = (k: string) => k.replace(/-/g, "").toLowerCase();
-  const known = new Set(["_", ...Object.keys(def)].map(norm));
-  const unknown = Object.keys(parsed).find((k) => !known.has(norm(k)));
-  if (unknown !== undefined) return usageError(name, `unknown option \`${unknown.length === 1 ? "-" : "--"}${unknown}'`);
+  const unknown = unknownOption(parsed, def);
+  if (unknown !== undefined) return usageError(name, `unknown option \`${unknown}'`);
   return parsed;
 }

@@ -17,7 +17,11 @@ const DAEMON_ARGS = {
   foreground: { type: "boolean", alias: "f", description: "stay in the foreground (else return once the interface and its socket exist)" },
   "udp-netns": { type: "string", valueHint: "NAME|PATH", description: "create the UDP socket in that network namespace" },
   "endpoint-hostname": { type: "string", valueHint: "PUBKEY=HOST:PORT", description: "look HOST up again while the peer's handshake is stale (repeatable)" },
-  "reresolve-dns": { type: "string", valueHint: "SECONDS", description: "how often to check; =SECONDS is optional (default 30; also WG_RERESOLVE_DNS)" },
+  "reresolve-dns": {
+    type: "string",
+    valueHint: "SECONDS",
+    description: `how often to check; =SECONDS is optional (default ${RERESOLVE_DEFAULT_INTERVAL_MS / 1000}; also WG_RERESOLVE_DNS)`,
+  },
 } as const satisfies ArgsDef;
 
 const daemonCommand = defineCommand({
@@ -25,7 +29,7 @@ const daemonCommand = defineCommand({
   args: DAEMON_ARGS,
 });
 
-/** wireguard-go's usage line (on stderr, exit 1, as before); the options beyond it are in --help. */
+/** wireguard-go's usage line (on stderr, exit 1); the options beyond it are in --help. */
 export const USAGE = `Usage: wg daemon [-f/--foreground] INTERFACE-NAME\nOptions beyond wireguard-go: wg daemon --help\n`;
 
 /** Options beyond wireguard-go's command line. */
@@ -44,9 +48,9 @@ export type DaemonCommandLine =
   | { usage: true }
   | { error: string };
 
-/** `1`/`true`/empty: the default interval; a number: that many seconds; else null. */
+/** The interval in ms: empty (a bare --reresolve-dns) is the default; SECONDS is a positive number, an `s` after it allowed; else null. */
 function parseReresolve(v: string): number | null {
-  if (v === "" || v === "1" || v === "true" || v === "yes") return RERESOLVE_DEFAULT_INTERVAL_MS;
+  if (v === "") return RERESOLVE_DEFAULT_INTERVAL_MS;
   if (/^[0-9]+(\.[0-9]+)?s?$/.test(v) && parseFloat(v) > 0) return parseFloat(v) * 1000;
   return null;
 }
@@ -90,7 +94,7 @@ export function parseDaemonArgs(argv: string[], env: Record<string, string | und
   }
   const iface = args["interface-name"];
   if (iface === undefined || iface.length === 0 || iface.length >= 16 || iface.includes("/") || iface.startsWith("-")) return { usage: true };
-  if (opts.reresolveIntervalMs === undefined && env.WG_RERESOLVE_DNS !== undefined && env.WG_RERESOLVE_DNS !== "0") {
+  if (opts.reresolveIntervalMs === undefined && env.WG_RERESOLVE_DNS !== undefined) {
     opts.reresolveIntervalMs = parseReresolve(env.WG_RERESOLVE_DNS) ?? undefined;
   }
   return { iface, foreground: args.foreground === true || env.WG_PROCESS_FOREGROUND === "1", opts };

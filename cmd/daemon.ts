@@ -6,16 +6,20 @@
 // This file wires the parts together in named steps (runForeground); the command line is
 // daemon-args.ts's, the protocol core/'s and the I/O platform/'s.
 
-import { openSync } from "node:fs";
 import { READY_ENV, launchDaemon } from "./launch.ts";
+import { selfCommand } from "./self.ts";
 import { wantsHelp } from "./cli.ts";
 import { USAGE, VERSION, daemonHelp, parseDaemonArgs, type DaemonOptions } from "./daemon-args.ts";
 import { DEFAULT_MTU, type Clock, type DeviceEvent } from "../core/device-api.ts";
 import type { Device } from "../core/device.ts";
 import { formatEndpoint } from "../core/peer.ts";
 import { eventLine } from "../core/tools/events.ts";
+import { emptyDeviceConfig, emptyPeerConfig } from "../core/tools/containers.ts";
+import { buildSetRequest, parseSetResponse } from "../core/tools/uapi.ts";
+import { keyFromHex } from "../core/encoding.ts";
+import { strerror } from "../core/errno.ts";
 import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
-import { libc } from "../platform/linux/libc.ts";
+import { detachStdio } from "../platform/linux/stdio.ts";
 import { Tun } from "../platform/linux/tun.ts";
 import { listenUapi, socketInode, type UapiListener } from "../platform/linux/uapi-listener.ts";
 import { socketPath } from "../platform/socket-path.ts";
@@ -23,11 +27,11 @@ import { NetnsSwitch } from "../platform/linux/netns.ts";
 import { EndpointReresolver } from "../platform/reresolve.ts";
 
 /** One line of the event stream (core/tools/events.ts) for an event of our engine. */
-export function daemonEventLine(iface: string, ev: DeviceEvent, dev: Device, nowWallMs = Date.now()): string {
+function daemonEventLine(iface: string, ev: DeviceEvent, dev: Device): string {
   const peer = ev.type === "peer-removed" ? undefined : dev.peers.get(ev.publicKey);
   const endpoint = "endpoint" in ev ? ev.endpoint : null;
   const iso = (ms: number) => new Date(ms).toISOString();
-  return eventLine(iface, ev.type, Buffer.from(ev.publicKey, "hex").toString("base64"), endpoint, peer?.lastHandshakeWallMs ?? 0, nowWallMs, iso);
+  return eventLine(iface, ev.type, Buffer.from(ev.publicKey, "hex").toString("base64"), endpoint, peer?.lastHandshakeWallMs ?? 0, Date.now(), iso);
 }
 
 /** argv = the words after the subcommand. Returns the exit status. */
@@ -46,11 +50,9 @@ export async function daemonMain(argv: string[]): Promise<number> {
     return 1;
   }
   if (!cl.foreground) {
-    // Re-run our own command line detached. Under `bun script.ts` argv[1] is the script; a
-    // compiled executable has a virtual path there.
-    const a1 = process.argv[1] ?? "";
-    const cmd = a1 === "" || a1.startsWith("/$bunfs/") ? process.argv.slice(2) : process.argv.slice(1);
-    return launchDaemon([process.execPath, ...cmd], process.argv0);
+    // The same command line again, detached (launchDaemon asks it to stay in the foreground).
+    const self = selfCommand("daemon", argv);
+    return launchDaemon(self.cmd, self.argv0);
   }
   return runForeground(cl.iface, parseLevel(process.env.LOG_LEVEL), cl.opts);
 }
@@ -245,9 +247,7 @@ function reportReady(): void {
   if (notify <= 0) return;
   if (process.env.LOG_LEVEL === undefined || process.env.LOG_LEVEL === "silent") {
     // Detached and quiet like wireguard-go: nothing of ours reaches the launcher's terminal.
-    const devnull = openSync("/dev/null", "r+");
-    libc.dup2(devnull, 1);
-    libc.dup2(devnull, 2);
+    detachStdio();
   }
   try {
     process.kill(notify, "SIGUSR1");
@@ -266,8 +266,10 @@ function startReresolver(dev: Running, opts: DaemonOptions, log: Log): EndpointR
       return { endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null, lastHandshakeWallMs: p.lastHandshakeWallMs };
     },
     setEndpoint(hex, endpoint) {
-      const r = io.uapi(`set=1\npublic_key=${hex}\nupdate_only=true\nendpoint=${endpoint}\n\n`);
-      if (r.response !== "errno=0\n\n") log("error", `Setting re-resolved endpoint ${endpoint} failed: ${r.response.trim()}`);
+      // update_only: a peer removed meanwhile stays removed.
+      const peer = { ...emptyPeerConfig(), publicKey: keyFromHex(hex), updateOnly: true, endpoint };
+      const errno = parseSetResponse(io.uapi(buildSetRequest({ ...emptyDeviceConfig(), peers: [peer] })).response);
+      if (errno !== 0) log("error", `Setting re-resolved endpoint ${endpoint} failed: ${strerror(Math.abs(errno))}`);
     },
     log,
   });

@@ -29,7 +29,8 @@ export function launchDaemon(cmd: string[], argv0: string): Promise<number> {
       detached: true,
       // The daemon logs to stdout. Until it reports ready that is only errors (the default
       // level) which must reach the user, e.g. why the TUN could not be created, as
-      // wireguard-go's do; once ready, a daemon without LOG_LEVEL points stdout at /dev/null.
+      // wireguard-go's do; once ready, a daemon without LOG_LEVEL or with LOG_LEVEL=silent
+      // points stdout and stderr at /dev/null.
       stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, WG_PROCESS_FOREGROUND: "1", [READY_ENV]: String(process.pid) },
     });

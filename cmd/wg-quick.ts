@@ -4,12 +4,14 @@
 // itself goes through rtnetlink, our own wg (in-process) and the kernel's WireGuard or our own
 // daemon; only the firewall rules are handed to nft or iptables-restore. The steps live in
 // cmd/wg-quick/, one function per function of the script.
-// Two extensions leave that behaviour alone where the reference works: `reload` (not in the
-// usage text, which stays the reference's), and DNS through resolvectl where systemd-resolved
-// manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts decides).
+// Three extensions leave that behaviour alone where the reference works: `reload` and `qr` (not
+// in the usage text, which stays the reference's), and DNS through resolvectl where
+// systemd-resolved manages DNS and no real resolvconf is installed (platform/linux/resolvconf.ts
+// decides).
 import { basename, dirname } from "node:path";
 import { closeRtnetlink } from "../platform/linux/rtnetlink.ts";
-import { selfCommand } from "./self.ts";
+import { fromBytes, toBytes } from "./bytes.ts";
+import { compiledExecutable, selfCommand } from "./self.ts";
 import { cmdDown, cmdSave, cmdStrip, cmdUp } from "./wg-quick/commands.ts";
 import { Quick } from "./wg-quick/context.ts";
 import { Exit, err } from "./wg-quick/exit.ts";
@@ -45,7 +47,7 @@ See wg-quick(8) for more info and examples.
 const COMMANDS = { up: cmdUp, down: cmdDown, save: cmdSave, strip: cmdStrip, reload: cmdReload } as const;
 type Command = keyof typeof COMMANDS;
 
-/** Re-run ourselves under sudo when not root, as the reference does (even for strip). */
+/** Re-run ourselves with the same arguments under sudo when not root, as the reference does (even for strip). */
 function autoSu(prog: string, args: string[]): number | null {
   if (process.getuid?.() === 0) return null;
   const sudo = Bun.which("sudo");
@@ -55,7 +57,7 @@ function autoSu(prog: string, args: string[]): number | null {
   }
   // Through sudo the name we were run by is lost; the `wg-quick` word selects the tool instead.
   const self = selfCommand("wg-quick", args);
-  const p = Bun.spawnSync([sudo, "-p", `${prog} must be run as root. Please enter the password for %u to continue: `, "--", ...self.cmd], {
+  const p = Bun.spawnSync([sudo, "-p", `${fromBytes(prog)} must be run as root. Please enter the password for %u to continue: `, "--", ...self.cmd], {
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
@@ -63,7 +65,7 @@ function autoSu(prog: string, args: string[]): number | null {
   return p.exitCode ?? 1;
 }
 
-/** The command and its CONFIG_FILE|INTERFACE, or the status to exit with (usage, help). */
+/** The command and its CONFIG_FILE|INTERFACE (JS text), or the status to exit with (usage, help). */
 async function commandLine(prog: string, args: string[]): Promise<{ command: Command; config: string } | number> {
   if (args.length === 1 && (args[0] === "--help" || args[0] === "-h" || args[0] === "help")) {
     usage(prog);
@@ -81,9 +83,12 @@ async function commandLine(prog: string, args: string[]): Promise<{ command: Com
   return { command, config: args[1]! };
 }
 
-/** `wg-quick` with argv[0] = argv0 (its basename prefixes messages) and the remaining arguments. */
+/**
+ * `wg-quick` with argv[0] = argv0 (its basename prefixes messages) and the remaining arguments,
+ * as JS text. Past the command line everything is a byte string (cmd/bytes.ts), as in the script.
+ */
 export async function wgQuickMain(argv0: string, args: string[]): Promise<number> {
-  const prog = basename(argv0) || "wg-quick";
+  const prog = toBytes(basename(argv0) || "wg-quick");
   // `qr` is ours (cmd/wg-quick/qr.ts); it only reads the file, so it needs no root.
   if (args[0] === "qr") {
     try {
@@ -95,17 +100,18 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
   }
   const line = await commandLine(prog, args);
   if (typeof line === "number") return line;
-  const su = autoSu(prog, [line.command, line.config]);
+  const su = autoSu(prog, args);
   if (su !== null) return su;
   // bash's `$0` for a script found in PATH is the path it was found at.
-  const shellName = argv0.includes("/") ? argv0 : (Bun.which(argv0) ?? argv0);
-  // The reference exports LC_ALL=C and puts its own directory first in PATH, so hooks (and the
-  // tools it runs) see the `wg` installed next to it.
+  const shellName = toBytes(argv0.includes("/") ? argv0 : (Bun.which(argv0) ?? argv0));
+  // The reference exports LC_ALL=C and puts its own (resolved) directory first in PATH, so hooks
+  // see the `wg` installed next to it (from source there is none). Bun.spawn and Bun.which
+  // default to the environment we started with: a child sees these only given env: process.env.
   process.env.LC_ALL = "C";
-  const self = selfCommand("wg", []);
-  if (self.cmd.length === 1) process.env.PATH = `${dirname(self.cmd[0]!)}:${process.env.PATH ?? ""}`;
+  const exe = compiledExecutable();
+  if (exe !== null) process.env.PATH = `${dirname(exe)}:${process.env.PATH ?? ""}`;
   try {
-    await COMMANDS[line.command](new Quick(parseOptions(prog, line.config), shellName));
+    await COMMANDS[line.command](new Quick(parseOptions(prog, toBytes(line.config)), shellName));
     return 0;
   } catch (e) {
     if (e instanceof Exit) return e.code;

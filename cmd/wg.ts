@@ -10,13 +10,13 @@ import { fieldOfDevice, jsonDevice, prettyDevice, showconfDevice } from "../core
 import { keyFromBase64, keyToBase64 } from "../core/encoding.ts";
 import { resolveEndpoint, resolvePort } from "../platform/linux/resolve.ts";
 import { dieOfBrokenPipe, isatty } from "../platform/linux/stdio.ts";
+import { fromBytes, toBytes } from "./bytes.ts";
 
 const VERSION_LINE = "wireguard-tools v1.0.20210914 - https://git.zx2c4.com/wireguard-tools/\n";
 
 const SUBCOMMANDS = ["show", "showconf", "set", "setconf", "addconf", "syncconf", "genkey", "genpsk", "pubkey"];
 
-// Loaded on first use: it brings node:net, which `wg genkey` and friends do not need (compiled
-// `wg genkey`: 44 -> 40 ms).
+// Loaded on first use: it brings node:net, which `wg genkey` and friends do not need.
 type Ipc = typeof import("../platform/ipc.ts");
 const ipc = () => import("../platform/ipc.ts");
 const getDevice: Ipc["getDevice"] = async (...a) => (await ipc()).getDevice(...a);
@@ -45,8 +45,6 @@ const SHOW_USAGE_FIELDS =
 const SET_USAGE =
   "<interface> [listen-port <port>] [fwmark <mark>] [private-key <file path>] [peer <base64 public key> [remove] [preshared-key <file path>] [endpoint <ip>:<port>] [persistent-keepalive <interval seconds>] [allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...";
 
-/** JS string (UTF-16 from the OS's UTF-8) -> byte string. */
-const toBytes = (s: string) => Buffer.from(s, "utf8").toString("latin1");
 
 function writeAll(fd: number, s: string): void {
   const buf = Buffer.from(s, "latin1");
@@ -446,6 +444,17 @@ function pubkeyMain(prog: string, cmd: string, args: string[], o: Output): numbe
   return 0;
 }
 
+/**
+ * Our subcommands beyond the real wg's, which answers each with "Invalid subcommand", so nothing
+ * that worked breaks. Loaded on use; they take JS text, as citty does.
+ */
+const EXTENSIONS = {
+  events: async () => (await import("./wg-events.ts")).wgEventsMain,
+  "allowed-ips": async () => (await import("./wg-allowed-ips.ts")).wgAllowedIpsMain,
+  /** Prometheus metrics over HTTP. */
+  exporter: async () => (await import("./wg-exporter.ts")).wgExporterMain,
+} satisfies Record<string, () => Promise<(argv0: string, args: string[]) => Promise<number>>>;
+
 async function dispatch(prog: string, args: string[], o: Output): Promise<number> {
   if (args.length === 1 && (args[0] === "-v" || args[0] === "--version" || args[0] === "version")) {
     o.out(VERSION_LINE);
@@ -458,20 +467,10 @@ async function dispatch(prog: string, args: string[], o: Output): Promise<number
   if (args.length === 0) return showMain(prog, "show", [], o);
   const cmd = args[0]!;
   const rest = args.slice(1);
-  // Extension: the real wg answers `events` with "Invalid subcommand", so nothing breaks.
-  if (cmd === "events") {
+  const extension = Object.hasOwn(EXTENSIONS, cmd) ? EXTENSIONS[cmd as keyof typeof EXTENSIONS] : undefined;
+  if (extension !== undefined) {
     o.flush();
-    return (await import("./wg-events.ts")).wgEventsMain(Buffer.from(prog, "latin1").toString("utf8"), rest.map((a) => Buffer.from(a, "latin1").toString("utf8")));
-  }
-  // Extension too: `allowed-ips` is no subcommand of the real wg.
-  if (cmd === "allowed-ips") {
-    o.flush();
-    return (await import("./wg-allowed-ips.ts")).wgAllowedIpsMain(Buffer.from(prog, "latin1").toString("utf8"), rest.map((a) => Buffer.from(a, "latin1").toString("utf8")));
-  }
-  // And `exporter`: Prometheus metrics over HTTP.
-  if (cmd === "exporter") {
-    o.flush();
-    return (await import("./wg-exporter.ts")).wgExporterMain(Buffer.from(prog, "latin1").toString("utf8"), rest.map((a) => Buffer.from(a, "latin1").toString("utf8")));
+    return (await extension())(fromBytes(prog), rest.map(fromBytes));
   }
   if (!SUBCOMMANDS.includes(cmd)) {
     o.err(`Invalid subcommand: \`${cmd}'\n`);

@@ -290,8 +290,11 @@ describe("command line (citty, wireguard-go's usage line)", () => {
     );
     expect(parseDaemonArgs(["--reresolve-dns=0.5", "wg0"], { WG_RERESOLVE_DNS: "9" })).toEqual(run("wg0", false, { reresolveIntervalMs: 500 }));
     expect(parseDaemonArgs(["wg0"], { WG_RERESOLVE_DNS: "9" })).toEqual(run("wg0", false, { reresolveIntervalMs: 9000 }));
+    // =SECONDS as the help says: 1 is one second, not "on".
+    expect(parseDaemonArgs(["--reresolve-dns=1", "wg0"], {})).toEqual(run("wg0", false, { reresolveIntervalMs: 1000 }));
+    expect(parseDaemonArgs(["wg0"], { WG_RERESOLVE_DNS: "0" })).toEqual(run("wg0", false, {}));
     expect(parseDaemonArgs(["--endpoint-hostname", "nokey", "wg0"], {})).toEqual({ error: "wg daemon: --endpoint-hostname wants PUBKEY=HOST:PORT (base64 key), got: nokey\n" });
-    for (const bad of [[], ["-f"], ["-x", "wg0"], ["--bogus", "wg0"], ["-fv", "wg0"], ["wg0", "wg1"], ["--", "wg0"], ["-"], [""], ["a/b"], ["0123456789abcdef"], ["--udp-netns=", "wg0"], ["wg0", "--udp-netns"], ["--reresolve-dns=soon", "wg0"]]) {
+    for (const bad of [[], ["-f"], ["-x", "wg0"], ["--bogus", "wg0"], ["-fv", "wg0"], ["wg0", "wg1"], ["--", "wg0"], ["-"], [""], ["a/b"], ["0123456789abcdef"], ["--udp-netns=", "wg0"], ["wg0", "--udp-netns"], ["--reresolve-dns=soon", "wg0"], ["--reresolve-dns=0", "wg0"]]) {
       expect(parseDaemonArgs(bad, {})).toEqual({ usage: true });
     }
   });
@@ -310,7 +313,7 @@ describe("command line (citty, wireguard-go's usage line)", () => {
     }
     const help = daemon("--help");
     expect(help.code).toBe(0);
-    for (const opt of ["-f, --foreground", "--udp-netns=<NAME|PATH>", "--endpoint-hostname=<PUBKEY=HOST:PORT>", "--reresolve-dns=<SECONDS>", "<INTERFACE-NAME>"]) {
+    for (const opt of ["-f, --foreground", "--udp-netns=<NAME|PATH>", "--endpoint-hostname=<PUBKEY=HOST:PORT>", "--reresolve-dns=<SECONDS>", "(default 30;", "<INTERFACE-NAME>"]) {
       expect(help.out).toContain(opt);
     }
   });

@@ -7,8 +7,8 @@
 // Runs are sequential because the UAPI socket directory (/var/run/wireguard) is shared by all
 // namespaces; interface names carry this process's id so concurrent test files never collide.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { generatePrivateKey, publicKey } from "../core/crypto.ts";
 import { keyToBase64 } from "../core/encoding.ts";
 import { Lab, waitFor, type Netns, type RunResult } from "./netns.ts";
@@ -117,8 +117,10 @@ function hostNs(label: string, extra: string[] = []): Netns {
 }
 
 interface Scenario {
-  /** The configuration text; %LOG is replaced by the hook log path. */
+  /** The configuration, a byte string (one char per byte); %LOG is replaced by the hook log path. */
   conf: string;
+  /** A directory under cfgDir (JS text, so UTF-8 on disk) to keep the file in. */
+  dir?: string;
   /** Extra shell lines for the namespace before `up`. */
   setup?: string[];
   /** Commands run while up (besides the snapshot), e.g. ["save"] or ["strip"]. */
@@ -147,8 +149,9 @@ async function play(side: Side, s: Scenario, iface: string): Promise<SideResult>
   const ns = hostNs(side, s.setup);
   const before = snapshot(ns);
   resetState();
-  const path = join(cfgDir, `${iface}.conf`);
-  writeFileSync(path, s.conf.replaceAll("%LOG", hookLog), { mode: 0o600 });
+  const path = join(cfgDir, s.dir ?? "", `${iface}.conf`);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, Buffer.from(s.conf.replaceAll("%LOG", hookLog), "latin1"), { mode: 0o600 });
   const up = runSide(side, ns, ["up", path], iface, s.env, s.wrap);
   if (s.upFails) expect(up.code).not.toBe(0);
   const upState = snapshot(ns);
@@ -264,6 +267,19 @@ PostDown = echo "postdown %i" >> %LOG
     }),
   TIMEOUT);
 
+  test("non-ASCII: the file in a directory tëst/, a hook with UTF-8 and a byte that is not, a UTF-8 search domain; up, strip, save, down", async () => {
+    const r = await compare({
+      dir: "t\u00ebst",
+      conf: SPLIT.replace(/^DNS.*$/m, "DNS = 10.71.0.53, ex\xc3\xa4mple.test").replace(
+        "[Peer]",
+        `PostUp = printf '%s\\n' "\xc3\xa9 \xff $CONFIG_FILE" >> %LOG\nSaveConfig = true\n[Peer]`,
+      ),
+      whileUp: ["strip", "save"],
+    });
+    expect(r.ours!.logs.hooks).toMatch(/^\xc3\xa9 \xff \/.*\/t\xc3\xabst\/wq[0-9a-z]+\.conf\n$/);
+    expect(r.ours!.logs.resolvconf).toContain("search ex\xc3\xa4mple.test\n");
+  }, TIMEOUT);
+
   test("failing PostUp tears everything down (full tunnel) with the hook's status", () =>
     compare({ conf: FULL.replace("[Peer]", "PostUp = exit 3\n[Peer]"), upFails: true }),
   TIMEOUT);
@@ -297,6 +313,18 @@ describe("wg-quick failures: reference vs ours (messages, status, teardown)", ()
   test("resolvconf failing aborts up and tears down", () =>
     compare({ conf: SPLIT.replace("DNS = 10.71.0.53", "DNS = 6.6.6.6, 10.71.0.53"), setup: [], upFails: true, env: { FAKE_RESOLVCONF_FAIL: "1" } }),
   TIMEOUT);
+  test("ours: an error of ours during up (no bash in PATH for a PostUp hook) still tears down, as the reference's EXIT trap would", async () => {
+    const iface = ifname();
+    const ns = hostNs("ex");
+    const before = snapshot(ns);
+    const path = join(cfgDir, `${iface}.conf`);
+    writeFileSync(path, SPLIT.replace(/^DNS.*\n/m, "").replace("[Peer]", "PostUp = true\n[Peer]"), { mode: 0o600 });
+    const up = runSide("daemon", ns, ["up", path], iface, {}, ["env", "PATH=/nonexistent"]);
+    expect(up.code).toBe(1);
+    expect(up.stderr).toContain(`[#] true\n[#] ip link delete dev ${iface}\n`);
+    await waitFor(() => !existsSync(`/var/run/wireguard/${iface}.sock`), 3000);
+    expect(snapshot(ns)).toEqual(before);
+  }, TIMEOUT);
 });
 
 describe("signals during up: reference vs ours", () => {
@@ -857,7 +885,7 @@ describe("rtnetlink helpers: iproute2's parsing and printing", () => {
 });
 
 describe("the compiled executable", () => {
-  test("`wg-quick` (symlink to the one file) starts its own daemon and tears down", async () => {
+  test("`wg-quick` (symlink to the one file) starts its own daemon, hooks find the `wg` beside it first in PATH, and it tears down", async () => {
     const out = join(dir, "dist");
     mkdirSync(out, { recursive: true });
     const build = Bun.spawnSync(compileCommand(join(out, "wg")), { stdout: "pipe", stderr: "pipe" });
@@ -868,9 +896,11 @@ describe("the compiled executable", () => {
     const before = snapshot(ns);
     resetState();
     const path = join(cfgDir, `${iface}.conf`);
-    writeFileSync(path, SPLIT, { mode: 0o600 });
+    writeFileSync(path, SPLIT.replace("[Peer]", `PostUp = command -v wg > ${hookLog}\n[Peer]`), { mode: 0o600 });
     const env = { PATH: `${binDir}:${process.env.PATH}` };
     const up = ns.run([join(out, "wg-quick"), "up", path], env);
+    // As the reference puts its own directory first: not the wg that PATH has (/usr/bin/wg).
+    expect(readFileSync(hookLog, "latin1")).toBe(`${join(realpathSync(out), "wg")}\n`);
     expect(up.stderr).toContain(`[#] ${join(out, "wg")} daemon ${iface}\n[#] wg setconf ${iface} /dev/fd/63\n`);
     expect(up.code).toBe(0);
     expect(ns.run([join(out, "wg"), "show", iface, "listen-port"]).stdout).toBe("51001\n");
@@ -977,12 +1007,12 @@ describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd
     expect(readStateFile("resolvconf.log")).toBe("");
   }, TIMEOUT);
 
-  test("reload: DNS re-applied only when it changed (revert, then servers and domains); reverted when DNS = goes", async () => {
+  test("reload: DNS re-applied only when it changed (revert, then servers and domains; a UTF-8 domain unchanged too); reverted when DNS = goes", async () => {
     const iface = ifname();
     const ns = hostNs("rl");
     const before = snapshot(ns);
     resetState();
-    const files = ["DNS = 10.71.0.53, ~corp.test", "DNS = 10.71.0.54, example.com", ""].map((dns, i) => {
+    const files = ["DNS = 10.71.0.53, ~c\u00f6rp.test", "DNS = 10.71.0.54, example.com", ""].map((dns, i) => {
       mkdirSync(join(cfgDir, `dns${i}`), { recursive: true, mode: 0o700 });
       const p = join(cfgDir, `dns${i}`, `${iface}.conf`);
       writeFileSync(p, SPLIT.replace(/^DNS.*\n/m, dns ? `${dns}\n` : ""), { mode: 0o600 });
@@ -1000,7 +1030,7 @@ describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd
     expect(readStateFile("resolvectl.log")).toBe(
       [
         `resolvectl dns ${iface} 10.71.0.53`,
-        `resolvectl domain ${iface} ~corp.test`,
+        `resolvectl domain ${iface} ~c\xc3\xb6rp.test`, // the file's bytes, UTF-8
         ...q,
         ...q,
         `resolvectl revert ${iface}`,
@@ -1063,6 +1093,25 @@ describe("ours: DNS through systemd-resolved (fake resolvectl, fake /run/systemd
 });
 
 describe("ours: wg-quick reload IFACE|CONFIG", () => {
+  test("its command line: help, and usage errors in the format of the other own commands (cmd/cli.ts)", () => {
+    const run = (args: string[]) => {
+      const r = Bun.spawnSync(argvOf("ours", ["reload", ...args]), { stdout: "pipe", stderr: "pipe" });
+      return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+    };
+    const help = run(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("USAGE wg-quick reload ");
+    expect(help.stdout).toContain("CONFIG=<CONFIG_FILE|INTERFACE>");
+    expect(help.stdout).not.toContain("\x1b");
+    const tryHelp = "Try `wg-quick reload --help'.\n";
+    expect(run(["--frob", "wg0"])).toEqual({ code: 1, stdout: "", stderr: `wg-quick reload: unknown option \`--frob'\n${tryHelp}` });
+    expect(run(["a.conf", "b.conf"])).toEqual({ code: 1, stdout: "", stderr: `wg-quick reload: one config at a time, not \`a.conf b.conf'\n${tryHelp}` });
+    const none = run([]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toStartWith("wg-quick reload: ");
+    expect(none.stderr).toEndWith(tryHelp);
+  });
+
   for (const side of ["ours", "daemon"] as const) {
     test(`${side === "ours" ? "wireguard-go" : "our daemon"}: reloads to B, C (full tunnel), B equal fresh ups of them; the unchanged peer keeps its session`, async () => {
       const c = newNs(`rc${side}`);

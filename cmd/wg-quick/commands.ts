@@ -31,7 +31,12 @@ export async function cmdUp(q: Quick): Promise<void> {
     await executeHooks(q, q.o.postUp);
     if (q.interrupted) throw new Exit(q.interrupted);
   } catch (e) {
-    if (!(e instanceof Exit)) throw e;
+    if (!(e instanceof Exit)) {
+      // Not a step's status but an error of ours: the EXIT trap still runs del_if, and the
+      // error (not whatever the teardown meets) is what ends wg-quick.
+      await teardown(q, 0).catch(() => {});
+      throw e;
+    }
     if (!q.interrupted) throw new Exit(await teardown(q, e.code));
     // bash runs the INT/TERM trap (del_if; exit) and then its EXIT trap, i.e. del_if again,
     // whose failure on the now missing link decides the status.

@@ -45,7 +45,7 @@ export class Quick {
     err(`${this.shellName}: line 32: ${name}: command not found\n`);
   }
 
-  /** Decided on first use, so configurations without DNS never look for a resolver. */
+  /** Decided on first use: by up and down only with DNS =, by save and reload always (they read what the resolver holds). */
   get dnsManager(): DnsManager {
     return (this.dns ??= dnsManager());
   }

@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { wireguardModuleLoaded } from "../../platform/linux/kernel.ts";
 import { socketPath } from "../../platform/socket-path.ts";
+import { toBytes } from "../bytes.ts";
 import { launchDaemon } from "../launch.ts";
 import { selfCommand } from "../self.ts";
 import type { Quick } from "./context.ts";
@@ -31,26 +32,29 @@ export async function addIf(q: Quick): Promise<void> {
   // The reference gives up here with the status of a negated test, 0 (then tears down), when
   // the module is there or the implementation the user named is not.
   const impl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
-  if (wireguardModuleLoaded() || (impl && Bun.which(impl) === null)) q.fail(0);
+  if (wireguardModuleLoaded() || (impl && whichImpl(impl) === null)) q.fail(0);
   err(FALLBACK);
   await addUserspaceIf(q);
 }
+
+/** Found through wg-quick's PATH: Bun's default is the one we started with. */
+const whichImpl = (impl: string) => Bun.which(impl, { PATH: process.env.PATH ?? "" });
 
 /** `cmd IMPL IF`: the implementation WG_QUICK_USERSPACE_IMPLEMENTATION names, else our daemon. */
 async function addUserspaceIf(q: Quick): Promise<void> {
   const impl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
   if (impl) {
-    q.cmd(`${impl} ${q.iface}`);
-    const exe = Bun.which(impl);
+    q.cmd(`${toBytes(impl)} ${q.iface}`);
+    const exe = whichImpl(impl);
     if (exe === null) {
-      q.notFound(impl);
+      q.notFound(toBytes(impl));
       q.fail(127);
     }
-    const p = Bun.spawn([exe, q.iface], { argv0: impl, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    const p = Bun.spawn([exe, q.iface], { argv0: impl, env: process.env /* with wg-quick's PATH and LC_ALL */, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
     q.check(await p.exited);
   } else {
     const launch = selfCommand("daemon", [q.iface]);
-    q.cmd(launch.cmd.join(" "));
+    q.cmd(toBytes(launch.cmd.join(" ")));
     // What `wg daemon IFACE` would do, without that launcher process in between.
     q.check(await launchDaemon(launch.cmd, launch.argv0));
   }

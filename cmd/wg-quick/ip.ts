@@ -20,7 +20,7 @@ export const INET6: Family = { family: rt.AF_INET6, proto: "-6", pf: "ip6" };
 export const FAMILIES = [INET, INET6] as const;
 
 export const familyOf = (address: string): Family => (address.includes(":") ? INET6 : INET);
-export const familyOfNumber = (family: number): Family => (family === rt.AF_INET6 ? INET6 : INET);
+const familyOfNumber = (family: number): Family => (family === rt.AF_INET6 ? INET6 : INET);
 
 /** ip refusing its arguments: its message and status. */
 class IpUsage {

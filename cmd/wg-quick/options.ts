@@ -56,7 +56,7 @@ function keyValue(line: string): { key: string; value: string; hasEq: boolean } 
  * unquoted and both cut there; a quoted `#` made it cut inside the quotes, a syntax error.
  * Quotes are matched as written, not inside `$(...)`; unbalanced ones keep the rest of the line.
  */
-export function hookValue(line: string): string {
+function hookValue(line: string): string {
   const eq = line.indexOf("=");
   let quote: "'" | '"' | "$'" | null = null;
   let i = eq + 1;

@@ -9,10 +9,10 @@ import type { ArgsDef } from "citty";
 import { configLines, stripSpaces } from "../../core/tools/config.ts";
 import { QUIET_ZONE, qrHalfBlocks } from "../../core/tools/qr-text.ts";
 import { errnoFromCode, strerror } from "../../core/errno.ts";
+import { fromBytes, toBytes } from "../bytes.ts";
 import { parseOwnArgs, usageError } from "../cli.ts";
+import { err } from "./exit.ts";
 import { configFileOf } from "./options.ts";
-
-/** wg-quick's lookup of its argument (an interface name means /etc/wireguard/NAME.conf). */
 
 const ARGS = {
   config: { type: "positional", required: true, description: "A config file NAME.conf, or an interface name (/etc/wireguard/NAME.conf)" },
@@ -28,16 +28,15 @@ function hasPrivateKey(text: string): boolean {
   return configLines(text).some((l) => stripSpaces(l.split("\0")[0]!.split("#")[0]!).toLowerCase().startsWith("privatekey="));
 }
 
-/** `prog` is wg-quick's name for messages; args follow the word `qr`. */
+/** `prog` is wg-quick's name for messages (a byte string); args (JS text) follow the word `qr`. */
 export async function wgQuickQrMain(prog: string, args: string[]): Promise<number> {
-  const name = `${prog} qr`;
+  const name = `${fromBytes(prog)} qr`;
   const parsed = await parseOwnArgs(name, "Show a config file as a QR code (for the WireGuard mobile apps)", ARGS, args);
   if (typeof parsed === "number") return parsed;
   if (parsed._.length > 1) return usageError(name, `one config at a time, not \`${parsed._.join(" ")}'`);
   if (parsed.png === "") return usageError(name, "option `--png' needs a file name");
-  const err = (s: string) => process.stderr.write(Buffer.from(s, "latin1"));
-  // Paths are byte strings in wg-quick; citty has thrown if CONFIG is missing.
-  const { configFile } = configFileOf(prog, Buffer.from(parsed.config!, "utf8").toString("latin1"));
+  // parseOwnArgs has answered a missing CONFIG.
+  const { configFile } = configFileOf(prog, toBytes(parsed.config!));
   let data: Buffer;
   try {
     data = readFileSync(Buffer.from(configFile, "latin1"));
@@ -63,7 +62,7 @@ export async function wgQuickQrMain(prog: string, args: string[]): Promise<numbe
   try {
     writeFileSync(parsed.png, png, { mode: 0o600 });
   } catch (e) {
-    process.stderr.write(`${prog}: Unable to write \`${parsed.png}': ${strerror(errnoFromCode((e as NodeJS.ErrnoException).code))}\n`);
+    err(`${prog}: Unable to write \`${toBytes(parsed.png)}': ${strerror(errnoFromCode((e as NodeJS.ErrnoException).code))}\n`);
     return 1;
   }
   return 0;

@@ -2,14 +2,14 @@
 // of the (changed) file would give, without taking it down. `wg syncconf` first (peers whose
 // settings did not change keep their sessions), then Address, MTU, DNS and the routes of
 // added/removed allowed IPs, each only where it differs. Hooks do not run; Table and SaveConfig
-// changes need down/up. Its command line is read by citty, with citty's generated help.
-import { defineCommand, parseArgs, renderUsage } from "citty";
-import { resolvconfList, resolvectlQuery } from "../../platform/linux/resolvconf.ts";
-import { isatty } from "../../platform/linux/stdio.ts";
+// changes need down/up.
+import type { ArgsDef } from "citty";
+import { resolvconfList } from "../../platform/linux/resolvconf.ts";
 import * as rt from "../../platform/linux/rtnetlink.ts";
+import { fromBytes } from "../bytes.ts";
+import { parseOwnArgs, usageError } from "../cli.ts";
 import type { Quick } from "./context.ts";
-import { err } from "./exit.ts";
-import { resolvconfDelete, resolvconfName, resolvectlRevert, resolvectlSet, setDns } from "./dns.ts";
+import { resolvconfDelete, resolvconfName, resolvectlRevert, resolvectlSet, resolvectlWords, setDns } from "./dns.ts";
 import { replaceFirewall } from "./firewall.ts";
 import { autoMtu, mtuRule } from "./interface.ts";
 import * as ip from "./ip.ts";
@@ -26,43 +26,15 @@ const ARGS = {
     description: "the configuration file (NAME.conf), or an interface name for /etc/wireguard/NAME.conf",
     valueHint: "CONFIG_FILE|INTERFACE",
   },
-} as const;
+} as const satisfies ArgsDef;
 
-const reloadCommand = (prog: string) =>
-  defineCommand({
-    meta: {
-      name: `${prog} reload`,
-      description: "apply a changed configuration to a running interface without taking it down",
-    },
-    args: ARGS,
-  });
-
-/** citty's text without its colours where the stream is not a terminal. */
-const plain = (text: string, fd: number) => (isatty(fd) ? text : text.replace(/\x1b\[[0-9;]*m/g, ""));
-
-/** The CONFIG argument of `reload ARGS`, or the status to exit with after help or a usage error. */
+/** The CONFIG argument of `reload ARGS` (JS text), or the status to exit with after help or a usage error. */
 export async function parseReloadArgs(prog: string, args: string[]): Promise<string | number> {
-  const cmd = reloadCommand(prog);
-  const usage = async (fd: number) => plain(`${await renderUsage(cmd)}\n`, fd);
-  const dashDash = args.indexOf("--");
-  const options = dashDash < 0 ? args : args.slice(0, dashDash);
-  if (options.includes("--help") || options.includes("-h")) {
-    process.stdout.write(await usage(1));
-    return 0;
-  }
-  let problem: string | null = null;
-  try {
-    const parsed = parseArgs<typeof ARGS>(args, ARGS);
-    const unknown = options.find((a) => a.startsWith("-") && a !== "-");
-    if (unknown !== undefined) problem = `Unknown option ${unknown}`;
-    else if (parsed._.length > 1) problem = `Unexpected argument: ${parsed._[1]}`;
-    else return String(parsed.config);
-  } catch (e) {
-    if (!(e instanceof Error) || e.name !== "CLIError") throw e;
-    problem = e.message;
-  }
-  err(`${await usage(2)}\n${problem}\n`);
-  return 1;
+  const name = `${fromBytes(prog)} reload`;
+  const parsed = await parseOwnArgs(name, "Apply a changed configuration to a running interface without taking it down", ARGS, args);
+  if (typeof parsed === "number") return parsed;
+  if (parsed._.length > 1) return usageError(name, `one config at a time, not \`${parsed._.join(" ")}'`);
+  return parsed.config!;
 }
 
 /** Every value is checked before anything changes. */
@@ -143,8 +115,8 @@ async function reloadDns(q: Quick): Promise<void> {
   const hasDns = q.o.dns.length > 0;
   const m = q.dnsManager;
   if (m.kind === "resolvectl") {
-    const servers = await resolvectlQuery(m.exe, "dns", q.iface);
-    const domains = await resolvectlQuery(m.exe, "domain", q.iface);
+    const servers = await resolvectlWords(m.exe, "dns", q.iface);
+    const domains = await resolvectlWords(m.exe, "domain", q.iface);
     const wantServers = hasDns ? q.o.dns : [];
     const wantDomains = hasDns ? q.o.dnsSearch : [];
     if (servers.join(" ") === wantServers.join(" ") && domains.join(" ") === wantDomains.join(" ")) return;

@@ -56,8 +56,8 @@ async function fwmarkTable(q: Quick): Promise<number> {
 }
 
 /** The two policy rules of the default-route procedure (also what del_if deletes). */
-export const notFwmarkRule = (table: number): rt.RuleSpec => ({ invert: true, fwmark: table, table });
-export const suppressRule: rt.RuleSpec = { table: rt.RT_TABLE_MAIN, suppressPrefixlen: 0 };
+const notFwmarkRule = (table: number): rt.RuleSpec => ({ invert: true, fwmark: table, table });
+const suppressRule: rt.RuleSpec = { table: rt.RT_TABLE_MAIN, suppressPrefixlen: 0 };
 
 export async function addDefault(q: Quick, prefix: string): Promise<void> {
   if (skipDefault(q, prefix)) return;

@@ -1,7 +1,8 @@
-// Facts about the standard streams that C's stdio has and Bun does not expose: isatty(3), and
-// death by SIGPIPE. node:tty's isatty would load Node's stream machinery into the start-up of
-// every `wg` command; these are three C calls, bound on first use.
-import { libcFunctions } from "./libc.ts";
+// Facts about the standard streams that C's stdio has and Bun does not expose: isatty(3), death
+// by SIGPIPE, and a daemon's detach from the terminal. node:tty's isatty would load Node's
+// stream machinery into the start-up of every `wg` command; these are C calls, bound on first use.
+import { closeSync, openSync } from "node:fs";
+import { libc, libcFunctions } from "./libc.ts";
 
 const SIGPIPE = 13;
 const SIG_DFL = 0;
@@ -29,4 +30,12 @@ export function dieOfBrokenPipe(): never {
   c.signal(SIGPIPE, SIG_DFL);
   c.raise(SIGPIPE);
   process.exit(128 + SIGPIPE);
+}
+
+/** Points stdout and stderr at /dev/null, as a detached daemon does: nothing more reaches the terminal it started from. */
+export function detachStdio(): void {
+  const devnull = openSync("/dev/null", "r+");
+  libc.dup2(devnull, 1);
+  libc.dup2(devnull, 2);
+  if (devnull > 2) closeSync(devnull);
 }
