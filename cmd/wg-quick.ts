@@ -105,8 +105,8 @@ export async function wgQuickMain(argv0: string, args: string[]): Promise<number
   // bash's `$0` for a script found in PATH is the path it was found at.
   const shellName = toBytes(argv0.includes("/") ? argv0 : (Bun.which(argv0) ?? argv0));
   // The reference exports LC_ALL=C and puts its own (resolved) directory first in PATH, so hooks
-  // see the `wg` installed next to it (from source there is none). Bun.spawn and Bun.which
-  // default to the environment we started with: a child sees these only given env: process.env.
+  // see the `wg` installed next to it (from source there is none); platform/current-env.ts says
+  // how every child then sees them.
   process.env.LC_ALL = "C";
   const exe = compiledExecutable();
   if (exe !== null) process.env.PATH = `${dirname(exe)}:${process.env.PATH ?? ""}`;

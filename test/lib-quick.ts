@@ -85,11 +85,13 @@ export const CARRIER_ARRIVED = `case "$(ip -o -6 route show table local)" in *"l
 
 /**
  * resolvconf stand-in: records every call (and what was piped in) in `stateDir`/resolvconf.log,
- * answers -l from its state, fails when FAKE_RESOLVCONF_FAIL is set. `stateDir` is shell text.
+ * answers -l from its state, fails when FAKE_RESOLVCONF_FAIL is set, and says so on stderr when
+ * it runs without wg-quick's LC_ALL=C. `stateDir` is shell text.
  */
 export const resolvconfStub = (stateDir: string) => `#!/bin/sh
 d="${stateDir}"
 echo "resolvconf $*" >> "$d/resolvconf.log"
+[ "$LC_ALL" = C ] || echo "resolvconf: run without LC_ALL=C" >&2
 [ -n "$FAKE_RESOLVCONF_FAIL" ] && { echo "resolvconf: simulated failure" >&2; exit 4; }
 case "$1" in
 -a) cat > "$d/if-$2"; sed 's/^/  | /' "$d/if-$2" >> "$d/resolvconf.log" ;;

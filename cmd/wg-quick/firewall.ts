@@ -16,6 +16,7 @@ import {
 import type { Quick } from "./context.ts";
 import { err } from "./exit.ts";
 import { FAMILIES, type Family } from "./ip.ts";
+import { whichNow } from "../../platform/current-env.ts";
 
 /** `cmd nft -f <(echo -n SCRIPT)`; its status. */
 async function nft(q: Quick, exe: string, script: string): Promise<number> {
@@ -30,7 +31,7 @@ async function nft(q: Quick, exe: string, script: string): Promise<number> {
 async function restore(q: Quick, f: Family, script: string, creating = false): Promise<number> {
   const name = `${xtables(f.pf)}-restore`;
   q.cmd(`${name} -n`);
-  const exe = Bun.which(name);
+  const exe = whichNow(name);
   if (exe === null) {
     if (creating) err(`${restoreMissingMessage(f.pf)}\n`);
     else q.notFound(name);
@@ -60,7 +61,7 @@ export async function removeFirewall(q: Quick, strict: boolean): Promise<void> {
     const script = await nftRemovalScript(exe, q.iface);
     if (script !== "") done(await nft(q, exe, script));
   }
-  if (Bun.which("iptables") === null) return;
+  if (whichNow("iptables") === null) return;
   for (const f of FAMILIES) {
     const script = await iptablesRemovalScript(`${xtables(f.pf)}-save`, q.iface);
     if (script !== null) done(await restore(q, f, script));
@@ -75,7 +76,7 @@ export async function removeFirewall(q: Quick, strict: boolean): Promise<void> {
  */
 export async function replaceFirewall(q: Quick, f: Family, table: number, addresses: readonly string[] | null): Promise<void> {
   const exe = nftPath();
-  const xtRemoval = Bun.which("iptables") !== null ? await iptablesRemovalScript(`${xtables(f.pf)}-save`, q.iface) : null;
+  const xtRemoval = whichNow("iptables") !== null ? await iptablesRemovalScript(`${xtables(f.pf)}-save`, q.iface) : null;
   if (exe === null) {
     if (xtRemoval === null && addresses === null) return;
     const script = mergeRestoreScripts(xtRemoval ?? "", addresses === null ? "" : iptablesScript(q.iface, table, addresses));

@@ -22,7 +22,7 @@ export async function executeHooks(q: Quick, hooks: readonly string[]): Promise<
     q.cmd(hook);
     const vars = [q.iface, q.o.configFile, q.o.mtu, q.o.table, q.o.prog, hook].map(argBytes);
     const p = Bun.spawn(["bash", "-c", PRELUDE, fromBytes(q.o.prog), ...vars], {
-      env: process.env, // Bun's default is the environment we started with, without wg-quick's PATH and LC_ALL
+      env: process.env, // see platform/current-env.ts
       stdin: "inherit",
       stdout: "inherit",
       stderr: "inherit",

@@ -17,6 +17,7 @@ import * as ip from "./ip.ts";
 import { skipIpv6 } from "./ipv6.ts";
 import { autoTable, deletePolicyRules, hasDefaultRoute } from "./routes.ts";
 import { device, getFwmark } from "./wg.ts";
+import { whichNow } from "../../platform/current-env.ts";
 
 const FALLBACK = "[!] Missing WireGuard kernel module. Falling back to slow userspace implementation.\n";
 
@@ -32,25 +33,22 @@ export async function addIf(q: Quick): Promise<void> {
   // The reference gives up here with the status of a negated test, 0 (then tears down), when
   // the module is there or the implementation the user named is not.
   const impl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
-  if (wireguardModuleLoaded() || (impl && whichImpl(impl) === null)) q.fail(0);
+  if (wireguardModuleLoaded() || (impl && whichNow(impl) === null)) q.fail(0);
   err(FALLBACK);
   await addUserspaceIf(q);
 }
-
-/** Found through wg-quick's PATH: Bun's default is the one we started with. */
-const whichImpl = (impl: string) => Bun.which(impl, { PATH: process.env.PATH ?? "" });
 
 /** `cmd IMPL IF`: the implementation WG_QUICK_USERSPACE_IMPLEMENTATION names, else our daemon. */
 async function addUserspaceIf(q: Quick): Promise<void> {
   const impl = process.env.WG_QUICK_USERSPACE_IMPLEMENTATION;
   if (impl) {
     q.cmd(`${toBytes(impl)} ${q.iface}`);
-    const exe = whichImpl(impl);
+    const exe = whichNow(impl);
     if (exe === null) {
       q.notFound(toBytes(impl));
       q.fail(127);
     }
-    const p = Bun.spawn([exe, q.iface], { argv0: impl, env: process.env /* with wg-quick's PATH and LC_ALL */, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    const p = Bun.spawn([exe, q.iface], { argv0: impl, env: process.env /* see platform/current-env.ts */, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
     q.check(await p.exited);
   } else {
     const launch = selfCommand("daemon", [q.iface]);

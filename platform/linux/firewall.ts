@@ -3,10 +3,11 @@
 // of the encrypted UDP into conntrack so that replies to the endpoint keep bypassing the tunnel
 // table. Like wg-quick 1.0.20210914: with `nft` in PATH an nftables table per family, otherwise
 // iptables rules tagged with a comment naming the interface, fed to `iptables-restore -n`.
+import { whichNow } from "../current-env.ts";
 
 /** Where `nft` is in PATH, or null (the rules then go through iptables-restore). */
 export function nftPath(): string | null {
-  return Bun.which("nft");
+  return whichNow("nft");
 }
 
 /** The nft script for one address family ("ip" or "ip6"), byte for byte as wg-quick 1.0.20210914 builds it. */
@@ -24,13 +25,13 @@ export function nftScript(pf: "ip" | "ip6", iface: string, table: number, addres
 
 /** Run `nft -f` on a script fed through a pipe; nft's own messages pass through. Returns its status. */
 export async function nftApply(nft: string, script: string): Promise<number> {
-  const p = Bun.spawn([nft, "-f", "/dev/stdin"], { stdin: new TextEncoder().encode(script), stdout: "inherit", stderr: "inherit" });
+  const p = Bun.spawn([nft, "-f", "/dev/stdin"], { env: process.env, stdin: new TextEncoder().encode(script), stdout: "inherit", stderr: "inherit" });
   return await p.exited;
 }
 
 /** The `delete table ...` script for every table `nft list tables` shows named wg-quick-IFACE ("" if none). */
 export async function nftRemovalScript(nft: string, iface: string): Promise<string> {
-  const p = Bun.spawn([nft, "list", "tables"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  const p = Bun.spawn([nft, "list", "tables"], { env: process.env, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   const text = await new Response(p.stdout).text();
   await p.exited;
   let script = "";
@@ -80,7 +81,7 @@ export function iptablesScript(iface: string, table: number, addresses: readonly
  * the name the reference runs it by; its own messages pass through. Returns its status.
  */
 export async function iptablesRestore(exe: string, name: string, script: string): Promise<number> {
-  const p = Bun.spawn([exe, "-n"], { argv0: name, stdin: new TextEncoder().encode(script), stdout: "inherit", stderr: "inherit" });
+  const p = Bun.spawn([exe, "-n"], { env: process.env, argv0: name, stdin: new TextEncoder().encode(script), stdout: "inherit", stderr: "inherit" });
   return await p.exited;
 }
 
@@ -90,9 +91,9 @@ export async function iptablesRestore(exe: string, name: string, script: string)
  * rule of IFACE is there, or `SAVE` is not in PATH (the reference's `2>/dev/null` hides that).
  */
 export async function iptablesRemovalScript(save: string, iface: string): Promise<string | null> {
-  const exe = Bun.which(save);
+  const exe = whichNow(save);
   if (exe === null) return null;
-  const p = Bun.spawn([exe], { argv0: save, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  const p = Bun.spawn([exe], { env: process.env, argv0: save, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   const text = await new Response(p.stdout).text();
   await p.exited;
   const m = marker(iface);

@@ -5,6 +5,7 @@
 // of bash's bare "command not found".
 import { existsSync, lstatSync, readFileSync, realpathSync } from "node:fs";
 import { basename } from "node:path";
+import { whichNow } from "../current-env.ts";
 
 export const RESOLVCONF_MISSING =
   "resolvconf: command not found (DNS = needs resolvconf or systemd-resolved: on Debian/Ubuntu install the openresolv or the systemd-resolved package, or remove DNS = from the configuration)";
@@ -36,7 +37,7 @@ function isSystemdShim(path: string): boolean {
 
 export function dnsManager(): DnsManager {
   const resolvconf = resolvconfPath();
-  const resolvectl = Bun.which("resolvectl");
+  const resolvectl = whichNow("resolvectl");
   const resolved = resolvectl !== null && existsSync(RESOLVED_RUNTIME_DIR);
   if (resolvconf !== null && !(resolved && isSystemdShim(resolvconf))) return { kind: "resolvconf" };
   if (resolved) return { kind: "resolvectl", exe: resolvectl! };
@@ -46,7 +47,7 @@ export function dnsManager(): DnsManager {
 
 /** `resolvectl ARGS...` with its messages passed through. Returns the status. */
 export async function resolvectl(exe: string, args: readonly string[]): Promise<number> {
-  const p = Bun.spawn([exe, ...args], { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+  const p = Bun.spawn([exe, ...args], { env: process.env, stdin: "ignore", stdout: "inherit", stderr: "inherit" });
   return await p.exited;
 }
 
@@ -55,7 +56,7 @@ export async function resolvectl(exe: string, args: readonly string[]): Promise<
  * current servers or domains; empty when unset or the link is unknown.
  */
 export async function resolvectlQuery(exe: string, what: "dns" | "domain", iface: string): Promise<string[]> {
-  const p = Bun.spawn([exe, what, iface], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  const p = Bun.spawn([exe, what, iface], { env: process.env, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   const out = await new Response(p.stdout).text();
   if ((await p.exited) !== 0) return [];
   const words: string[] = [];
@@ -82,7 +83,7 @@ export function resolvconfIfacePrefix(): string {
 }
 
 function resolvconfPath(): string | null {
-  return Bun.which("resolvconf");
+  return whichNow("resolvconf");
 }
 
 async function run(args: string[], stdin: string | null, stdout: "inherit" | "pipe" | "ignore", stderr: "inherit" | "ignore"): Promise<{ status: number; out: string }> {
@@ -95,6 +96,7 @@ async function run(args: string[], stdin: string | null, stdout: "inherit" | "pi
     return { status: 127, out: "" };
   }
   const p = Bun.spawn([exe, ...args], {
+    env: process.env,
     stdin: stdin === null ? "ignore" : new TextEncoder().encode(stdin),
     stdout,
     stderr,
