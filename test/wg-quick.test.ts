@@ -1241,12 +1241,13 @@ describe("ours: wg-quick reload IFACE|CONFIG", () => {
     }, TIMEOUT);
   }
 
-  test("reload with resolvconf: a changed record is replaced, a removed DNS = deleted", async () => {
+  test("reload with resolvconf: an unchanged record (a UTF-8 domain too) is kept, a changed one replaced, a removed DNS = deleted", async () => {
     const iface = ifname();
     const ns = hostNs("rl");
     resetState();
     const path = join(cfgDir, `${iface}.conf`);
-    const texts = [SPLIT, SPLIT, SPLIT.replace("10.71.0.53, ", ""), SPLIT.replace(/^DNS.*\n/m, "")];
+    const utf8 = SPLIT.replace("corp.test", "c\u00f6rp.test");
+    const texts = [utf8, utf8, utf8.replace("10.71.0.53, ", ""), utf8.replace(/^DNS.*\n/m, "")];
     const out: RunResult[] = [];
     for (const [i, t] of texts.entries()) {
       writeFileSync(path, t, { mode: 0o600 });
@@ -1258,7 +1259,7 @@ describe("ours: wg-quick reload IFACE|CONFIG", () => {
     expect(out[1]!.stderr).toBe(`[#] wg syncconf ${iface} /dev/fd/63\n`);
     expect(out[2]!.stderr).toBe(`[#] wg syncconf ${iface} /dev/fd/63\n[#] resolvconf -a ${iface} -m 0 -x\n`);
     expect(out[3]!.stderr).toBe(`[#] wg syncconf ${iface} /dev/fd/63\n[#] resolvconf -d ${iface} -f\n`);
-    expect(readStateFile("resolvconf.log")).toContain(`resolvconf -a ${iface} -m 0 -x\n  | nameserver fd71::53\n  | search example.com corp.test\nresolvconf -l ${iface}\nresolvconf -d ${iface} -f\n`);
+    expect(readStateFile("resolvconf.log")).toContain(`resolvconf -a ${iface} -m 0 -x\n  | nameserver fd71::53\n  | search example.com ${Buffer.from("c\u00f6rp.test").toString("latin1")}\nresolvconf -l ${iface}\nresolvconf -d ${iface} -f\n`);
   }, TIMEOUT);
 
   test("reload of an interface that is not up: the message of down, status 1", () => {

@@ -72,7 +72,7 @@ export async function savedDns(q: Quick): Promise<string[]> {
   // resolved keeps the domains too, routing ones with their `~`: nothing of DNS = is lost.
   if (m.kind === "resolvectl") return [...(await resolvectlWords(m.exe, "dns", q.iface)), ...(await resolvectlWords(m.exe, "domain", q.iface))];
   const out: string[] = [];
-  for (const line of readLines(await resolvconfList(resolvconfName(q)))) {
+  for (const line of readLines(toBytes(await resolvconfList(resolvconfName(q))))) {
     const found = /^nameserver ([a-zA-Z0-9_=+:%.-]+)$/.exec(line);
     if (found) out.push(found[1]!);
   }

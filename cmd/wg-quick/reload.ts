@@ -6,7 +6,7 @@
 import type { ArgsDef } from "citty";
 import { resolvconfList } from "../../platform/linux/resolvconf.ts";
 import * as rt from "../../platform/linux/rtnetlink.ts";
-import { fromBytes } from "../bytes.ts";
+import { fromBytes, toBytes } from "../bytes.ts";
 import { parseOwnArgs, usageError } from "../cli.ts";
 import type { Quick } from "./context.ts";
 import { resolvconfDelete, resolvconfName, resolvectlRevert, resolvectlSet, resolvectlWords, setDns } from "./dns.ts";
@@ -133,7 +133,7 @@ async function reloadDns(q: Quick): Promise<void> {
       .filter((l) => /^(nameserver|search)[ \t]/.test(l))
       .map((l) => words(l).join(" "))
       .join("\n");
-  const current = record(await resolvconfList(resolvconfName(q)));
+  const current = record(toBytes(await resolvconfList(resolvconfName(q))));
   let wanted = q.o.dns.map((s) => `nameserver ${s}`).join("\n");
   if (hasDns && q.o.dnsSearch.length) wanted += `\nsearch ${q.o.dnsSearch.join(" ")}`;
   if (current === wanted) return;

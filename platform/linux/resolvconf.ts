@@ -125,7 +125,7 @@ export async function resolvconfList(name: string): Promise<string> {
   const r = await run(["-l", name], null, "pipe", "ignore");
   if (r.status === 0) return r.out;
   try {
-    return readFileSync(`/etc/resolvconf/run/interface/${name}`, "latin1");
+    return readFileSync(`/etc/resolvconf/run/interface/${name}`, "utf8");
   } catch {
     return r.out;
   }
