@@ -1,6 +1,7 @@
 // A Linux kernel with the real WireGuard module, booted in qemu, for interop tests. Needs root,
 // qemu-system-x86_64, busybox-static, cpio, xz-utils and an installed Debian kernel whose modules
-// include wireguard and 9p (test/setup.sh installs them).
+// include wireguard and 9p (test/setup.sh installs them). `kernel: cachedKernel()` boots instead
+// the newer one test/setup.sh unpacks, without installing it, into KERNEL_CACHE.
 //
 //   const lab = new Lab("kvm");
 //   const vm = await bootVm({ lab, name: "k" });  // TAP in a fresh namespace, guest addressed
@@ -79,18 +80,32 @@ export interface BootOpts {
   guestAddrs?: string[];
   /** Bound for the boot under TCG (KVM gets a shorter one). */
   bootTimeoutMs?: number;
+  /** The guest's kernel; default findKernel(). */
+  kernel?: Kernel;
 }
 
 export interface Kernel {
   release: string;
   vmlinuz: string;
+  /** Its modules (modules.dep, modules.builtin and the files they name). */
   modDir: string;
+  /** The root whose lib/modules/<release> is modDir: the guest's modprobe looks there. */
+  modRoot: string;
 }
 
 /** Modules the guest loads (each with its dependencies), unless built in. */
 const MODULES = ["virtio_pci", "virtio_console", "virtio_net", "virtio_rng", "9pnet_virtio", "9p", "wireguard"];
 
 const norm = (n: string) => n.replace(/\.ko(\.(xz|zst|gz))?$/, "").replace(/^.*\//, "").replaceAll("-", "_");
+
+/** True when `modDir` (with its modules.dep) has, as modules or built in, all the guest needs. */
+function hasModules(modDir: string): boolean {
+  if (!existsSync(`${modDir}/modules.dep`)) return false;
+  const have = new Set(
+    [...readFileSync(`${modDir}/modules.dep`, "utf8").matchAll(/^([^:\s]+):/gm), ...readFileSync(`${modDir}/modules.builtin`, "utf8").matchAll(/^(\S+)$/gm)].map((x) => norm(x[1]!)),
+  );
+  return MODULES.every((n) => have.has(n));
+}
 
 /**
  * An installed kernel usable as guest: /boot/vmlinuz-V whose /lib/modules/V has wireguard and
@@ -102,22 +117,42 @@ export function findKernel(): Kernel | null {
     const m = /^vmlinuz-(.+)$/.exec(f);
     if (!m) continue;
     const modDir = `/lib/modules/${m[1]}`;
-    if (!existsSync(`${modDir}/modules.dep`)) continue;
-    const have = new Set(
-      [...readFileSync(`${modDir}/modules.dep`, "utf8").matchAll(/^([^:\s]+):/gm), ...readFileSync(`${modDir}/modules.builtin`, "utf8").matchAll(/^(\S+)$/gm)].map((x) => norm(x[1]!)),
-    );
-    if (MODULES.every((n) => have.has(n))) found.push({ release: m[1]!, vmlinuz: `/boot/${f}`, modDir });
+    if (hasModules(modDir)) found.push({ release: m[1]!, vmlinuz: `/boot/${f}`, modDir, modRoot: "/" });
   }
   found.sort((a, b) => Number(b.release.includes("cloud")) - Number(a.release.includes("cloud")) || b.release.localeCompare(a.release));
   return found[0] ?? null;
 }
 
-/** Why the VM tests cannot run here, or null when they can. */
-export function vmUnavailable(): string | null {
+/** Where test/setup.sh unpacks the newest trixie-backports kernel: <release>/ is its packages' root. */
+export const KERNEL_CACHE = "/var/cache/wgts-test/kernels";
+
+/**
+ * The kernel test/setup.sh unpacked into KERNEL_CACHE (the newest, should there be several).
+ * Throws when there is none: with the failure setup recorded, or with how to get one.
+ */
+export function cachedKernel(): Kernel {
+  const found: Kernel[] = [];
+  for (const release of existsSync(KERNEL_CACHE) ? readdirSync(KERNEL_CACHE) : []) {
+    const modRoot = join(KERNEL_CACHE, release);
+    const modDir = join(modRoot, "lib/modules", release);
+    const vmlinuz = [join(modDir, "vmlinuz"), join(modRoot, "boot", `vmlinuz-${release}`)].find((f) => existsSync(f));
+    if (vmlinuz && hasModules(modDir)) found.push({ release, vmlinuz, modDir, modRoot });
+  }
+  found.sort((a, b) => b.release.localeCompare(a.release, "en", { numeric: true }));
+  if (found[0]) return found[0];
+  let why = "run test/setup.sh as root";
+  try {
+    why = `test/setup.sh: ${readFileSync(join(KERNEL_CACHE, "fetch-failed"), "utf8").trim()}`;
+  } catch {}
+  throw new Error(`no kernel with wireguard and 9p modules unpacked in ${KERNEL_CACHE} (${why})`);
+}
+
+/** Why the VM tests cannot run here, or null when they can; with `kernel`, no installed one is needed. */
+export function vmUnavailable(kernel?: Kernel): string | null {
   if (process.getuid?.() !== 0) return "not root";
   for (const c of ["qemu-system-x86_64", "cpio", "xz"]) if (!Bun.which(c)) return `${c} missing`;
   if (!existsSync("/bin/busybox")) return "/bin/busybox (busybox-static) missing";
-  if (!findKernel()) return "no /boot/vmlinuz-V with wireguard and 9p modules in /lib/modules/V";
+  if (!kernel && !findKernel()) return "no /boot/vmlinuz-V with wireguard and 9p modules in /lib/modules/V";
   return null;
 }
 
@@ -207,14 +242,14 @@ while read -r id <&3; do
 done
 `;
 
-let initrd: string | null = null;
-let initrdDir: string | null = null;
+/** Per kernel image, the temp dir holding its initramfs (initrd.cpio). */
+const initrdDirs = new Map<string, string>();
 /** Temp dirs of VMs not shut down yet (the lab kills their qemu; this removes the files). */
 const liveDirs = new Set<string>();
 const removeDirs = () => {
-  for (const d of [...liveDirs, initrdDir]) if (d) rmSync(d, { recursive: true, force: true });
+  for (const d of [...liveDirs, ...initrdDirs.values()]) rmSync(d, { recursive: true, force: true });
   liveDirs.clear();
-  initrdDir = initrd = null;
+  initrdDirs.clear();
 };
 // Under `bun test` (no "exit" event there) they go with the test file's afterAll.
 try {
@@ -223,10 +258,23 @@ try {
   process.on("exit", removeDirs);
 }
 
-/** Builds (once per process) the initramfs for `k` in a temp dir; returns the cpio path. */
+/** Builds (once per process and kernel) the initramfs for `k` in a temp dir; returns the cpio path. */
 function buildInitramfs(k: Kernel): string {
-  if (initrd) return initrd;
-  initrdDir = mkdtempSync(join(tmpdir(), "wgt-initrd-"));
+  const built = initrdDirs.get(k.vmlinuz);
+  if (built) return join(built, "initrd.cpio");
+  const initrdDir = mkdtempSync(join(tmpdir(), "wgt-initrd-"));
+  try {
+    writeInitramfs(k, initrdDir);
+  } catch (e) {
+    rmSync(initrdDir, { recursive: true, force: true });
+    throw e;
+  }
+  initrdDirs.set(k.vmlinuz, initrdDir);
+  return join(initrdDir, "initrd.cpio");
+}
+
+/** The initramfs of `k` as `dir`/initrd.cpio (its tree in `dir`/root). */
+function writeInitramfs(k: Kernel, initrdDir: string): void {
   const root = join(initrdDir, "root");
   mkdirSync(join(root, "bin"), { recursive: true });
   mkdirSync(join(root, "modules"));
@@ -234,7 +282,7 @@ function buildInitramfs(k: Kernel): string {
   writeFileSync(join(root, "init"), INIT, { mode: 0o755 });
   // The kernel's usermode helpers run in the initramfs root, not in the agent's chroot.
   mkdirSync(join(root, "sbin"));
-  writeFileSync(join(root, "sbin/modprobe"), '#!/bin/busybox sh\nexec /bin/busybox chroot /newroot /sbin/modprobe "$@"\n', { mode: 0o755 });
+  writeFileSync(join(root, "sbin/modprobe"), `#!/bin/busybox sh\nexec /bin/busybox chroot /newroot /sbin/modprobe -d '${k.modRoot}' "$@"\n`, { mode: 0o755 });
   const names: string[] = [];
   for (const rel of moduleOrder(k)) {
     const src = join(k.modDir, rel);
@@ -252,8 +300,6 @@ function buildInitramfs(k: Kernel): string {
   const out = join(initrdDir, "initrd.cpio");
   const r = Bun.spawnSync(["sh", "-c", `cd '${root}' && find . | cpio -o -H newc --quiet > '${out}'`], { stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`cpio failed: ${r.stderr}`);
-  initrd = out;
-  return out;
 }
 
 /** Per-process decision: null until the first boot tried KVM. */
@@ -376,9 +422,9 @@ export async function stopTestVm(lab: Lab | undefined, vm: Vm | undefined): Prom
 }
 
 export async function bootVm(opts: BootOpts): Promise<Vm> {
-  const why = vmUnavailable();
+  const why = vmUnavailable(opts.kernel);
   if (why) throw new Error(`cannot boot the test VM: ${why} (test/setup.sh installs what is missing)`);
-  const k = findKernel()!;
+  const k = opts.kernel ?? findKernel()!;
   const hostAddrs = opts.hostAddrs ?? ["10.77.0.1/24", "fd77::1/64"];
   const guestAddrs = opts.guestAddrs ?? ["10.77.0.2/24", "fd77::2/64"];
   const memMiB = opts.memMiB ?? 1024;

@@ -31,3 +31,71 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null 2>&1 || true
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+[ "${1:-}" = demo ] && exit 0
+
+# test/kernel-incr.test.ts also boots a kernel new enough to remove single allowed IPs (Linux
+# 6.16+): the newest `-amd64` kernel of trixie-backports (the cloud flavour has no 9p), chosen
+# now, fetched with an apt configuration of its own (the host's sources and package state stay
+# as they are) and unpacked, not installed, into $kernels/<release>/ (its packages' root, plus
+# the modules.dep that their postinst would have made), where it stays for later runs; lib-vm.ts
+# (cachedKernel) finds it there. A failure is written to $kernels/fetch-failed, which that test
+# reports; the rest of the suite goes on.
+fetch_kernel() {
+  local kernels=/var/cache/wgts-test/kernels apt=/var/cache/wgts-test/apt
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  if [ "$(id -u)" != 0 ]; then echo "test/setup.sh: not root, so no trixie-backports kernel in $kernels (test/kernel-incr.test.ts needs it)" >&2; return; fi
+  mkdir -p "$kernels" "$apt/lists/partial" "$apt/cache/archives/partial"
+  give_up() {
+    echo "test/setup.sh: $1" >&2
+    printf '%s\n' "$1" > "$kernels/fetch-failed"
+  }
+  [ -r "$keyring" ] || { give_up "cannot fetch a trixie-backports kernel: $keyring (debian-archive-keyring) missing"; return; }
+  echo "deb [signed-by=$keyring] http://deb.debian.org/debian trixie-backports main" > "$apt/sources.list"
+  local o=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
+  if ! apt-get "${o[@]}" update -qq --error-on=any > "$apt/update.log" 2>&1; then
+    give_up "cannot fetch a trixie-backports kernel: apt-get update failed: $(tail -n 3 "$apt/update.log" | tr '\n' ' ')"
+    return
+  fi
+  # The newest image all of whose dependencies of its own release are in the archive: newer
+  # kernels split the files into linux-binary-, linux-modules- and linux-base- packages, which
+  # for a superseded version may be gone while its image is still listed.
+  local candidate pkg= release= debs=() kind name
+  for candidate in $(apt-cache "${o[@]}" search --names-only '^linux-image-[0-9].*-amd64$' | cut -d' ' -f1 | grep -Ev -- '-(cloud|rt)-amd64$' | sort -Vr); do
+    release=${candidate#linux-image-} pkg=$candidate debs=()
+    while read -r kind name; do
+      [ "$kind" = Depends: ] || continue
+      case $name in
+        "<"*"-$release>") pkg= ;;
+        *"-$release") debs+=("$name") ;;
+      esac
+    done < <(apt-cache "${o[@]}" depends "$candidate")
+    [ -z "$pkg" ] || break
+  done
+  [ -n "$pkg" ] || { give_up "cannot fetch a trixie-backports kernel: no linux-image-<version>-amd64 listed with all its packages"; return; }
+  if [ ! -d "$kernels/$release" ]; then
+    local tmp=$kernels/.partial
+    rm -rf "$tmp" && mkdir -p "$tmp/debs"
+    if ! (cd "$tmp/debs" && apt-get "${o[@]}" download -qq "$pkg" "${debs[@]}" > ../download.log 2>&1 < /dev/null); then
+      give_up "cannot fetch $pkg: apt-get download failed: $(tail -n 3 "$tmp/download.log" | tr '\n' ' ')"
+      rm -rf "$tmp"
+      return
+    fi
+    for d in "$tmp"/debs/*.deb; do dpkg -x "$d" "$tmp" || { give_up "dpkg -x $d failed"; rm -rf "$tmp"; return; }; done
+    rm -rf "$tmp/debs" "$tmp/download.log"
+    # This depmod (and the guest's modprobe -d) looks in <root>/lib/modules, merged-/usr packages
+    # ship /usr/lib/modules.
+    [ -e "$tmp/lib" ] || ln -s usr/lib "$tmp/lib"
+    local mods=$tmp/lib/modules/$release
+    if ! { [ -e "$mods/vmlinuz" ] || [ -e "$tmp/boot/vmlinuz-$release" ]; } || [ -z "$(find "$mods" -name 'wireguard.ko*' -print -quit 2> /dev/null)" ] || [ -z "$(find "$mods" -name '9p.ko*' -print -quit 2> /dev/null)" ]; then
+      give_up "$pkg unpacked without a vmlinuz, wireguard or 9p module"
+      rm -rf "$tmp"
+      return
+    fi
+    depmod -b "$tmp" "$release" || { give_up "depmod for $pkg failed"; rm -rf "$tmp"; return; }
+    mv "$tmp" "$kernels/$release"
+    echo "test/setup.sh: unpacked $pkg into $kernels/$release"
+  fi
+  # Only the newest is kept.
+  find "$kernels" -mindepth 1 -maxdepth 1 ! -name "$release" -exec rm -rf {} +
+}
+fetch_kernel
