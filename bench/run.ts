@@ -1,6 +1,6 @@
 // Benchmark harness: our daemon vs wireguard-go in the same run, on the same machine.
 //
-//   bun bench/run.ts [--quick] [--impl wireguard-go,ours] [--rounds N] [--seconds S]
+//   bun bench/run.ts [--quick] [--impl wireguard-go,wireguard-go-gso,ours] [--rounds N] [--seconds S]
 //                    [--only aead,tunnel,handshake,scale,startup] [--hs-window N] [--build]
 //                    [--write | --no-write]
 //

@@ -41,21 +41,16 @@ fi
 # (cachedKernel) finds it there. A failure is written to $kernels/fetch-failed, which that test
 # reports; the rest of the suite goes on.
 fetch_kernel() {
-  local kernels=/var/cache/wgts-test/kernels apt=/var/cache/wgts-test/apt
-  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  local kernels=/var/cache/wgts-test/kernels
   if [ "$(id -u)" != 0 ]; then echo "test/setup.sh: not root, so no trixie-backports kernel in $kernels (test/kernel-incr.test.ts needs it)" >&2; return; fi
-  mkdir -p "$kernels" "$apt/lists/partial" "$apt/cache/archives/partial"
+  mkdir -p "$kernels"
   give_up() {
     echo "test/setup.sh: $1" >&2
     printf '%s\n' "$1" > "$kernels/fetch-failed"
   }
-  [ -r "$keyring" ] || { give_up "cannot fetch a trixie-backports kernel: $keyring (debian-archive-keyring) missing"; return; }
-  echo "deb [signed-by=$keyring] http://deb.debian.org/debian trixie-backports main" > "$apt/sources.list"
-  local o=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
-  if ! apt-get "${o[@]}" update -qq --error-on=any > "$apt/update.log" 2>&1; then
-    give_up "cannot fetch a trixie-backports kernel: apt-get update failed: $(tail -n 3 "$apt/update.log" | tr '\n' ' ')"
-    return
-  fi
+  . "$(dirname "$0")/private-apt.sh"
+  private_apt /var/cache/wgts-test/apt trixie-backports || { give_up "cannot fetch a trixie-backports kernel: $PRIVATE_APT_WHY"; return; }
+  local o=("${PRIVATE_APT[@]}")
   # The newest image all of whose dependencies of its own release are in the archive: newer
   # kernels split the files into linux-binary-, linux-modules- and linux-base- packages, which
   # for a superseded version may be gone while its image is still listed.

@@ -56,6 +56,14 @@ export const IMPLEMENTATIONS: Record<string, Implementation> = {
     unavailable: () => (which("wireguard-go") ? null : "wireguard-go not installed"),
     startTimeoutMs: 5000,
   },
+  // Debian trixie's newer build (0.0.20231211: UDP GSO/GRO, TUN offloads), fetched and unpacked
+  // by bench/fetch-wireguard-go.sh on first use.
+  "wireguard-go-gso": {
+    name: "wireguard-go-gso",
+    command: (iface) => [trixieWireguardGo() ?? "wireguard-go", "-f", iface],
+    unavailable: () => (trixieWireguardGo() ? null : `bench/fetch-wireguard-go.sh failed: ${fetchTrixie().why}`),
+    startTimeoutMs: 5000,
+  },
   // Our daemon from source, run by the same bun that runs the harness.
   ours: {
     name: "ours",
@@ -71,6 +79,17 @@ export const IMPLEMENTATIONS: Record<string, Implementation> = {
     startTimeoutMs: 5000,
   },
 };
+
+let trixie: { path: string | null; why: string } | null = null;
+function fetchTrixie(): { path: string | null; why: string } {
+  if (!trixie) {
+    const r = Bun.spawnSync(["bash", join(ROOT, "bench", "fetch-wireguard-go.sh")], { stdout: "pipe", stderr: "pipe" });
+    const path = r.stdout.toString().trim();
+    trixie = r.exitCode === 0 && existsSync(path) ? { path, why: "" } : { path: null, why: r.stderr.toString().trim() || `exit ${r.exitCode}` };
+  }
+  return trixie;
+}
+const trixieWireguardGo = () => fetchTrixie().path;
 
 export function getImplementation(name: string): Implementation {
   const impl = IMPLEMENTATIONS[name];
