@@ -83,6 +83,12 @@ export interface Engine {
    * kernel's re-check after its route cache was dropped). Returns how many were.
    */
   checkSources(keep: (ep: Endpoint) => boolean): number;
+  /**
+   * Whether some peer's current endpoint is `port` at the `family` address in addr[off..] (4 or
+   * 16 bytes, scope not compared): the platform's routing-loop guard asks it about datagrams from
+   * our own port.
+   */
+  isPeerEndpoint(family: 4 | 6, addr: Uint8Array, off: number, port: number): boolean;
   setMtu(mtu: number): void;
   /**
    * With DeviceOptions.deferHandshakes: work through queued handshake messages for about

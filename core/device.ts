@@ -255,6 +255,17 @@ export class Device implements Engine, UapiDevice {
     return dropped;
   }
 
+  isPeerEndpoint(family: 4 | 6, addr: Uint8Array, off: number, port: number): boolean {
+    const n = family === 4 ? 4 : 16;
+    next: for (const peer of this.peers.values()) {
+      const ep = peer.endpoint;
+      if (ep === null || ep.port !== port || ep.family !== family) continue;
+      for (let i = 0; i < n; i++) if (ep.addr[i] !== addr[off + i]) continue next;
+      return true;
+    }
+    return false;
+  }
+
   /** Everything in flight dropped: the handshake queue and every peer's sessions and timers. */
   private stopAll(): void {
     this.hsHead = this.hsCount = 0;

@@ -126,12 +126,13 @@ export class LinuxIO implements DeviceIO {
   private mtu = 0;
   private exitReason = "";
   private readonly onTun = (buf: Uint8Array, off: number, len: number) => {
-    if (this.loopGuard && isOwnDatagram(buf, off, len, this.udp.port)) {
+    if (this.loopGuard && isOwnDatagram(buf, off, len, this.udp.port, this.isPeerEndpoint)) {
       if (this.loopDrops++ % 1024 === 0) this.opts.log("debug", `Avoiding routing loop: an encrypted packet of ours came back through the interface (${this.loopDrops} so far)`);
       return;
     }
     this.engine!.sendTunPacket(buf, off, len);
   };
+  private readonly isPeerEndpoint = (family: 4 | 6, addr: Uint8Array, off: number, port: number) => this.engine!.isPeerEndpoint(family, addr, off, port);
   /** The TUN and the UDP socket share a namespace, so our own datagrams can loop (loop-guard.ts). */
   private loopGuard = true;
   /** Packets dropped by the loop guard (statistics). */
