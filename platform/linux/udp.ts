@@ -11,7 +11,7 @@
 
 import { Endpoint } from "../../core/endpoint.ts";
 import type { TxAccount } from "../../core/device-api.ts";
-import { EAGAIN, EINTR, EINVAL, EIO, EMSGSIZE, EOPNOTSUPP } from "../../core/errno.ts";
+import { EADDRNOTAVAIL, EAGAIN, EINTR, EINVAL, EIO, EMSGSIZE, ENETUNREACH, ENODEV, EOPNOTSUPP } from "../../core/errno.ts";
 import {
   Copier,
   AF_INET,
@@ -459,7 +459,6 @@ export class Udp {
       o = PKTINFO6_SPACE;
     }
     if (this.mSegs[i]! > 1) {
-      this.gsoMessages++;
       v.setUint32(base + o, CMSG_HDR + 2, true);
       v.setUint32(base + o + 4, 0, true);
       v.setInt32(base + o + 8, SOL_UDP, true);
@@ -478,10 +477,17 @@ export class Udp {
     for (let i = 0; i < total; i++) this.finish(i);
     let start = 0;
     let retries = 0;
+    /** Whose sticky source message `start` is being retried without (see below). */
+    let unsourced: Endpoint | null = null;
     while (start < total) {
       const n = libc.sendmmsg(this.fd, addr(this.sMsgs, start * MMSGHDR_SIZE), total - start, 0);
       if (n > 0) {
-        for (let k = start; k < start + n; k++) this.txPackets += this.mSegs[k]!;
+        unsourced?.clearSrc();
+        unsourced = null;
+        for (let k = start; k < start + n; k++) {
+          this.txPackets += this.mSegs[k]!;
+          if (this.mSegs[k]! > 1) this.gsoMessages++;
+        }
         start += n;
         continue;
       }
@@ -494,17 +500,21 @@ export class Udp {
         continue;
       }
       if (e === EINTR) continue;
-      // A stale sticky source (address removed: EINVAL, EADDRNOTAVAIL, ENETUNREACH...): forget it
-      // where it came from, unless that Endpoint has learnt another since, and retry the message
-      // without it so the kernel picks a source by route.
+      // What a sticky source no longer ours gets (ENETUNREACH for IPv4, EINVAL for IPv6, ENODEV
+      // when its interface is gone, EINVAL or EADDRNOTAVAIL from a route refusing it): retry the
+      // message without it, so the kernel picks a source by route. Only if the kernel takes it
+      // then is the source forgotten where it came from (unless that Endpoint has learnt another
+      // since): the same errno may mean something else (no route at all; for a GSO message, GSO
+      // refused), which the retry meets again and hands on below.
       const dst = this.mDst[start]!;
-      if (dst.hasSrc) {
+      if (dst.hasSrc && (e === ENETUNREACH || e === EINVAL || e === ENODEV || e === EADDRNOTAVAIL)) {
         const owner = this.mOwner[start]!;
-        if (owner.sameDst(dst) && owner.sameSrc(dst)) owner.clearSrc();
+        unsourced = owner.sameDst(dst) && owner.sameSrc(dst) ? owner : null;
         dst.hasSrc = false;
         this.finish(start);
         continue;
       }
+      unsourced = null;
       if (this.mSegs[start]! > 1 && (e === EIO || e === EINVAL || e === EMSGSIZE || e === EOPNOTSUPP)) {
         // The route or kernel refused UDP GSO (EIO without checksum offload, EINVAL on old
         // kernels): send this message datagram by datagram and stop batching that way.
