@@ -77,7 +77,8 @@ export class Tun {
   private readonly groPtr = addr(this.gro.buf, 0);
   private readonly split = new GsoSplitter();
   private readonly zeroHdr = new Uint8Array(VNET_HDR_LEN);
-  private readonly iov = new BigUint64Array(4);
+  /** struct iovec[2]: the zero header, then the packet; 32-bit words, so no BigInt per write. */
+  private readonly iov = new Uint32Array(8);
   /** Statistics: writes issued and refused. */
   writes = 0;
   writeErrors = 0;
@@ -91,8 +92,10 @@ export class Tun {
     this.name = name;
     this.vnet = vnet;
     this.readOffset = vnet ? VNET_HDR_LEN : 0;
-    this.iov[0] = BigInt(addr(this.zeroHdr, 0));
-    this.iov[1] = BigInt(VNET_HDR_LEN);
+    const hdr = addr(this.zeroHdr, 0);
+    this.iov[0] = hdr % 4294967296;
+    this.iov[1] = Math.floor(hdr / 4294967296);
+    this.iov[2] = VNET_HDR_LEN;
   }
 
   /** Statistics: packets merged into a previous one on write. */
@@ -192,8 +195,10 @@ export class Tun {
     this.writes++;
     let n: number;
     if (this.vnet) {
-      this.iov[2] = BigInt(this.lastPtr + off);
-      this.iov[3] = BigInt(len);
+      const p = this.lastPtr + off;
+      this.iov[4] = p % 4294967296;
+      this.iov[5] = Math.floor(p / 4294967296);
+      this.iov[6] = len;
       n = Number(libc.writev(this.fd, this.iov, 2));
       if (n >= 0) return n - VNET_HDR_LEN;
     } else {
