@@ -118,7 +118,7 @@ export class LinuxIO implements DeviceIO {
   private readonly nlBuf = new Uint8Array(8192);
   private kickFd = -1;
   private nlFd = -1;
-  /** Route and address notifications of the UDP socket's namespace, and a socket to ask it. */
+  /** IPv4 route and address notifications of the UDP socket's namespace, and a socket to ask it. */
   private rtFd = -1;
   private rtQuery: NetlinkSocket | null = null;
   private linkUp = false;
@@ -441,7 +441,8 @@ export class LinuxIO implements DeviceIO {
   /** The route monitor and query socket, where the UDP socket lives (--udp-netns). Best effort. */
   private openRouteMonitor(): void {
     const make = () => {
-      this.rtFd = openMonitor(RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE, false);
+      // IPv4 only: keepSource checks nothing else.
+      this.rtFd = openMonitor(RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE, false);
       try {
         this.rtQuery = openRtnetlink();
       } catch {
@@ -521,8 +522,6 @@ export class LinuxIO implements DeviceIO {
 
 const RTMGRP_IPV4_IFADDR = 0x10;
 const RTMGRP_IPV4_ROUTE = 0x40;
-const RTMGRP_IPV6_IFADDR = 0x100;
-const RTMGRP_IPV6_ROUTE = 0x400;
 const NETLINK_LISTEN_ALL_NSID = 8;
 
 /**
