@@ -67,8 +67,6 @@ export class Tun {
   fd: number;
   /** The interface name; follows a rename seen by link(). */
   name: string;
-  /** Bytes before the IP packet in every read (the virtio header when vnet is on). */
-  readonly readOffset: number;
   readonly vnet: boolean;
   private lastBuf: Uint8Array | null = null;
   private lastPtr = 0;
@@ -79,9 +77,8 @@ export class Tun {
   private readonly zeroHdr = new Uint8Array(VNET_HDR_LEN);
   /** struct iovec[2]: the zero header, then the packet; 32-bit words, so no BigInt per write. */
   private readonly iov = new Uint32Array(8);
-  /** Statistics: writes issued and refused. */
+  /** Statistics: writes issued. */
   writes = 0;
-  writeErrors = 0;
   /** Merging on write; switched off if the kernel rejects a merged packet. */
   groEnabled = true;
   private readonly rbuf = new Uint8Array(VNET_HDR_LEN + 65536 + 256);
@@ -91,7 +88,6 @@ export class Tun {
     this.fd = fd;
     this.name = name;
     this.vnet = vnet;
-    this.readOffset = vnet ? VNET_HDR_LEN : 0;
     const hdr = addr(this.zeroHdr, 0);
     this.iov[0] = hdr % 4294967296;
     this.iov[1] = Math.floor(hdr / 4294967296);
@@ -178,11 +174,8 @@ export class Tun {
     if (bytes === 0) return;
     const n = Number(libc.write(this.fd, this.groPtr, bytes));
     this.writes++;
-    if (n < 0) {
-      this.writeErrors++;
-      // A kernel that refuses our GSO packets (EINVAL): stop merging; TCP resends what was lost.
-      if (this.gro.count > 1 && errno() === EINVAL) this.groEnabled = false;
-    }
+    // A kernel that refuses our GSO packets (EINVAL): stop merging; TCP resends what was lost.
+    if (n < 0 && this.gro.count > 1 && errno() === EINVAL) this.groEnabled = false;
     this.gro.clear();
   }
 
