@@ -3,9 +3,9 @@
 // Bun's FFI calls are synchronous, so a blocking read() would freeze the event loop (UAPI,
 // timers). Every fd is therefore non-blocking, and the loop runs in three states:
 //
-//   idle     A small Worker blocks in poll() on the TUN, UDP, link-monitor and kick fds. When one
-//            is readable it records which (S_READY), raises S_STATE and waits; the main thread,
-//            parked in Atomics.waitAsync, wakes up.
+//   idle     A small Worker blocks in poll() on the TUN, UDP, link-monitor, route-monitor and
+//            kick fds. When one is readable it records which (S_READY), raises S_STATE and waits;
+//            the main thread, parked in Atomics.waitAsync, wakes up.
 //   drain    The main thread reads only the fds poll reported (drain(): recvmmsg batches into
 //            the engine, the handshake queue for a bounded slice, TUN reads), flushes one
 //            sendmmsg and runs due timers.
