@@ -5,6 +5,11 @@ import type { AllowedIPs } from "./allowedips.ts";
 import type { Endpoint } from "./endpoint.ts";
 import type { Peer } from "./peer.ts";
 
+/** A log message's level (wireguard-go prints verbose and debug both as DEBUG). */
+export type LogLevel = "error" | "verbose" | "debug";
+/** Where log lines go (the daemon prints them; tests collect them). */
+export type Logger = (level: LogLevel, msg: string) => void;
+
 /** The tunnel MTU a new interface gets, as wireguard-go and the kernel choose it. */
 export const DEFAULT_MTU = 1420;
 
@@ -34,7 +39,7 @@ export interface DeviceIO {
   scopeName?(scope: number): string;
   /** Structured notifications (handshake complete, endpoint changed, peer added...). */
   event?(ev: DeviceEvent): void;
-  log?(level: "error" | "verbose" | "debug", msg: string): void;
+  log?(level: LogLevel, msg: string): void;
 }
 
 export type DeviceEvent =
@@ -130,7 +135,7 @@ export interface UapiDevice {
   readonly allowedIps: AllowedIPs<Peer>;
   /** Whether log() goes anywhere (peer names for log lines are then worth building). */
   readonly logging: boolean;
-  log(level: "error" | "verbose" | "debug", msg: string): void;
+  log(level: LogLevel, msg: string): void;
   setPrivateKey(key: Uint8Array | null): void;
   /** After a new private key: peers with persistent keepalive send one, the others their staged packets. */
   startPeers(): void;

@@ -10,6 +10,7 @@ import {
   type DeviceIO,
   type DeviceOptions,
   type Engine,
+  type LogLevel,
   type TxAccount,
   type UapiDevice,
   type UapiReply,
@@ -819,7 +820,7 @@ export class Device implements Engine, UapiDevice {
     this.io.event?.(ev);
   }
 
-  log(level: "error" | "verbose" | "debug", msg: string): void {
+  log(level: LogLevel, msg: string): void {
     this.io.log?.(level, msg);
   }
 }

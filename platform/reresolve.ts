@@ -4,6 +4,7 @@
 // older than 135 s (or that never had one) is looked up again every interval, and a changed
 // address becomes its endpoint. A working session is never touched, so roaming still wins.
 import { lookup } from "node:dns/promises";
+import type { Logger } from "../core/device-api.ts";
 import { keyFromBase64, keyToHex } from "../core/encoding.ts";
 
 /** Handshake age after which the hostname is looked up again (contrib/reresolve-dns uses 135 s). */
@@ -29,7 +30,7 @@ export interface ReresolverOptions {
   peer(publicKeyHex: string): PeerView | null;
   /** Point the peer at `endpoint` (numeric, UAPI spelling). */
   setEndpoint(publicKeyHex: string, endpoint: string): void;
-  log(level: "error" | "verbose", msg: string): void;
+  log: Logger;
   wallNow?: () => number;
 }
 

@@ -23,7 +23,7 @@
 // idle; node:fs reads were not used because they cost a thread-pool hop per packet.
 // bench/RESULTS.md has the measurements behind LINGER_US, HOT_MS and the drain order.
 
-import type { DeviceEvent, DeviceIO, Engine, TxAccount, UapiReply } from "../../core/device-api.ts";
+import type { DeviceEvent, DeviceIO, Engine, LogLevel, Logger, TxAccount, UapiReply } from "../../core/device-api.ts";
 import type { Endpoint } from "../../core/endpoint.ts";
 import { EBADF, EBADFD, EIO, ENOBUFS } from "../../core/errno.ts";
 import { AF_INET, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_NETLINK, SysError, errno, libc, setInt } from "./libc.ts";
@@ -32,9 +32,6 @@ import { openRtnetlink, routeOutputIf } from "./rtnetlink.ts";
 import type { Tun } from "./tun.ts";
 import { isOwnDatagram } from "./loop-guard.ts";
 import { BATCH, Udp, scopeName } from "./udp.ts";
-
-export type LogLevel = "silent" | "error" | "verbose" | "debug";
-export type Logger = (level: "error" | "verbose" | "debug", msg: string) => void;
 
 // Shared flag layout (Int32 indices).
 const S_STATE = 0; // 0 = poller armed/polling, 1 = something readable, main thread working
@@ -182,7 +179,7 @@ export class LinuxIO implements DeviceIO {
     return scopeName(scope);
   }
 
-  log(level: "error" | "verbose" | "debug", msg: string): void {
+  log(level: LogLevel, msg: string): void {
     this.opts.log(level, msg);
   }
 
