@@ -74,9 +74,11 @@ export interface Engine {
   nextDeadline(): number;
   /** One whole UAPI request ("get=1\n\n" or "set=1\n...\n\n") in, the whole response out. */
   uapi(request: string): UapiReply;
-  /** Interface administratively up/down (timers only run while up; down clears sessions like go). */
+  /**
+   * Bind the port (io.bind) and start; the engine runs once the link is up too (setLinkUp).
+   * Throws the bind error, and then stays down.
+   */
   up(): void;
-  down(): void;
   /**
    * The TUN link's administrative state (default up). Down is the kernel's device stop: sessions,
    * timers and staged packets go and nothing is sent or answered, while the port stays bound

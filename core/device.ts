@@ -229,6 +229,7 @@ export class Device implements Engine, UapiDevice {
     this.startPeers();
   }
 
+  /** Stops, like go's device down: sessions and timers go, nothing is sent or answered (close() and tests use it). */
   down(): void {
     if (!this.isUp) return;
     this.isUp = false;
