@@ -33,8 +33,6 @@ import { homeNetnsInode, runInNetns } from "./netns.ts";
 import { netnsIdAssign } from "./rtnetlink.ts";
 import { GsoSplitter, TcpMerger, VNET_HDR_LEN, type Deliver } from "./tun-offload.ts";
 
-export { VNET_HDR_LEN } from "./tun-offload.ts";
-
 const IFF_VNET_HDR = 0x4000;
 const TUNSETOFFLOAD = 0x400454d0;
 const TUN_F_CSUM = 1;

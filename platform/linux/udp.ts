@@ -91,7 +91,7 @@ function unsent(account: TxAccount | undefined, bytes: number): void {
   if (account !== undefined) account.txBytes -= bytes;
 }
 
-export type UdpReceive = (buf: Uint8Array, off: number, len: number, src: Endpoint) => void;
+type UdpReceive = (buf: Uint8Array, off: number, len: number, src: Endpoint) => void;
 
 export class Udp {
   fd = -1;
