@@ -65,6 +65,8 @@ const SOL_UDP = 17;
 const UDP_SEGMENT = 103;
 const UDP_GRO = 104;
 const SOCKBUF = 7 << 20;
+/** UDP GSO on send and UDP_GRO on receive; WG_UDP_GSO=0 turns both off. */
+const UDP_OFFLOAD = process.env.WG_UDP_GSO !== "0";
 
 const POLLOUT = 4;
 const SOCKADDR_IN_SIZE = 16;
@@ -138,7 +140,7 @@ export class Udp {
   /** No message is open for more datagrams (none queued, or the last one ended short). */
   private mClosed = true;
   /** UDP GSO (UDP_SEGMENT) on send; switched off for good if the kernel or route refuses it. */
-  gso = process.env.WG_UDP_GSO !== "0";
+  gso = UDP_OFFLOAD;
   /** Statistics: sendmmsg messages that carried several datagrams. */
   gsoMessages = 0;
 
@@ -217,7 +219,7 @@ export class Udp {
       setInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
     }
     // Coalesced receive: a burst from one sender may arrive as one buffer of equal-size datagrams.
-    this.gro = process.env.WG_UDP_GSO !== "0" && setInt(fd, SOL_UDP, UDP_GRO, 1) === 0;
+    this.gro = UDP_OFFLOAD && setInt(fd, SOL_UDP, UDP_GRO, 1) === 0;
     if (fwmark !== 0 && setInt(fd, SOL_SOCKET, SO_MARK, fwmark | 0) < 0) fail("setsockopt(SO_MARK)");
     if (setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCKBUF) < 0) setInt(fd, SOL_SOCKET, SO_RCVBUF, SOCKBUF);
     if (setInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SOCKBUF) < 0) setInt(fd, SOL_SOCKET, SO_SNDBUF, SOCKBUF);
