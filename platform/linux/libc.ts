@@ -254,6 +254,12 @@ export function ifreq(name: string): Uint8Array {
   return req;
 }
 
+/** The interface name at the start of `buf` (struct ifreq, if_indextoname's output), NUL-terminated. */
+export function ifName(buf: Uint8Array): string {
+  const end = buf.indexOf(0);
+  return new TextDecoder().decode(buf.subarray(0, end < 0 ? IFNAMSIZ : end));
+}
+
 let ctlFd = -1;
 /** A throwaway datagram socket for interface ioctls (flags, MTU). */
 function controlSocket(): number {

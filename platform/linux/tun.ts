@@ -21,6 +21,7 @@ import {
   errno,
   getIfFlags,
   getIfMtu,
+  ifName,
   ifreq,
   ioctlValue,
   libc,
@@ -130,9 +131,7 @@ export class Tun {
       // Best effort: without it the kernel just keeps segmenting for us.
       ioctlValue(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
     }
-    const end = req.indexOf(0);
-    const actual = new TextDecoder().decode(req.subarray(0, end < 0 ? 16 : end));
-    return new Tun(fd, actual, vnet);
+    return new Tun(fd, ifName(req), vnet);
   }
 
   /**
@@ -217,8 +216,7 @@ export class Tun {
   link(): LinkState | null | undefined {
     const req = new Uint8Array(40);
     if (libc.ioctl(this.fd, TUNGETIFF, req) < 0) return errno() === EBADFD || this.fd < 0 ? null : this.linkHere();
-    const end = req.indexOf(0);
-    this.name = new TextDecoder().decode(req.subarray(0, end < 0 ? 16 : end));
+    this.name = ifName(req);
     const nsFd = ioctlValue(this.fd, TUNGETDEVNETNS, 0);
     if (nsFd < 0) return this.linkHere();
     try {

@@ -46,6 +46,7 @@ import {
   SysError,
   addr,
   errno,
+  ifName,
   libc,
   setInt,
 } from "./libc.ts";
@@ -75,8 +76,7 @@ const SOCKADDR_IN_SIZE = 16;
 export function scopeName(index: number): string {
   const name = new Uint8Array(16);
   if (libc.if_indextoname(index, name) === null) return String(index);
-  const end = name.indexOf(0);
-  return new TextDecoder().decode(name.subarray(0, end < 0 ? 16 : end));
+  return ifName(name);
 }
 
 function isV4Mapped(b: Uint8Array, off: number): boolean {
