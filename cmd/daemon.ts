@@ -16,7 +16,7 @@ import { formatEndpoint } from "../core/peer.ts";
 import { eventLine } from "../core/tools/events.ts";
 import { emptyDeviceConfig, emptyPeerConfig } from "../core/tools/containers.ts";
 import { buildSetRequest, parseSetResponse } from "../core/tools/uapi.ts";
-import { keyFromHex } from "../core/encoding.ts";
+import { keyFromHex, keyToBase64 } from "../core/encoding.ts";
 import { strerror } from "../core/errno.ts";
 import { LinuxIO } from "../platform/linux/io-loop.ts";
 import { detachStdio } from "../platform/linux/stdio.ts";
@@ -31,7 +31,7 @@ function daemonEventLine(iface: string, ev: DeviceEvent, dev: Device): string {
   const peer = ev.type === "peer-removed" ? undefined : dev.peers.get(ev.publicKey);
   const endpoint = "endpoint" in ev ? ev.endpoint : null;
   const iso = (ms: number) => new Date(ms).toISOString();
-  return eventLine(iface, ev.type, Buffer.from(ev.publicKey, "hex").toString("base64"), endpoint, peer?.lastHandshakeWallMs ?? 0, Date.now(), iso);
+  return eventLine(iface, ev.type, keyToBase64(keyFromHex(ev.publicKey)!), endpoint, peer?.lastHandshakeWallMs ?? 0, Date.now(), iso);
 }
 
 /** argv = the words after the subcommand. Returns the exit status. */
