@@ -10,15 +10,15 @@ import { READY_ENV, launchDaemon } from "./launch.ts";
 import { selfCommand } from "./self.ts";
 import { wantsHelp } from "./cli.ts";
 import { USAGE, VERSION, daemonHelp, parseDaemonArgs, type DaemonOptions } from "./daemon-args.ts";
-import { DEFAULT_MTU, type Clock, type DeviceEvent } from "../core/device-api.ts";
+import { DEFAULT_MTU, type Clock, type DeviceEvent, type LogLevel, type Logger } from "../core/device-api.ts";
 import type { Device } from "../core/device.ts";
 import { formatEndpoint } from "../core/peer.ts";
 import { eventLine } from "../core/tools/events.ts";
 import { emptyDeviceConfig, emptyPeerConfig } from "../core/tools/containers.ts";
 import { buildSetRequest, parseSetResponse } from "../core/tools/uapi.ts";
-import { keyFromHex } from "../core/encoding.ts";
+import { keyFromHex, keyToBase64 } from "../core/encoding.ts";
 import { strerror } from "../core/errno.ts";
-import { LinuxIO, type LogLevel } from "../platform/linux/io-loop.ts";
+import { LinuxIO } from "../platform/linux/io-loop.ts";
 import { detachStdio } from "../platform/linux/stdio.ts";
 import { Tun } from "../platform/linux/tun.ts";
 import { listenUapi, socketInode, type UapiListener } from "../platform/linux/uapi-listener.ts";
@@ -31,7 +31,7 @@ function daemonEventLine(iface: string, ev: DeviceEvent, dev: Device): string {
   const peer = ev.type === "peer-removed" ? undefined : dev.peers.get(ev.publicKey);
   const endpoint = "endpoint" in ev ? ev.endpoint : null;
   const iso = (ms: number) => new Date(ms).toISOString();
-  return eventLine(iface, ev.type, Buffer.from(ev.publicKey, "hex").toString("base64"), endpoint, peer?.lastHandshakeWallMs ?? 0, Date.now(), iso);
+  return eventLine(iface, ev.type, keyToBase64(keyFromHex(ev.publicKey)!), endpoint, peer?.lastHandshakeWallMs ?? 0, Date.now(), iso);
 }
 
 /** argv = the words after the subcommand. Returns the exit status. */
@@ -60,9 +60,10 @@ export async function daemonMain(argv: string[]): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Logging
 
-type Log = (level: "error" | "verbose" | "debug", msg: string) => void;
+/** LOG_LEVEL: the least severe level printed, or none. */
+type Verbosity = LogLevel | "silent";
 
-function parseLevel(s: string | undefined): LogLevel {
+function parseLevel(s: string | undefined): Verbosity {
   switch (s) {
     case "verbose":
     case "debug":
@@ -80,7 +81,7 @@ function stamp(): string {
   return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-function makeLogger(iface: string, level: LogLevel): Log {
+function makeLogger(iface: string, level: Verbosity): Logger {
   const verbose = level === "debug" || level === "verbose";
   const errors = level !== "silent";
   return (lvl, msg) => {
@@ -106,7 +107,7 @@ interface Running {
   hook: { beforeRequest: () => void };
 }
 
-async function runForeground(iface: string, level: LogLevel, opts: DaemonOptions = {}): Promise<number> {
+async function runForeground(iface: string, level: Verbosity, opts: DaemonOptions = {}): Promise<number> {
   const log = makeLogger(iface, level);
   log("verbose", `Starting wgts daemon version ${VERSION}`);
   let udpNetns: NetnsSwitch | null;
@@ -149,7 +150,7 @@ function openUdpNetns(spec: string): NetnsSwitch {
   }
 }
 
-function createTun(iface: string, log: Log): Tun {
+function createTun(iface: string, log: Logger): Tun {
   let tun: Tun;
   try {
     tun = Tun.open(iface);
@@ -168,7 +169,7 @@ function createTun(iface: string, log: Log): Tun {
  * libcrypto behind the core's crypto seams where it loads. WG_CRYPTO=noble keeps the
  * pure-TypeScript fallback (what runs where libcrypto is missing).
  */
-async function loadCrypto(log: Log): Promise<void> {
+async function loadCrypto(log: Logger): Promise<void> {
   if (process.env.WG_CRYPTO === "noble") {
     log("verbose", "AEAD, X25519 and BLAKE2s backends: noble (WG_CRYPTO=noble)");
     return;
@@ -182,7 +183,7 @@ async function loadCrypto(log: Log): Promise<void> {
 }
 
 /** The engine on its I/O loop, configured and watched through the UAPI socket. */
-async function startDevice(iface: string, tun: Tun, udpNetns: NetnsSwitch | null, log: Log): Promise<Running> {
+async function startDevice(iface: string, tun: Tun, udpNetns: NetnsSwitch | null, log: Logger): Promise<Running> {
   const clock: Clock = { mono: () => performance.now(), wall: () => Date.now() };
   let engine: Device | null = null;
   let uapi: UapiListener | null = null;
@@ -255,7 +256,7 @@ function reportReady(): void {
 }
 
 /** Off unless hostnames were given; --reresolve-dns/WG_RERESOLVE_DNS only tune the interval. */
-function startReresolver(dev: Running, opts: DaemonOptions, log: Log): EndpointReresolver | null {
+function startReresolver(dev: Running, opts: DaemonOptions, log: Logger): EndpointReresolver | null {
   if (!opts.hostnames || opts.hostnames.length === 0) return null;
   const { engine, io } = dev;
   const reresolver = new EndpointReresolver(opts.hostnames, {
@@ -290,7 +291,7 @@ const WARM_MAX_DELAY_MS = 1000;
  * turns it off. It waits for UAPI to go quiet, because `wg-quick up` configures the daemon right
  * after it reports ready and those requests must not queue behind the warm-up.
  */
-async function scheduleWarmUp(dev: Running, packets: number, log: Log): Promise<void> {
+async function scheduleWarmUp(dev: Running, packets: number, log: Logger): Promise<void> {
   if (!(packets > 0)) return;
   const { warmUpIo } = await import("../platform/linux/io-warmup.ts");
   const { warmUp } = await import("../core/warmup.ts");

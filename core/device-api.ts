@@ -5,6 +5,11 @@ import type { AllowedIPs } from "./allowedips.ts";
 import type { Endpoint } from "./endpoint.ts";
 import type { Peer } from "./peer.ts";
 
+/** A log message's level (wireguard-go prints verbose and debug both as DEBUG). */
+export type LogLevel = "error" | "verbose" | "debug";
+/** Where log lines go (the daemon prints them; tests collect them). */
+export type Logger = (level: LogLevel, msg: string) => void;
+
 /** The tunnel MTU a new interface gets, as wireguard-go and the kernel choose it. */
 export const DEFAULT_MTU = 1420;
 
@@ -34,7 +39,7 @@ export interface DeviceIO {
   scopeName?(scope: number): string;
   /** Structured notifications (handshake complete, endpoint changed, peer added...). */
   event?(ev: DeviceEvent): void;
-  log?(level: "error" | "verbose" | "debug", msg: string): void;
+  log?(level: LogLevel, msg: string): void;
 }
 
 export type DeviceEvent =
@@ -69,9 +74,11 @@ export interface Engine {
   nextDeadline(): number;
   /** One whole UAPI request ("get=1\n\n" or "set=1\n...\n\n") in, the whole response out. */
   uapi(request: string): UapiReply;
-  /** Interface administratively up/down (timers only run while up; down clears sessions like go). */
+  /**
+   * Bind the port (io.bind) and start; the engine runs once the link is up too (setLinkUp).
+   * Throws the bind error, and then stays down.
+   */
   up(): void;
-  down(): void;
   /**
    * The TUN link's administrative state (default up). Down is the kernel's device stop: sessions,
    * timers and staged packets go and nothing is sent or answered, while the port stays bound
@@ -83,6 +90,12 @@ export interface Engine {
    * kernel's re-check after its route cache was dropped). Returns how many were.
    */
   checkSources(keep: (ep: Endpoint) => boolean): number;
+  /**
+   * Whether some peer's current endpoint is `port` at the `family` address in addr[off..] (4 or
+   * 16 bytes, scope not compared): the platform's routing-loop guard asks it about datagrams from
+   * our own port.
+   */
+  isPeerEndpoint(family: 4 | 6, addr: Uint8Array, off: number, port: number): boolean;
   setMtu(mtu: number): void;
   /**
    * With DeviceOptions.deferHandshakes: work through queued handshake messages for about
@@ -124,7 +137,7 @@ export interface UapiDevice {
   readonly allowedIps: AllowedIPs<Peer>;
   /** Whether log() goes anywhere (peer names for log lines are then worth building). */
   readonly logging: boolean;
-  log(level: "error" | "verbose" | "debug", msg: string): void;
+  log(level: LogLevel, msg: string): void;
   setPrivateKey(key: Uint8Array | null): void;
   /** After a new private key: peers with persistent keepalive send one, the others their staged packets. */
   startPeers(): void;

@@ -10,6 +10,7 @@ import {
   type DeviceIO,
   type DeviceOptions,
   type Engine,
+  type LogLevel,
   type TxAccount,
   type UapiDevice,
   type UapiReply,
@@ -228,6 +229,7 @@ export class Device implements Engine, UapiDevice {
     this.startPeers();
   }
 
+  /** Stops, like go's device down: sessions and timers go, nothing is sent or answered (close() and tests use it). */
   down(): void {
     if (!this.isUp) return;
     this.isUp = false;
@@ -253,6 +255,17 @@ export class Device implements Engine, UapiDevice {
       }
     }
     return dropped;
+  }
+
+  isPeerEndpoint(family: 4 | 6, addr: Uint8Array, off: number, port: number): boolean {
+    const n = family === 4 ? 4 : 16;
+    next: for (const peer of this.peers.values()) {
+      const ep = peer.endpoint;
+      if (ep === null || ep.port !== port || ep.family !== family) continue;
+      for (let i = 0; i < n; i++) if (ep.addr[i] !== addr[off + i]) continue next;
+      return true;
+    }
+    return false;
   }
 
   /** Everything in flight dropped: the handshake queue and every peer's sessions and timers. */
@@ -808,7 +821,7 @@ export class Device implements Engine, UapiDevice {
     this.io.event?.(ev);
   }
 
-  log(level: "error" | "verbose" | "debug", msg: string): void {
+  log(level: LogLevel, msg: string): void {
     this.io.log?.(level, msg);
   }
 }

@@ -46,7 +46,7 @@ const ERRNO_TEXT: readonly string[] = [
 export const EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, EACCES = 13, ENODEV = 19;
 export const EINVAL = 22, ENOSPC = 28, ERANGE = 34, ENAMETOOLONG = 36, ENOSYS = 38, EPROTO = 71, EBADMSG = 74;
 export const EBADFD = 77, EMSGSIZE = 90, EPROTONOSUPPORT = 93, EOPNOTSUPP = 95, EAFNOSUPPORT = 97, EADDRINUSE = 98;
-export const ENETUNREACH = 101, ENOBUFS = 105, ECONNREFUSED = 111;
+export const EADDRNOTAVAIL = 99, ENETUNREACH = 101, ENOBUFS = 105, ECONNREFUSED = 111;
 
 export function strerror(n: number): string {
   return n >= 0 && n < ERRNO_TEXT.length ? ERRNO_TEXT[n]! : `Unknown error ${n}`;

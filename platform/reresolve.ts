@@ -4,6 +4,8 @@
 // older than 135 s (or that never had one) is looked up again every interval, and a changed
 // address becomes its endpoint. A working session is never touched, so roaming still wins.
 import { lookup } from "node:dns/promises";
+import type { Logger } from "../core/device-api.ts";
+import { keyFromBase64, keyToHex } from "../core/encoding.ts";
 
 /** Handshake age after which the hostname is looked up again (contrib/reresolve-dns uses 135 s). */
 export const RERESOLVE_STALE_MS = 135_000;
@@ -28,7 +30,7 @@ export interface ReresolverOptions {
   peer(publicKeyHex: string): PeerView | null;
   /** Point the peer at `endpoint` (numeric, UAPI spelling). */
   setEndpoint(publicKeyHex: string, endpoint: string): void;
-  log(level: "error" | "verbose", msg: string): void;
+  log: Logger;
   wallNow?: () => number;
 }
 
@@ -36,8 +38,8 @@ export interface ReresolverOptions {
 export function parseHostnameEndpoint(spec: string): HostnameEndpoint | null {
   // A base64 key is 44 characters and ends in "=" itself; the separator follows it.
   if (spec.length < 46 || spec[44] !== "=") return null;
-  const key = Buffer.from(spec.slice(0, 44), "base64");
-  if (key.length !== 32 || key.toString("base64") !== spec.slice(0, 44)) return null;
+  const key = keyFromBase64(spec.slice(0, 44));
+  if (key === null) return null;
   const rest = spec.slice(45);
   let host: string;
   let portText: string;
@@ -53,7 +55,7 @@ export function parseHostnameEndpoint(spec: string): HostnameEndpoint | null {
     portText = rest.slice(colon + 1);
   }
   if (host === "" || !/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) return null;
-  return { publicKeyHex: key.toString("hex"), host, port: Number(portText) };
+  return { publicKeyHex: keyToHex(key), host, port: Number(portText) };
 }
 
 export class EndpointReresolver {

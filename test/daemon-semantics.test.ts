@@ -1,12 +1,13 @@
 // The daemon where users rely on kernel WireGuard's behaviour (issue 13), on real namespaces and
 // packets: the interface moved into another namespace, sticky sources re-checked when routes
 // change, persistent keepalive whatever the configuration order, and the neighbouring cases
-// (routing loop, tunnel inside a tunnel, private-key change on both sides).
+// (routing loop, a LAN host's WireGuard forwarded through the tunnel, tunnel inside a tunnel,
+// private-key change on both sides).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { socketPath } from "../platform/socket-path.ts";
 import { Lab, type Netns, waitFor } from "./netns.ts";
-import { genkey, ifname as uniqueIfname, keyFile, rssKiB, startDaemon } from "./lib-wgpair.ts";
+import { BUN, genkey, ifname as uniqueIfname, keyFile, rssKiB, startDaemon } from "./lib-wgpair.ts";
 
 let lab: Lab;
 beforeAll(() => {
@@ -217,6 +218,27 @@ describe("neighbouring cases", () => {
       nsA.sh(`ip route del 10.101.0.2/32 dev ${ia}`);
       expect(await pingUntil(nsA, "10.102.0.2", 12_000)).toBe(true);
       expect(pa.output()).toContain("Avoiding routing loop");
+    } finally {
+      await stop();
+    }
+  }, 40_000);
+
+  test("a LAN host's own WireGuard on our port number, masqueraded through the tunnel (VPN router): carried, not taken for a loop", async () => {
+    const { nsA, nsB, ia, pa, stop } = await pair("fw", 109, { allowedA: "0.0.0.0/0" });
+    const nsL = lab.ns("fwl");
+    lab.veth(nsL, nsA, { a: ["10.111.0.2/24"], b: ["10.111.0.1/24"] }, "lan");
+    try {
+      expect(await pingUntil(nsA, "10.110.0.2")).toBe(true);
+      nsA.sh("sysctl -qw net.ipv4.ip_forward=1");
+      nsA.sh(`nft add table ip nat && nft add chain ip nat post '{ type nat hook postrouting priority srcnat; }' && nft add rule ip nat post oifname ${ia} masquerade`);
+      nsL.sh("ip route add default via 10.111.0.1");
+      const listener = nsB.spawn([BUN, "-e", `require("node:dgram").createSocket("udp4").on("message", (m, r) => console.log("got " + m + " from " + r.address + ":" + r.port)).bind(5555, () => console.log("listening"))`]);
+      expect(await waitFor(() => listener.output().includes("listening"), 5000)).toBe(true);
+      // From L's port 41091, A's listen port; masquerading keeps it: UDP 10.110.0.1:41091 -> 10.110.0.2:5555 on A's TUN.
+      const sender = `const s = require("node:dgram").createSocket("udp4"); s.bind(41091, async () => { for (let i = 0; i < 3; i++) { s.send("lan", 5555, "10.110.0.2"); await Bun.sleep(100); } s.close(); })`;
+      expect(nsL.run([BUN, "-e", sender]).code).toBe(0);
+      expect(await waitFor(() => listener.output().includes("got lan from 10.110.0.1:41091"), 3000)).toBe(true);
+      expect(pa.output()).not.toContain("Avoiding routing loop");
     } finally {
       await stop();
     }

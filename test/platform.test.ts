@@ -211,6 +211,58 @@ console.log(JSON.stringify({ mark, replyFrom, linkLocalReply, gsoAfter: u.gso, t
   }, 20000);
 });
 
+describe("UDP sticky source refused", () => {
+  test("forgotten when the kernel takes the datagram without it; kept through no route, a GSO refusal and a firewall drop", () => {
+    const ns = lab.ns("us");
+    const [dev] = lab.veth(ns, lab.ns("ut"), { a: ["10.8.0.1/24", "fd08::1/64"], b: ["10.8.0.2/24", "fd08::2/64"] });
+    const p = script(
+      "udp-sticky.ts",
+      `
+import { Udp } from "@ROOT@/platform/linux/udp.ts";
+import { Endpoint } from "@ROOT@/core/endpoint.ts";
+import { cstr, libc } from "@ROOT@/platform/linux/libc.ts";
+const sh = (c: string) => { const r = Bun.spawnSync(["sh", "-c", c]); if (r.exitCode !== 0) throw new Error(c + ": " + r.stderr); };
+sh("nft add table inet t && nft add chain inet t out '{ type filter hook output priority 0; }' && nft add rule inet t out udp dport 9 drop");
+const ifx = libc.if_nametoindex(cstr(process.argv[2]!));
+const v4 = (n: number, last: number) => [10, n, 0, last];
+const v6 = (n: number, last: number) => [0xfd, n, ...Array(13).fill(0), last];
+/** count datagrams of len bytes to <net>.2:port from sticky source <8>.<src> on interface srcIf, on a fresh socket. */
+function run(family: 4 | 6, net: number, port: number, src: number, srcIf: number, count = 1, len = 100) {
+  const u = new Udp();
+  u.bind(0, 0);
+  const addr = family === 4 ? v4 : v6;
+  const ep = Endpoint.of(family, addr(net, 2), port);
+  ep.hasSrc = true;
+  ep.src.set(addr(8, src));
+  ep.srcIfindex = srcIf;
+  for (let i = 0; i < count; i++) u.send(new Uint8Array(len), 0, len, ep);
+  u.flush();
+  u.close();
+  return { kept: ep.hasSrc, tx: u.txPackets, dropped: u.txDropped, gso: u.gso, gsoMessages: u.gsoMessages };
+}
+console.log(JSON.stringify({
+  stale4: run(4, 8, 7, 99, ifx), // no longer an address here (ENETUNREACH)
+  stale6: run(6, 8, 7, 99, ifx), // the same for IPv6 (EINVAL)
+  goneIf6: run(6, 8, 7, 1, 9999), // its interface is gone (ENODEV)
+  staleGso: run(4, 8, 7, 99, ifx, 4, 1000), // a stale source on a GSO message
+  noRoute: run(4, 9, 7, 1, ifx), // no route to the destination at all (ENETUNREACH)
+  gsoRefused: run(4, 8, 7, 1, ifx, 4, 3000), // segments above the MTU: GSO refused
+  firewall: run(4, 8, 9, 1, ifx), // dropped by the output hook (EPERM)
+}));
+`,
+    );
+    const r = runIn(ns, p, [dev]);
+    const sent = (n: number, gsoMessages = 0) => ({ kept: false, tx: n, dropped: 0, gso: true, gsoMessages });
+    expect(r.stale4).toEqual(sent(1));
+    expect(r.stale6).toEqual(sent(1));
+    expect(r.goneIf6).toEqual(sent(1));
+    expect(r.staleGso).toEqual(sent(4, 1));
+    expect(r.noRoute).toEqual({ kept: true, tx: 0, dropped: 1, gso: true, gsoMessages: 0 });
+    expect(r.gsoRefused).toEqual({ kept: true, tx: 4, dropped: 0, gso: false, gsoMessages: 0 });
+    expect(r.firewall).toEqual({ kept: true, tx: 0, dropped: 1, gso: true, gsoMessages: 0 });
+  }, 20000);
+});
+
 describe("UAPI listener", () => {
   test("socket mode 0700, several requests per connection, split writes, abrupt client", async () => {
     const sockDir = join(dir, "run");

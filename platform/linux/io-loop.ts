@@ -3,9 +3,9 @@
 // Bun's FFI calls are synchronous, so a blocking read() would freeze the event loop (UAPI,
 // timers). Every fd is therefore non-blocking, and the loop runs in three states:
 //
-//   idle     A small Worker blocks in poll() on the TUN, UDP, link-monitor and kick fds. When one
-//            is readable it records which (S_READY), raises S_STATE and waits; the main thread,
-//            parked in Atomics.waitAsync, wakes up.
+//   idle     A small Worker blocks in poll() on the TUN, UDP, link-monitor, route-monitor and
+//            kick fds. When one is readable it records which (S_READY), raises S_STATE and waits;
+//            the main thread, parked in Atomics.waitAsync, wakes up.
 //   drain    The main thread reads only the fds poll reported (drain(): recvmmsg batches into
 //            the engine, the handshake queue for a bounded slice, TUN reads), flushes one
 //            sendmmsg and runs due timers.
@@ -23,7 +23,7 @@
 // idle; node:fs reads were not used because they cost a thread-pool hop per packet.
 // bench/RESULTS.md has the measurements behind LINGER_US, HOT_MS and the drain order.
 
-import type { DeviceEvent, DeviceIO, Engine, TxAccount, UapiReply } from "../../core/device-api.ts";
+import type { DeviceEvent, DeviceIO, Engine, LogLevel, Logger, TxAccount, UapiReply } from "../../core/device-api.ts";
 import type { Endpoint } from "../../core/endpoint.ts";
 import { EBADF, EBADFD, EIO, ENOBUFS } from "../../core/errno.ts";
 import { AF_INET, EFD_CLOEXEC, EFD_NONBLOCK, IFF_UP, AF_NETLINK, MSG_DONTWAIT, NETLINK_ROUTE, RTMGRP_LINK, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_NETLINK, SysError, errno, libc, setInt } from "./libc.ts";
@@ -32,9 +32,6 @@ import { openRtnetlink, routeOutputIf } from "./rtnetlink.ts";
 import type { Tun } from "./tun.ts";
 import { isOwnDatagram } from "./loop-guard.ts";
 import { BATCH, Udp, scopeName } from "./udp.ts";
-
-export type LogLevel = "silent" | "error" | "verbose" | "debug";
-export type Logger = (level: "error" | "verbose" | "debug", msg: string) => void;
 
 // Shared flag layout (Int32 indices).
 const S_STATE = 0; // 0 = poller armed/polling, 1 = something readable, main thread working
@@ -118,7 +115,7 @@ export class LinuxIO implements DeviceIO {
   private readonly nlBuf = new Uint8Array(8192);
   private kickFd = -1;
   private nlFd = -1;
-  /** Route and address notifications of the UDP socket's namespace, and a socket to ask it. */
+  /** IPv4 route and address notifications of the UDP socket's namespace, and a socket to ask it. */
   private rtFd = -1;
   private rtQuery: NetlinkSocket | null = null;
   private linkUp = false;
@@ -126,12 +123,13 @@ export class LinuxIO implements DeviceIO {
   private mtu = 0;
   private exitReason = "";
   private readonly onTun = (buf: Uint8Array, off: number, len: number) => {
-    if (this.loopGuard && isOwnDatagram(buf, off, len, this.udp.port)) {
+    if (this.loopGuard && isOwnDatagram(buf, off, len, this.udp.port, this.isPeerEndpoint)) {
       if (this.loopDrops++ % 1024 === 0) this.opts.log("debug", `Avoiding routing loop: an encrypted packet of ours came back through the interface (${this.loopDrops} so far)`);
       return;
     }
     this.engine!.sendTunPacket(buf, off, len);
   };
+  private readonly isPeerEndpoint = (family: 4 | 6, addr: Uint8Array, off: number, port: number) => this.engine!.isPeerEndpoint(family, addr, off, port);
   /** The TUN and the UDP socket share a namespace, so our own datagrams can loop (loop-guard.ts). */
   private loopGuard = true;
   /** Packets dropped by the loop guard (statistics). */
@@ -181,7 +179,7 @@ export class LinuxIO implements DeviceIO {
     return scopeName(scope);
   }
 
-  log(level: "error" | "verbose" | "debug", msg: string): void {
+  log(level: LogLevel, msg: string): void {
     this.opts.log(level, msg);
   }
 
@@ -440,7 +438,8 @@ export class LinuxIO implements DeviceIO {
   /** The route monitor and query socket, where the UDP socket lives (--udp-netns). Best effort. */
   private openRouteMonitor(): void {
     const make = () => {
-      this.rtFd = openMonitor(RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE, false);
+      // IPv4 only: keepSource checks nothing else.
+      this.rtFd = openMonitor(RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE, false);
       try {
         this.rtQuery = openRtnetlink();
       } catch {
@@ -520,8 +519,6 @@ export class LinuxIO implements DeviceIO {
 
 const RTMGRP_IPV4_IFADDR = 0x10;
 const RTMGRP_IPV4_ROUTE = 0x40;
-const RTMGRP_IPV6_IFADDR = 0x100;
-const RTMGRP_IPV6_ROUTE = 0x400;
 const NETLINK_LISTEN_ALL_NSID = 8;
 
 /**

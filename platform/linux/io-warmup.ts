@@ -15,7 +15,8 @@ import { createDevice, type Device } from "../../core/device.ts";
 import { keyToHex } from "../../core/encoding.ts";
 import { LinuxIO, READY_TUN, READY_UDP } from "./io-loop.ts";
 import { AF_UNIX, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, libc } from "./libc.ts";
-import { Tun, VNET_HDR_LEN } from "./tun.ts";
+import { Tun } from "./tun.ts";
+import { VNET_HDR_LEN } from "./tun-offload.ts";
 
 const TCP_MSS = 1380;
 

@@ -9,7 +9,7 @@
 import { dlopen, FFIType, linkSymbols, ptr, read, type ConvertFns, type FFIFunction, type Pointer } from "bun:ffi";
 import { EINVAL, strerror } from "../../core/errno.ts";
 
-const { i32, u32, i64, u64, ptr: P } = FFIType;
+const { i32, u32, i64, i64_fast, u64, ptr: P } = FFIType;
 
 // What binding everything else takes: the dynamic linker's lookups, and errno.
 const dl = dlopen("libc.so.6", {
@@ -60,9 +60,9 @@ const CALLS = {
   open: { args: [P, i32, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
   dup2: { args: [i32, i32], returns: i32 },
-  read: { args: [i32, P, u64], returns: i64 },
-  write: { args: [i32, P, u64], returns: i64 },
-  writev: { args: [i32, P, i32], returns: i64 },
+  read: { args: [i32, P, u64], returns: i64_fast },
+  write: { args: [i32, P, u64], returns: i64_fast },
+  writev: { args: [i32, P, i32], returns: i64_fast },
   ioctl: { args: [i32, u64, P], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
   socketpair: { args: [i32, i32, i32, P], returns: i32 },
@@ -73,9 +73,9 @@ const CALLS = {
   getsockname: { args: [i32, P, P], returns: i32 },
   recvmmsg: { args: [i32, P, u32, i32, P], returns: i32 },
   sendmmsg: { args: [i32, P, u32, i32], returns: i32 },
-  sendto: { args: [i32, P, u64, i32, P, u32], returns: i64 },
-  recv: { args: [i32, P, u64, i32], returns: i64 },
-  recvmsg: { args: [i32, P, i32], returns: i64 },
+  sendto: { args: [i32, P, u64, i32, P, u32], returns: i64_fast },
+  recv: { args: [i32, P, u64, i32], returns: i64_fast },
+  recvmsg: { args: [i32, P, i32], returns: i64_fast },
   sysconf: { args: [i32], returns: i64 },
   poll: { args: [P, u64, i32], returns: i32 },
   ppoll: { args: [P, u64, P, P], returns: i32 },
@@ -252,6 +252,12 @@ export function ifreq(name: string): Uint8Array {
   if (nb.length >= IFNAMSIZ) throw new SysError("ifreq", EINVAL);
   req.set(nb, 0);
   return req;
+}
+
+/** The interface name at the start of `buf` (struct ifreq, if_indextoname's output), NUL-terminated. */
+export function ifName(buf: Uint8Array): string {
+  const end = buf.indexOf(0);
+  return new TextDecoder().decode(buf.subarray(0, end < 0 ? IFNAMSIZ : end));
 }
 
 let ctlFd = -1;

@@ -9,7 +9,7 @@ import { AF_INET, AF_INET6, SOCK_DGRAM, errno, libcFunctions } from "./libc.ts";
 
 const IPPROTO_UDP = 17, AI_PASSIVE = 1, AI_NUMERICHOST = 4, AI_NUMERICSERV = 0x400;
 const NI_NUMERICHOST = 1, NI_NUMERICSERV = 2, NI_DGRAM = 16;
-export const EAI_NONAME = -2, EAI_AGAIN = -3, EAI_FAIL = -4, EAI_NODATA = -5, EAI_SYSTEM = -11;
+const EAI_NONAME = -2, EAI_FAIL = -4, EAI_NODATA = -5, EAI_SYSTEM = -11;
 
 const bind = () =>
   libcFunctions({
@@ -24,12 +24,12 @@ function netdb() {
   return (bound ??= bind());
 }
 
-/** Byte string (one char per byte) -> NUL-terminated C string buffer. */
-function cstr(s: string): Buffer {
+/** Byte string (one char per byte, unlike libc.ts's UTF-8 cstr) -> NUL-terminated C string. */
+function latin1Cstr(s: string): Buffer {
   return Buffer.concat([Buffer.from(s, "latin1"), Buffer.alloc(1)]);
 }
 
-export interface GaiError {
+interface GaiError {
   code: number;
   /** gai_strerror, or strerror(errno) for EAI_SYSTEM, as wg prints it. */
   text: string;
@@ -54,8 +54,8 @@ function getaddrinfo(host: string | null, service: string, flags: number): Resol
   hints.writeInt32LE(SOCK_DGRAM, 8);
   hints.writeInt32LE(IPPROTO_UDP, 12);
   const res = new BigUint64Array(1);
-  const hostBuf = host === null ? null : cstr(host);
-  const servBuf = cstr(service);
+  const hostBuf = host === null ? null : latin1Cstr(host);
+  const servBuf = latin1Cstr(service);
   const ret = c.getaddrinfo(hostBuf ? ptr(hostBuf) : null, ptr(servBuf), ptr(hints), ptr(res));
   if (ret !== 0) return gaiError(ret);
   const ai = Number(res[0]) as Pointer;

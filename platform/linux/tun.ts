@@ -21,6 +21,7 @@ import {
   errno,
   getIfFlags,
   getIfMtu,
+  ifName,
   ifreq,
   ioctlValue,
   libc,
@@ -32,8 +33,6 @@ import {
 import { homeNetnsInode, runInNetns } from "./netns.ts";
 import { netnsIdAssign } from "./rtnetlink.ts";
 import { GsoSplitter, TcpMerger, VNET_HDR_LEN, type Deliver } from "./tun-offload.ts";
-
-export { VNET_HDR_LEN } from "./tun-offload.ts";
 
 const IFF_VNET_HDR = 0x4000;
 const TUNSETOFFLOAD = 0x400454d0;
@@ -67,8 +66,6 @@ export class Tun {
   fd: number;
   /** The interface name; follows a rename seen by link(). */
   name: string;
-  /** Bytes before the IP packet in every read (the virtio header when vnet is on). */
-  readonly readOffset: number;
   readonly vnet: boolean;
   private lastBuf: Uint8Array | null = null;
   private lastPtr = 0;
@@ -77,10 +74,10 @@ export class Tun {
   private readonly groPtr = addr(this.gro.buf, 0);
   private readonly split = new GsoSplitter();
   private readonly zeroHdr = new Uint8Array(VNET_HDR_LEN);
-  private readonly iov = new BigUint64Array(4);
-  /** Statistics: writes issued and refused. */
+  /** struct iovec[2]: the zero header, then the packet; 32-bit words, so no BigInt per write. */
+  private readonly iov = new Uint32Array(8);
+  /** Statistics: writes issued. */
   writes = 0;
-  writeErrors = 0;
   /** Merging on write; switched off if the kernel rejects a merged packet. */
   groEnabled = true;
   private readonly rbuf = new Uint8Array(VNET_HDR_LEN + 65536 + 256);
@@ -90,9 +87,10 @@ export class Tun {
     this.fd = fd;
     this.name = name;
     this.vnet = vnet;
-    this.readOffset = vnet ? VNET_HDR_LEN : 0;
-    this.iov[0] = BigInt(addr(this.zeroHdr, 0));
-    this.iov[1] = BigInt(VNET_HDR_LEN);
+    const hdr = addr(this.zeroHdr, 0);
+    this.iov[0] = hdr % 4294967296;
+    this.iov[1] = Math.floor(hdr / 4294967296);
+    this.iov[2] = VNET_HDR_LEN;
   }
 
   /** Statistics: packets merged into a previous one on write. */
@@ -133,9 +131,7 @@ export class Tun {
       // Best effort: without it the kernel just keeps segmenting for us.
       ioctlValue(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
     }
-    const end = req.indexOf(0);
-    const actual = new TextDecoder().decode(req.subarray(0, end < 0 ? 16 : end));
-    return new Tun(fd, actual, vnet);
+    return new Tun(fd, ifName(req), vnet);
   }
 
   /**
@@ -175,11 +171,8 @@ export class Tun {
     if (bytes === 0) return;
     const n = Number(libc.write(this.fd, this.groPtr, bytes));
     this.writes++;
-    if (n < 0) {
-      this.writeErrors++;
-      // A kernel that refuses our GSO packets (EINVAL): stop merging; TCP resends what was lost.
-      if (this.gro.count > 1 && errno() === EINVAL) this.groEnabled = false;
-    }
+    // A kernel that refuses our GSO packets (EINVAL): stop merging; TCP resends what was lost.
+    if (n < 0 && this.gro.count > 1 && errno() === EINVAL) this.groEnabled = false;
     this.gro.clear();
   }
 
@@ -192,8 +185,10 @@ export class Tun {
     this.writes++;
     let n: number;
     if (this.vnet) {
-      this.iov[2] = BigInt(this.lastPtr + off);
-      this.iov[3] = BigInt(len);
+      const p = this.lastPtr + off;
+      this.iov[4] = p % 4294967296;
+      this.iov[5] = Math.floor(p / 4294967296);
+      this.iov[6] = len;
       n = Number(libc.writev(this.fd, this.iov, 2));
       if (n >= 0) return n - VNET_HDR_LEN;
     } else {
@@ -221,8 +216,7 @@ export class Tun {
   link(): LinkState | null | undefined {
     const req = new Uint8Array(40);
     if (libc.ioctl(this.fd, TUNGETIFF, req) < 0) return errno() === EBADFD || this.fd < 0 ? null : this.linkHere();
-    const end = req.indexOf(0);
-    this.name = new TextDecoder().decode(req.subarray(0, end < 0 ? 16 : end));
+    this.name = ifName(req);
     const nsFd = ioctlValue(this.fd, TUNGETDEVNETNS, 0);
     if (nsFd < 0) return this.linkHere();
     try {

@@ -11,7 +11,7 @@
 
 import { Endpoint } from "../../core/endpoint.ts";
 import type { TxAccount } from "../../core/device-api.ts";
-import { EAGAIN, EINTR, EINVAL, EIO, EMSGSIZE, EOPNOTSUPP } from "../../core/errno.ts";
+import { EADDRNOTAVAIL, EAGAIN, EINTR, EINVAL, EIO, EMSGSIZE, ENETUNREACH, ENODEV, EOPNOTSUPP } from "../../core/errno.ts";
 import {
   Copier,
   AF_INET,
@@ -46,6 +46,7 @@ import {
   SysError,
   addr,
   errno,
+  ifName,
   libc,
   setInt,
 } from "./libc.ts";
@@ -65,6 +66,8 @@ const SOL_UDP = 17;
 const UDP_SEGMENT = 103;
 const UDP_GRO = 104;
 const SOCKBUF = 7 << 20;
+/** UDP GSO on send and UDP_GRO on receive; WG_UDP_GSO=0 turns both off. */
+const UDP_OFFLOAD = process.env.WG_UDP_GSO !== "0";
 
 const POLLOUT = 4;
 const SOCKADDR_IN_SIZE = 16;
@@ -73,8 +76,7 @@ const SOCKADDR_IN_SIZE = 16;
 export function scopeName(index: number): string {
   const name = new Uint8Array(16);
   if (libc.if_indextoname(index, name) === null) return String(index);
-  const end = name.indexOf(0);
-  return new TextDecoder().decode(name.subarray(0, end < 0 ? 16 : end));
+  return ifName(name);
 }
 
 function isV4Mapped(b: Uint8Array, off: number): boolean {
@@ -91,7 +93,7 @@ function unsent(account: TxAccount | undefined, bytes: number): void {
   if (account !== undefined) account.txBytes -= bytes;
 }
 
-export type UdpReceive = (buf: Uint8Array, off: number, len: number, src: Endpoint) => void;
+type UdpReceive = (buf: Uint8Array, off: number, len: number, src: Endpoint) => void;
 
 export class Udp {
   fd = -1;
@@ -138,7 +140,7 @@ export class Udp {
   /** No message is open for more datagrams (none queued, or the last one ended short). */
   private mClosed = true;
   /** UDP GSO (UDP_SEGMENT) on send; switched off for good if the kernel or route refuses it. */
-  gso = process.env.WG_UDP_GSO !== "0";
+  gso = UDP_OFFLOAD;
   /** Statistics: sendmmsg messages that carried several datagrams. */
   gsoMessages = 0;
 
@@ -217,7 +219,7 @@ export class Udp {
       setInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
     }
     // Coalesced receive: a burst from one sender may arrive as one buffer of equal-size datagrams.
-    this.gro = process.env.WG_UDP_GSO !== "0" && setInt(fd, SOL_UDP, UDP_GRO, 1) === 0;
+    this.gro = UDP_OFFLOAD && setInt(fd, SOL_UDP, UDP_GRO, 1) === 0;
     if (fwmark !== 0 && setInt(fd, SOL_SOCKET, SO_MARK, fwmark | 0) < 0) fail("setsockopt(SO_MARK)");
     if (setInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCKBUF) < 0) setInt(fd, SOL_SOCKET, SO_RCVBUF, SOCKBUF);
     if (setInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SOCKBUF) < 0) setInt(fd, SOL_SOCKET, SO_SNDBUF, SOCKBUF);
@@ -459,7 +461,6 @@ export class Udp {
       o = PKTINFO6_SPACE;
     }
     if (this.mSegs[i]! > 1) {
-      this.gsoMessages++;
       v.setUint32(base + o, CMSG_HDR + 2, true);
       v.setUint32(base + o + 4, 0, true);
       v.setInt32(base + o + 8, SOL_UDP, true);
@@ -478,10 +479,17 @@ export class Udp {
     for (let i = 0; i < total; i++) this.finish(i);
     let start = 0;
     let retries = 0;
+    /** Whose sticky source message `start` is being retried without (see below). */
+    let unsourced: Endpoint | null = null;
     while (start < total) {
       const n = libc.sendmmsg(this.fd, addr(this.sMsgs, start * MMSGHDR_SIZE), total - start, 0);
       if (n > 0) {
-        for (let k = start; k < start + n; k++) this.txPackets += this.mSegs[k]!;
+        unsourced?.clearSrc();
+        unsourced = null;
+        for (let k = start; k < start + n; k++) {
+          this.txPackets += this.mSegs[k]!;
+          if (this.mSegs[k]! > 1) this.gsoMessages++;
+        }
         start += n;
         continue;
       }
@@ -494,17 +502,21 @@ export class Udp {
         continue;
       }
       if (e === EINTR) continue;
-      // A stale sticky source (address removed: EINVAL, EADDRNOTAVAIL, ENETUNREACH...): forget it
-      // where it came from, unless that Endpoint has learnt another since, and retry the message
-      // without it so the kernel picks a source by route.
+      // What a sticky source no longer ours gets (ENETUNREACH for IPv4, EINVAL for IPv6, ENODEV
+      // when its interface is gone, EINVAL or EADDRNOTAVAIL from a route refusing it): retry the
+      // message without it, so the kernel picks a source by route. Only if the kernel takes it
+      // then is the source forgotten where it came from (unless that Endpoint has learnt another
+      // since): the same errno may mean something else (no route at all; for a GSO message, GSO
+      // refused), which the retry meets again and hands on below.
       const dst = this.mDst[start]!;
-      if (dst.hasSrc) {
+      if (dst.hasSrc && (e === ENETUNREACH || e === EINVAL || e === ENODEV || e === EADDRNOTAVAIL)) {
         const owner = this.mOwner[start]!;
-        if (owner.sameDst(dst) && owner.sameSrc(dst)) owner.clearSrc();
+        unsourced = owner.sameDst(dst) && owner.sameSrc(dst) ? owner : null;
         dst.hasSrc = false;
         this.finish(start);
         continue;
       }
+      unsourced = null;
       if (this.mSegs[start]! > 1 && (e === EIO || e === EINVAL || e === EMSGSIZE || e === EOPNOTSUPP)) {
         // The route or kernel refused UDP GSO (EIO without checksum offload, EINVAL on old
         // kernels): send this message datagram by datagram and stop batching that way.
