@@ -2,7 +2,7 @@
 // WireGuard module, the host's tools and our compiled executable run inside it, commands return
 // exact bytes and exit codes, and the guest is reachable over the TAP in IPv4 and IPv6.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Lab, waitFor } from "./netns.ts";
 import { type Vm, bootTestVm, stopTestVm, guestExecutable } from "./lib-vm.ts";
@@ -72,6 +72,41 @@ test("our compiled executable and bun run in the guest", async () => {
   expect(ours).toBe(real);
   expect((await vm.ok(`${process.execPath} --version`, { timeoutMs: 120_000 })).trim()).toBe(Bun.version);
 }, 300_000);
+
+// The client library (platform/wg-client.ts) on a kernel link: bun in the guest runs a script
+// that configures the link through it and reads it back; the real wg reads the same link.
+test("the client library configures and reads a kernel link, as the real wg sees it", async () => {
+  const script = join(vm.shared, "client.ts");
+  writeFileSync(
+    script,
+    `import * as wg from ${JSON.stringify(join(import.meta.dir, "..", "platform", "wg-client.ts"))};
+const priv = wg.generatePrivateKey(), peer = wg.publicKeyOf(wg.generatePrivateKey()), other = wg.publicKeyOf(wg.generatePrivateKey());
+await wg.configureDevice("wglib", { privateKey: priv, listenPort: 51999, fwmark: 7, peers: [
+  { publicKey: peer, endpoint: "192.0.2.1:51820", persistentKeepalive: 25, allowedIPs: ["10.9.0.0/24", "fd09::/64"] },
+  { publicKey: other, allowedIPs: ["10.10.0.1"] },
+] });
+await wg.configureDevice("wglib", { peers: [{ publicKey: other, remove: true }, { publicKey: peer, removeAllowedIPs: ["fd09::/64"], allowedIPs: ["10.9.1.0/24"] }] });
+const d = await wg.getDevice("wglib");
+const errs = [];
+for (const f of [() => wg.getDevice("wgnone"), () => wg.configureDevice("eth0", { listenPort: 1 })]) {
+  try { await f(); errs.push("no error"); } catch (e) { errs.push(e.constructor.name + " " + e.errno); }
+}
+console.log(JSON.stringify({ list: await wg.listDevices(), pub: wg.publicKeyOf(priv), d: { ...d, peers: d.peers.map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint, allowedIPs: p.allowedIPs, keepalive: p.persistentKeepalive })) }, errs }));
+`,
+  );
+  const out = await vm.ok(`ip link add wglib type wireguard && ${process.execPath} ${script} && wg show wglib dump`, { timeoutMs: 120_000 });
+  const [json, ...dump] = out.trim().split("\n");
+  const r = JSON.parse(json!);
+  expect(r.list).toEqual(["wglib"]);
+  expect(r.errs).toEqual(["NoSuchDeviceError 19", "NotSupportedError 95"]);
+  const peer = r.d.peers[0].publicKey;
+  expect(r.d).toMatchObject({ name: "wglib", publicKey: r.pub, listenPort: 51999, fwmark: 7 });
+  expect(r.d.peers).toEqual([{ publicKey: peer, endpoint: "192.0.2.1:51820", allowedIPs: ["10.9.0.0/24", "10.9.1.0/24"], keepalive: 25 }]);
+  // The real wg reads what the library wrote.
+  expect(dump[0]!.split("\t").slice(1)).toEqual([r.pub, "51999", "0x7"]);
+  expect(dump.slice(1).map((l) => l.split("\t"))).toEqual([[peer, "(none)", "192.0.2.1:51820", "10.9.0.0/24,10.9.1.0/24", "0", "0", "0", "25"]]);
+  await vm.ok("ip link del wglib");
+}, 180_000);
 
 test("the guest is reachable over the TAP (IPv4 and IPv6) and nothing else", async () => {
   expect(vm.ns.run(["ping", "-c", "1", "-W", "5", vm.guest4]).code).toBe(0);
