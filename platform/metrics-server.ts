@@ -1,9 +1,9 @@
 // The HTTP side of `wg exporter`: GET /metrics answers with a fresh reading of the devices
-// (through the client library) rendered by core/tools/metrics.ts. Requests that arrive while a
-// reading is under way share it, so any number of concurrent scrapes costs one reading at a time
-// and every answer is one consistent page.
-import { getDevices } from "./wg-client.ts";
-import { METRICS_CONTENT_TYPE, renderMetrics, type FriendlyNames } from "../core/tools/metrics.ts";
+// (through the client library) rendered by core/tools/metrics.ts in the format the Accept header
+// prefers. Requests that arrive while a reading is under way share it, so any number of
+// concurrent scrapes costs one reading at a time and every answer is one consistent page.
+import { getDevices, type Device } from "./wg-client.ts";
+import { METRICS_CONTENT_TYPE, renderMetrics, type FriendlyNames, type MetricsFormat } from "../core/tools/metrics.ts";
 
 export interface MetricsServerOptions {
   hostname: string;
@@ -20,14 +20,36 @@ export interface MetricsServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The format an Accept header asks for, as Prometheus's own client library negotiates it: its
+ * media ranges by q (q=0 ones dropped), explicit types before wildcards at equal q, else as
+ * listed; the first that is OpenMetrics 1.0.0 (or unversioned) picks OpenMetrics, the first that
+ * is text/plain or a wildcard covering it picks the text format, as does a header naming neither.
+ */
+export function negotiateFormat(accept: string | null): MetricsFormat {
+  const ranges: { format: MetricsFormat | null; q: number; wildcard: boolean }[] = [];
+  for (const clause of (accept ?? "").split(",")) {
+    const [type = "", ...params] = clause.split(";").map((s) => s.trim().toLowerCase());
+    const param = (key: string) => params.find((p) => p.startsWith(key + "="))?.slice(key.length + 1).replace(/^"(.*)"$/, "$1");
+    const q = Number(param("q") ?? 1);
+    if (!(q > 0 && q <= 1)) continue;
+    const version = param("version");
+    const format =
+      type === "application/openmetrics-text" ? (version === undefined || version === "1.0.0" ? "openmetrics" : null)
+      : type === "text/plain" || type === "text/*" || type === "*/*" ? "text"
+      : null;
+    ranges.push({ format, q, wildcard: type.endsWith("/*") });
+  }
+  // Array.prototype.sort is stable: equal ranges keep the header's order.
+  ranges.sort((a, b) => b.q - a.q || Number(a.wildcard) - Number(b.wildcard));
+  return ranges.find((r) => r.format !== null)?.format ?? "text";
+}
+
 const INDEX = "<html><head><title>WireGuard exporter</title></head><body><h1>WireGuard exporter</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
 
 export function serveMetrics(o: MetricsServerOptions): MetricsServer {
-  let reading: Promise<string> | null = null;
-  const scrape = () =>
-    (reading ??= getDevices(o.interfaces.length ? o.interfaces : undefined)
-      .then((devices) => renderMetrics(devices, o.friendlyNames))
-      .finally(() => (reading = null)));
+  let reading: Promise<Device[]> | null = null;
+  const scrape = () => (reading ??= getDevices(o.interfaces.length ? o.interfaces : undefined).finally(() => (reading = null)));
   const server = Bun.serve({
     hostname: o.hostname,
     port: o.port,
@@ -36,8 +58,10 @@ export function serveMetrics(o: MetricsServerOptions): MetricsServer {
       if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
       if (path === "/") return new Response(INDEX, { headers: { "content-type": "text/html; charset=utf-8" } });
       if (path !== "/metrics") return new Response("not found\n", { status: 404 });
+      const format = negotiateFormat(req.headers.get("accept"));
       try {
-        return new Response(await scrape(), { headers: { "content-type": METRICS_CONTENT_TYPE } });
+        const page = renderMetrics(await scrape(), o.friendlyNames, format);
+        return new Response(page, { headers: { "content-type": METRICS_CONTENT_TYPE[format], vary: "accept" } });
       } catch (e) {
         return new Response(`reading the WireGuard interfaces failed: ${e instanceof Error ? e.message : String(e)}\n`, { status: 500 });
       }

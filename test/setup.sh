@@ -13,6 +13,9 @@ for pair in $pairs; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${1:-}" != demo ]; then
+  # test/wg-exporter.test.ts parses the OpenMetrics page with prometheus_client (a module, no
+  # command), under Debian's python3.
+  /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 || need+=(python3-prometheus-client)
   # The kernel-* tests boot a Debian kernel in qemu (test/lib-vm.ts): a static busybox for its
   # initramfs, and an installed kernel whose modules include wireguard and 9p (the cloud flavour
   # has no 9p, so the generic one is installed when none qualifies).

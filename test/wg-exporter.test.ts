@@ -1,16 +1,20 @@
 // `wg exporter`: a live tunnel (two of our daemons in namespaces, a ping through) scraped over
 // HTTP and parsed with parse-prometheus-text-format from npm; counters and handshakes checked
 // against the real `wg show dump`, many scrapes at once, no key material but public keys, the
-// loopback-only default. One scrape is kept in a temp directory and printed for the record.
+// loopback-only default. The OpenMetrics page (by Accept) is parsed with prometheus_client's
+// strict OpenMetrics parser (Debian's python3-prometheus-client) and must carry the text page's
+// data. One scrape is kept in a temp directory and printed for the record.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import parsePrometheusTextFormat, { type MetricFamily } from "parse-prometheus-text-format";
 import { keyFromBase64, keyToHex } from "../core/encoding.ts";
-import { escapeLabelValue, parseFriendlyNames, renderMetrics } from "../core/tools/metrics.ts";
+import { escapeLabelValue, METRICS_CONTENT_TYPE, parseFriendlyNames, renderMetrics } from "../core/tools/metrics.ts";
 import type { Device } from "../core/tools/client.ts";
 import { DEFAULT_LISTEN, parseListen } from "../cmd/wg-exporter.ts";
+import { negotiateFormat } from "../platform/metrics-server.ts";
 import { Lab, waitFor, type Netns, type Proc } from "./netns.ts";
 import { BUN, keyFile, pingUntil, ROOT, wgPair, type Side } from "./lib-wgpair.ts";
 
@@ -34,6 +38,55 @@ async function exporter(args: string[], ns?: Netns): Promise<{ proc: Proc; url: 
 
 function dumpPeer(s: Side): string[] {
   return s.ns.sh(`/usr/bin/wg show ${s.iface} dump`).trimEnd().split("\n")[1]!.split("\t");
+}
+
+/** What Prometheus 2 sends when it scrapes. */
+const PROMETHEUS_ACCEPT = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/** A family as both parsers below give it: OpenMetrics' family name, samples with their own names. */
+interface Parsed {
+  name: string;
+  type: string;
+  help: string;
+  samples: { name: string; labels: Record<string, string>; value: string }[];
+}
+
+const OPENMETRICS_PARSER = `
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+fams = text_string_to_metric_families(sys.stdin.read())
+print(json.dumps([{"name": f.name, "type": f.type, "help": f.documentation,
+  "samples": [{"name": s.name, "labels": s.labels, "value": str(s.value)} for s in f.samples]} for f in fams]))
+`;
+
+/** An OpenMetrics page through prometheus_client's parser (under Debian's python3, where the package is): its families, or the parser's complaint. */
+function parseOpenMetrics(text: string): Parsed[] | string {
+  const r = Bun.spawnSync(["/usr/bin/python3", "-c", OPENMETRICS_PARSER], { stdin: Buffer.from(text) });
+  return r.exitCode === 0 ? JSON.parse(r.stdout.toString()) : r.stderr.toString().trimEnd().split("\n").at(-1)!;
+}
+
+/** A text-format page's families as OpenMetrics names them (a counter's family without `_total`). */
+const asOpenMetrics = (fams: MetricFamily[]): Parsed[] =>
+  fams.map((f) => ({
+    name: f.type === "COUNTER" ? f.name.replace(/_total$/, "") : f.name,
+    type: f.type.toLowerCase(),
+    help: f.help,
+    samples: f.metrics.map((m) => ({ name: f.name, labels: m.labels ?? {}, value: m.value })),
+  }));
+
+/** GET `url` with no Accept header at all (fetch always sends one): content type and body. */
+function getWithoutAccept(url: string): Promise<{ type: string | undefined; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname, () => sock.write(`GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`));
+    let raw = "";
+    sock.on("data", (d) => (raw += d.toString()));
+    sock.on("error", reject);
+    sock.on("close", () => {
+      const [head = "", body = ""] = raw.split(/\r\n\r\n(.*)/s);
+      resolve({ type: /^content-type: *(.*)$/im.exec(head)?.[1]?.trimEnd(), body });
+    });
+  });
 }
 
 const family = (fams: MetricFamily[], name: string) => fams.find((f) => f.name === name);
@@ -87,6 +140,45 @@ describe("a live tunnel", () => {
       expect(value("wireguard_peer_online")).toBe("1");
       expect(sampleOf(fams, "wireguard_peers", me.iface)).toEqual({ value: "1", labels: { interface: me.iface } });
     }
+  });
+
+  test("OpenMetrics for Prometheus's Accept: a strict parser reads the text page's families, labels and values", async () => {
+    let text = "", om = "", before: string[][] = [], after: string[][] = [];
+    for (let i = 0; i < 5; i++) {
+      before = [dumpPeer(a), dumpPeer(b)];
+      text = await (await fetch(url)).text();
+      const r = await fetch(url, { headers: { accept: PROMETHEUS_ACCEPT } });
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toBe("application/openmetrics-text; version=1.0.0; charset=utf-8");
+      om = await r.text();
+      after = [dumpPeer(a), dumpPeer(b)];
+      if (JSON.stringify(before) === JSON.stringify(after)) break;
+    }
+    expect(after).toEqual(before);
+    console.log(`OpenMetrics scrape:\n${om}`);
+    expect(om).toContain("# TYPE wireguard_sent_bytes counter\n");
+    expect(om.endsWith("\n# EOF\n")).toBe(true);
+    const parsed = parseOpenMetrics(om);
+    expect(parsed).toEqual(asOpenMetrics(parsePrometheusTextFormat(text)));
+    expect((parsed as Parsed[]).map((f) => f.name)).toEqual(["wireguard_sent_bytes", "wireguard_received_bytes", "wireguard_latest_handshake_seconds", "wireguard_peer_online", "wireguard_peers"]);
+    // The parser is the check: it refuses the page without its end marker.
+    expect(parseOpenMetrics(om.replace(/# EOF\n$/, ""))).toBe("ValueError: Missing # EOF at end");
+  });
+
+  test("the text format unless Accept prefers OpenMetrics", async () => {
+    const typeFor = async (accept: string) => (await fetch(url, { headers: { accept } })).headers.get("content-type");
+    expect(await typeFor("application/openmetrics-text")).toBe(METRICS_CONTENT_TYPE.openmetrics);
+    expect(await typeFor("text/plain;q=0.5, application/openmetrics-text;version=1.0.0;q=0.6")).toBe(METRICS_CONTENT_TYPE.openmetrics);
+    expect(await typeFor("application/openmetrics-text;version=1.0.0;q=0.5, text/plain;version=0.0.4;q=0.9")).toBe(METRICS_CONTENT_TYPE.text);
+    expect(await typeFor("text/plain")).toBe(METRICS_CONTENT_TYPE.text);
+    expect(await typeFor("*/*")).toBe(METRICS_CONTENT_TYPE.text);
+    const text = await (await fetch(url)).text();
+    const bare = await getWithoutAccept(url);
+    expect(bare.type).toBe(METRICS_CONTENT_TYPE.text);
+    expect(bare.body.endsWith("# EOF\n")).toBe(false);
+    // The same page but for the numbers, which traffic may have moved between the two scrapes.
+    const shape = (page: string) => page.replace(/ \d+$/gm, " N");
+    expect(shape(bare.body)).toBe(shape(text));
   });
 
   test("no key material but the peers' public keys", async () => {
@@ -159,6 +251,43 @@ describe("pieces", () => {
     expect(text).not.toContain("psk");
     const m = family(parsePrometheusTextFormat(text), "wireguard_received_bytes_total")!.metrics[0]!;
     expect(m).toEqual({ value: "18446744073709551615", labels: { interface: 'we"ird\\0', public_key: "k", allowed_ips: "(none)", friendly_name: "line\nbreak" } });
+  });
+
+  test("OpenMetrics escapes as its grammar says, and the same data parses back", () => {
+    const dev: Device = {
+      name: 'we"ird\\0', privateKey: "secret", publicKey: "pub", listenPort: 1, fwmark: null,
+      peers: [{ publicKey: "k", presharedKey: "psk", endpoint: null, allowedIPs: [], latestHandshake: null, latestHandshakeSec: 0n, latestHandshakeNsec: 0, rxBytes: 18446744073709551615n, txBytes: 0n, persistentKeepalive: null, online: false }],
+    };
+    const names = new Map([["k", "line\nbreak"]]);
+    expect(parseOpenMetrics(renderMetrics([dev], names, "openmetrics"))).toEqual(asOpenMetrics(parsePrometheusTextFormat(renderMetrics([dev], names))));
+    expect(parseOpenMetrics(renderMetrics([], names, "openmetrics"))).toEqual(asOpenMetrics(parsePrometheusTextFormat(renderMetrics([], names))));
+    // A counter family under its sample's name is refused too.
+    expect(parseOpenMetrics(renderMetrics([dev], names, "openmetrics").replaceAll(" wireguard_sent_bytes ", " wireguard_sent_bytes_total "))).toStartWith("ValueError: Clashing name");
+  });
+
+  test("Accept negotiation", () => {
+    const cases: [string | null, "text" | "openmetrics"][] = [
+      [null, "text"],
+      ["", "text"],
+      ["*/*", "text"],
+      ["text/plain", "text"],
+      ["text/plain;version=0.0.4", "text"],
+      ["application/json", "text"],
+      [PROMETHEUS_ACCEPT, "openmetrics"],
+      ["application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2", "openmetrics"],
+      ["Application/OpenMetrics-Text; Version=\"1.0.0\"", "openmetrics"],
+      ["application/openmetrics-text;version=0.0.1", "text"],
+      ["application/openmetrics-text;version=0.0.1, application/openmetrics-text;q=0.2, text/plain;q=0.1", "openmetrics"],
+      ["application/openmetrics-text;q=0", "text"],
+      ["application/openmetrics-text;q=0.5, text/plain;q=0.9", "text"],
+      ["text/plain;q=0.5, application/openmetrics-text", "openmetrics"],
+      ["*/*, application/openmetrics-text", "openmetrics"],
+      ["text/*;q=0.8, application/openmetrics-text;q=0.8", "openmetrics"],
+      ["text/plain, application/openmetrics-text", "text"],
+      ["application/openmetrics-text, text/plain", "openmetrics"],
+      ["application/openmetrics-text;q=nonsense, text/plain;q=0.1", "text"],
+    ];
+    for (const [accept, format] of cases) expect([accept, negotiateFormat(accept)]).toEqual([accept, format]);
   });
 
   test("friendly names: only [Peer] sections, the comment anywhere in the section", () => {

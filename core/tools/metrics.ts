@@ -1,18 +1,26 @@
 // `wg exporter`'s page: devices as read by the client library, in the Prometheus text exposition
-// format 0.0.4, under the metric names and labels of prometheus_wireguard_exporter (so its
-// dashboards and alerts work unchanged) plus two of ours. Only public keys appear: the device
-// model carries private and preshared keys, and nothing here reads them.
+// format 0.0.4 or in OpenMetrics 1.0.0, under the metric names and labels of
+// prometheus_wireguard_exporter (so its dashboards and alerts work unchanged) plus two of ours.
+// Only public keys appear: the device model carries private and preshared keys, and nothing here
+// reads them.
 import type { Device, Peer } from "./client.ts";
 import { configLines, stripSpaces } from "./config.ts";
 import { ONLINE_WINDOW_MS } from "./show.ts";
 
-/** The text format's media type (what Prometheus asks for and every scraper reads). */
-export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+/** The two expositions: the text format 0.0.4 (every scraper reads it) and OpenMetrics 1.0.0. */
+export type MetricsFormat = "text" | "openmetrics";
+
+/** Each format's media type, as the Content-Type of its page. */
+export const METRICS_CONTENT_TYPE: Readonly<Record<MetricsFormat, string>> = {
+  text: "text/plain; version=0.0.4; charset=utf-8",
+  openmetrics: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+};
 
 /** Public key (base64) -> the name a config file gives that peer. */
 export type FriendlyNames = ReadonlyMap<string, string>;
 
 interface Family {
+  /** The family's name; a counter's samples add `_total` (which the text format's family keeps). */
   name: string;
   type: "counter" | "gauge";
   help: string;
@@ -22,14 +30,17 @@ interface Family {
 }
 
 const FAMILIES: readonly Family[] = [
-  { name: "wireguard_sent_bytes_total", type: "counter", help: "Bytes sent to the peer", peer: (p) => p.txBytes },
-  { name: "wireguard_received_bytes_total", type: "counter", help: "Bytes received from the peer", peer: (p) => p.rxBytes },
+  { name: "wireguard_sent_bytes", type: "counter", help: "Bytes sent to the peer", peer: (p) => p.txBytes },
+  { name: "wireguard_received_bytes", type: "counter", help: "Bytes received from the peer", peer: (p) => p.rxBytes },
   { name: "wireguard_latest_handshake_seconds", type: "gauge", help: "UNIX time of the latest handshake with the peer (0: never)", peer: (p) => p.latestHandshakeSec },
   { name: "wireguard_peer_online", type: "gauge", help: `1 when the latest handshake with the peer is younger than ${ONLINE_WINDOW_MS / 1000} seconds`, peer: (p) => p.online },
   { name: "wireguard_peers", type: "gauge", help: "Peers configured on the interface", peer: null, device: (d) => d.peers.length },
 ];
 
-/** A label value as the text format writes it: backslash, double quote and newline escaped. */
+/**
+ * A label value as both formats write it (and OpenMetrics' HELP text): backslash, double quote
+ * and newline escaped.
+ */
 export function escapeLabelValue(v: string): string {
   return v.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : "\\" + c));
 }
@@ -48,19 +59,28 @@ function peerLabels(d: Device, p: Peer, names: FriendlyNames): string {
   return labelSet(pairs);
 }
 
+/** HELP text: the text format escapes backslash and newline, OpenMetrics double quotes too. */
+const escapeHelp = (help: string, format: MetricsFormat) =>
+  format === "openmetrics" ? escapeLabelValue(help) : help.replace(/[\\\n]/g, (c) => (c === "\n" ? "\\n" : "\\\\"));
+
 const sampleValue = (v: bigint | number | boolean) => (typeof v === "boolean" ? (v ? "1" : "0") : String(v));
 
-/** The whole page for `devices`, one family after another (HELP, TYPE, then its samples). */
-export function renderMetrics(devices: readonly Device[], names: FriendlyNames = new Map()): string {
+/**
+ * The whole page for `devices` in `format`, one family after another (HELP, TYPE, then its
+ * samples); an OpenMetrics page ends with `# EOF`.
+ */
+export function renderMetrics(devices: readonly Device[], names: FriendlyNames = new Map(), format: MetricsFormat = "text"): string {
   let s = "";
   for (const f of FAMILIES) {
-    s += `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`;
+    const sample = f.type === "counter" ? `${f.name}_total` : f.name;
+    const family = format === "openmetrics" ? f.name : sample;
+    s += `# HELP ${family} ${escapeHelp(f.help, format)}\n# TYPE ${family} ${f.type}\n`;
     for (const d of devices) {
-      if (f.device) s += `${f.name}${labelSet([["interface", d.name]])} ${f.device(d)}\n`;
-      if (f.peer) for (const p of d.peers) s += `${f.name}${peerLabels(d, p, names)} ${sampleValue(f.peer(p))}\n`;
+      if (f.device) s += `${sample}${labelSet([["interface", d.name]])} ${f.device(d)}\n`;
+      if (f.peer) for (const p of d.peers) s += `${sample}${peerLabels(d, p, names)} ${sampleValue(f.peer(p))}\n`;
     }
   }
-  return s;
+  return format === "openmetrics" ? s + "# EOF\n" : s;
 }
 
 /**
