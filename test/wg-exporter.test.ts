@@ -101,19 +101,29 @@ describe("a live tunnel", () => {
     ({ url } = await exporter(["--listen", "127.0.0.1:0", "--friendly-names", names, a.iface, b.iface]));
   }, 60_000);
 
-  test("a scrape parses, has the exporter's names and labels, and its numbers are wg show dump's", async () => {
-    // Counters are compared on a quiet tunnel: a dump before and after the scrape must agree.
-    let text = "", before: string[][] = [], after: string[][] = [];
-    for (let i = 0; i < 5; i++) {
+  /**
+   * `scrape()` on a quiet tunnel, so its counters can be compared with `wg show dump`: retried
+   * until the dumps taken before and after it agree; gives its value and that dump.
+   */
+  async function onQuietTunnel<T>(scrape: () => Promise<T>): Promise<{ value: T; dump: string[][] }> {
+    let value: T, before: string[][], after: string[][];
+    let i = 0;
+    do {
       before = [dumpPeer(a), dumpPeer(b)];
+      value = await scrape();
+      after = [dumpPeer(a), dumpPeer(b)];
+    } while (JSON.stringify(before) !== JSON.stringify(after) && ++i < 5);
+    expect(after).toEqual(before);
+    return { value, dump: after };
+  }
+
+  test("a scrape parses, has the exporter's names and labels, and its numbers are wg show dump's", async () => {
+    const { value: text, dump: after } = await onQuietTunnel(async () => {
       const r = await fetch(url);
       expect(r.status).toBe(200);
       expect(r.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
-      text = await r.text();
-      after = [dumpPeer(a), dumpPeer(b)];
-      if (JSON.stringify(before) === JSON.stringify(after)) break;
-    }
-    expect(after).toEqual(before);
+      return await r.text();
+    });
     console.log(`a scrape of the live tunnel:\n${text}`);
 
     const fams = parsePrometheusTextFormat(text);
@@ -139,18 +149,13 @@ describe("a live tunnel", () => {
   });
 
   test("OpenMetrics for Prometheus's Accept: a strict parser reads the text page's families, labels and values", async () => {
-    let text = "", om = "", before: string[][] = [], after: string[][] = [];
-    for (let i = 0; i < 5; i++) {
-      before = [dumpPeer(a), dumpPeer(b)];
-      text = await (await fetch(url)).text();
+    const { value: [text, om] } = await onQuietTunnel(async () => {
+      const text = await (await fetch(url)).text();
       const r = await fetch(url, { headers: { accept: PROMETHEUS_ACCEPT } });
       expect(r.status).toBe(200);
       expect(r.headers.get("content-type")).toBe("application/openmetrics-text; version=1.0.0; charset=utf-8");
-      om = await r.text();
-      after = [dumpPeer(a), dumpPeer(b)];
-      if (JSON.stringify(before) === JSON.stringify(after)) break;
-    }
-    expect(after).toEqual(before);
+      return [text, await r.text()] as const;
+    });
     console.log(`OpenMetrics scrape:\n${om}`);
     expect(om).toContain("# TYPE wireguard_sent_bytes counter\n");
     expect(om.endsWith("\n# EOF\n")).toBe(true);
