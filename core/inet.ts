@@ -124,3 +124,24 @@ export function inetNtop6(a: Uint8Array): string {
   if (bestBase !== -1 && bestBase + bestLen === 8) s += ":";
   return s;
 }
+
+/**
+ * `host:port` or `[host]:port` (the bracketed host may hold colons and a `%scope`): the host text
+ * and the port (decimal, at most five digits, up to 65535); null for anything else or an empty host.
+ */
+export function splitHostPort(text: string): { host: string; port: number } | null {
+  let host: string, port: string;
+  if (text.startsWith("[")) {
+    const end = text.indexOf("]");
+    if (end < 0 || text[end + 1] !== ":") return null;
+    host = text.slice(1, end);
+    port = text.slice(end + 2);
+  } else {
+    const colon = text.lastIndexOf(":");
+    if (colon < 0) return null;
+    host = text.slice(0, colon);
+    port = text.slice(colon + 1);
+  }
+  if (host === "" || !/^[0-9]{1,5}$/.test(port) || Number(port) > 65535) return null;
+  return { host, port: Number(port) };
+}

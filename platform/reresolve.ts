@@ -6,6 +6,7 @@
 import { lookup } from "node:dns/promises";
 import type { Logger } from "../core/device-api.ts";
 import { keyFromBase64, keyToHex } from "../core/encoding.ts";
+import { splitHostPort } from "../core/inet.ts";
 
 /** Handshake age after which the hostname is looked up again (contrib/reresolve-dns uses 135 s). */
 export const RERESOLVE_STALE_MS = 135_000;
@@ -40,22 +41,9 @@ export function parseHostnameEndpoint(spec: string): HostnameEndpoint | null {
   if (spec.length < 46 || spec[44] !== "=") return null;
   const key = keyFromBase64(spec.slice(0, 44));
   if (key === null) return null;
-  const rest = spec.slice(45);
-  let host: string;
-  let portText: string;
-  if (rest.startsWith("[")) {
-    const close = rest.indexOf("]");
-    if (close < 0 || rest[close + 1] !== ":") return null;
-    host = rest.slice(1, close);
-    portText = rest.slice(close + 2);
-  } else {
-    const colon = rest.lastIndexOf(":");
-    if (colon <= 0) return null;
-    host = rest.slice(0, colon);
-    portText = rest.slice(colon + 1);
-  }
-  if (host === "" || !/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) return null;
-  return { publicKeyHex: keyToHex(key), host, port: Number(portText) };
+  const hp = splitHostPort(spec.slice(45));
+  if (!hp) return null;
+  return { publicKeyHex: keyToHex(key), host: hp.host, port: hp.port };
 }
 
 export class EndpointReresolver {

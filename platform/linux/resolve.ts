@@ -4,7 +4,7 @@
 // between endpoint text and the sockaddr_in/in6 the kernel's netlink API carries.
 import { ptr, read, toArrayBuffer, type Pointer } from "bun:ffi";
 import { strerror } from "../../core/errno.ts";
-import { inetNtop4, inetNtop6, inetPton4, inetPton6 } from "../../core/inet.ts";
+import { inetNtop4, inetNtop6, inetPton4, inetPton6, splitHostPort } from "../../core/inet.ts";
 import { AF_INET, AF_INET6, SOCK_DGRAM, errno, libcFunctions } from "./libc.ts";
 
 const IPPROTO_UDP = 17, AI_PASSIVE = 1, AI_NUMERICHOST = 4, AI_NUMERICSERV = 0x400;
@@ -144,31 +144,21 @@ export function formatSockaddr(sa: Uint8Array): string {
  * Scope ids go through getaddrinfo (interface names); the rest is parsed here.
  */
 export function endpointSockaddr(text: string): Uint8Array | null {
-  let host: string, port: string;
-  if (text.startsWith("[")) {
-    const end = text.indexOf("]");
-    if (end < 0 || text[end + 1] !== ":") return null;
-    host = text.slice(1, end);
-    port = text.slice(end + 2);
-  } else {
-    const colon = text.lastIndexOf(":");
-    if (colon < 0) return null;
-    host = text.slice(0, colon);
-    port = text.slice(colon + 1);
-  }
-  if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535) return null;
+  const hp = splitHostPort(text);
+  if (!hp) return null;
+  const { host, port } = hp;
   const v4 = host.includes(":") ? null : inetPton4(host);
   const v6 = v4 || host.includes("%") ? null : inetPton6(host);
   if (v4 || v6) {
     // Written byte by byte: a DataView would make the small array materialise its buffer.
     const sa = new Uint8Array(v4 ? 16 : 28);
-    const family = v4 ? AF_INET : AF_INET6, n = Number(port);
+    const family = v4 ? AF_INET : AF_INET6, n = port;
     sa[0] = family;
     sa[2] = n >> 8;
     sa[3] = n & 0xff;
     sa.set(v4 ?? v6!, v4 ? 4 : 8);
     return sa;
   }
-  const r = getaddrinfo(host, port, AI_NUMERICHOST | AI_NUMERICSERV);
+  const r = getaddrinfo(host, String(port), AI_NUMERICHOST | AI_NUMERICSERV);
   return "text" in r ? null : new Uint8Array(r.addr);
 }
