@@ -9,10 +9,9 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import parsePrometheusTextFormat, { type MetricFamily } from "parse-prometheus-text-format";
 import { keyFromBase64, keyToHex } from "../core/encoding.ts";
-import { escapeLabelValue, METRICS_CONTENT_TYPE, parseFriendlyNames, renderMetrics } from "../core/tools/metrics.ts";
+import { escapeLabelValue, METRICS_CONTENT_TYPE, negotiateFormat, parseFriendlyNames, renderMetrics } from "../core/tools/metrics.ts";
 import type { Device } from "../core/tools/client.ts";
 import { DEFAULT_LISTEN, parseListen } from "../cmd/wg-exporter.ts";
-import { negotiateFormat } from "../platform/metrics-server.ts";
 import { Lab, waitFor, type Netns, type Proc } from "./netns.ts";
 import { BUN, keyFile, pingUntil, ROOT, wgPair, type Side } from "./lib-wgpair.ts";
 

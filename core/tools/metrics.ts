@@ -16,6 +16,31 @@ export const METRICS_CONTENT_TYPE: Readonly<Record<MetricsFormat, string>> = {
   openmetrics: "application/openmetrics-text; version=1.0.0; charset=utf-8",
 };
 
+/**
+ * The format an Accept header asks for, as Prometheus's own client library negotiates it: its
+ * media ranges by q (q=0 ones dropped), explicit types before wildcards at equal q, else as
+ * listed; the first that is OpenMetrics 1.0.0 (or unversioned) picks OpenMetrics, the first that
+ * is text/plain or a wildcard covering it picks the text format, as does a header naming neither.
+ */
+export function negotiateFormat(accept: string | null): MetricsFormat {
+  const ranges: { format: MetricsFormat | null; q: number; wildcard: boolean }[] = [];
+  for (const clause of (accept ?? "").split(",")) {
+    const [type = "", ...params] = clause.split(";").map((s) => s.trim().toLowerCase());
+    const param = (key: string) => params.find((p) => p.startsWith(key + "="))?.slice(key.length + 1).replace(/^"(.*)"$/, "$1");
+    const q = Number(param("q") ?? 1);
+    if (!(q > 0 && q <= 1)) continue;
+    const version = param("version");
+    const format =
+      type === "application/openmetrics-text" ? (version === undefined || version === "1.0.0" ? "openmetrics" : null)
+      : type === "text/plain" || type === "text/*" || type === "*/*" ? "text"
+      : null;
+    ranges.push({ format, q, wildcard: type.endsWith("/*") });
+  }
+  // Array.prototype.sort is stable: equal ranges keep the header's order.
+  ranges.sort((a, b) => b.q - a.q || Number(a.wildcard) - Number(b.wildcard));
+  return ranges.find((r) => r.format !== null)?.format ?? "text";
+}
+
 /** Public key (base64) -> the name a config file gives that peer. */
 export type FriendlyNames = ReadonlyMap<string, string>;
 
